@@ -1,0 +1,73 @@
+"""Thin command line: each sub-command lives in ``matbench/commands/<name>.py``.
+
+A command module defines ``register(subparsers)`` (adds its parser and sets ``func``) and imports its
+heavy dependencies lazily inside the handler, so that ``matbench --help`` starts fast.
+Adding a command is one file plus one line in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from matbench import __version__
+from matbench.errors import MatbenchError
+
+COMMANDS: list[str] = [
+    "tasks",
+    "score",
+    "eval",
+    "models",
+    "sandbox",
+    "search",
+    "index",
+    "submit",
+    "leaderboard",
+    "compare",
+    "view",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matbench",
+        description="Evaluate vision-language models as tool-using agents (MAT-Search, MAT-Coding, multi-hop QA).",
+    )
+    parser.add_argument("--version", action="version", version=f"matbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"matbench.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not written yet stays out of the menu
+            if exc.name != f"matbench.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MatbenchError as exc:
+        print(f"matbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("matbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

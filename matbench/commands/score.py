@@ -1,0 +1,41 @@
+"""`matbench score`: score a predictions file (the authors' result format or a matbench run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a predictions file",
+        description="Score a predictions file: the authors' JSON list of {id?, query?, gt, pred_answer} "
+        "(rows without id take their 1-based position) or matbench's predictions.jsonl / a run directory.",
+    )
+    p.add_argument("predictions", help="predictions file or run directory")
+    p.add_argument("--task", required=True, help="task name (see `matbench tasks`)")
+    p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
+    p.add_argument("--data-dir", help="validate ids against the task's samples in this folder")
+    p.add_argument("--data-file", help="validate ids against the task's samples in this file")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from matbench.display import score_table
+    from matbench.predictions import score_file
+    from matbench.tasks import get_task
+
+    spec = get_task(args.task)
+    samples = None
+    if args.data_dir or args.data_file:
+        from matbench.data.loaders import load_samples
+
+        samples = load_samples(spec, data_dir=args.data_dir, data_file=args.data_file)
+    result = score_file(args.predictions, spec, args.scoring, samples)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(score_table(result))
+    return 0

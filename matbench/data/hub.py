@@ -1,0 +1,66 @@
+"""Fetch task data from the Hugging Face hub into its cache (huggingface_hub / datasets), offline-aware.
+
+An unreachable hub gives ONE clear message that says how to work offline instead of a stack of retries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matbench.errors import MatbenchError
+from matbench.tasks import TaskSpec
+
+
+def _offline_help(spec: TaskSpec, exc: BaseException) -> MatbenchError:
+    d = spec.data
+    if d.get("hub_repo"):
+        where = f"{d['hub_repo']} ({d['hub_file']})"
+        prefill = f"huggingface-cli download {d['hub_repo']} --repo-type dataset --include 'MAT-Benchmark/*'"
+        local = (
+            f"--data-dir DIR (a folder with {d['file']} and its images in {d.get('images')}/ or beside it)"
+        )
+    else:
+        where = f"{d['hub_dataset']} (config {d['config']}, split {d['split']})"
+        prefill = (
+            f"python -c \"import datasets; datasets.load_dataset('{d['hub_dataset']}', '{d['config']}')\""
+        )
+        local = (
+            f"--data-file FILE.jsonl (FlashRAG format) or --data-dir DIR holding {d['config']}/{d['file']}"
+        )
+    reason = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+    return MatbenchError(
+        f"cannot load task {spec.name} from the Hugging Face hub {where} [{reason}]. "
+        f"Work offline with {local}, or pre-fill the HF cache on a connected machine (`{prefill}`) "
+        "and set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1."
+    )
+
+
+def fetch_mat(spec: TaskSpec) -> tuple[Path, Path]:
+    """Download (or reuse from the HF cache) the task's json and image folder; return their local paths."""
+    from huggingface_hub import snapshot_download
+
+    d = spec.data
+    try:
+        root = snapshot_download(
+            repo_id=d["hub_repo"],
+            repo_type="dataset",
+            allow_patterns=[d["hub_file"], f"{d['hub_images']}/*"],
+        )
+    except Exception as exc:  # noqa: BLE001 - every hub failure (offline, HTTP, missing cache) gets the same advice
+        raise _offline_help(spec, exc) from exc
+    json_path = Path(root) / d["hub_file"]
+    if not json_path.is_file():
+        raise _offline_help(spec, FileNotFoundError(f"{d['hub_file']} not in the downloaded snapshot {root}"))
+    return json_path, Path(root) / d["hub_images"]
+
+
+def fetch_flashrag(spec: TaskSpec) -> list[dict]:
+    """Rows of a FlashRAG_datasets config/split as plain dicts."""
+    import datasets
+
+    d = spec.data
+    try:
+        ds = datasets.load_dataset(d["hub_dataset"], d["config"], split=d["split"])
+    except Exception as exc:  # noqa: BLE001 - see fetch_mat
+        raise _offline_help(spec, exc) from exc
+    return [dict(row) for row in ds]

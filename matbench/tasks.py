@@ -1,0 +1,162 @@
+"""Task specs: one declarative YAML file per task in ``tasks/``, loaded through a registry.
+
+A spec names its data source and field mapping, the split rule, tools, prompt templates (files next to it),
+turn and token limits, scoring rules and a version. Adding a task is one YAML file (plus, for a new data
+format, one loader registered in ``matbench.data.loaders``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from matbench.errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+def tasks_dir() -> Path:
+    """``$MATBENCH_TASKS_DIR``, else the repository's ``tasks/`` (installed editable, as README says)."""
+    env = os.environ.get("MATBENCH_TASKS_DIR")
+    return Path(env) if env else REPO_ROOT / "tasks"
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """Split by a row field when present, else by inclusive integer id ranges (MAT-Search: 1-75, 76-150)."""
+
+    field: str | None = None
+    ranges: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    def split_of(self, sample_id: str | int, row: dict | None = None) -> str | None:
+        if row is not None and self.field and row.get(self.field) not in (None, ""):
+            return str(row[self.field])
+        try:
+            num = int(sample_id)
+        except (TypeError, ValueError):
+            return None
+        for name, (lo, hi) in self.ranges.items():
+            if lo <= num <= hi:
+                return name
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.ranges)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: str
+    description: str
+    path: Path
+    data: dict
+    splits: SplitRule
+    size: int | None
+    tools: tuple[str, ...]
+    kind: str  # "search" | "coding": which layout of the protocol the task uses
+    image: bool
+    protocols: dict[str, Path]
+    default_protocol: str
+    limits: dict
+    scoring: dict
+    options: dict
+
+    @property
+    def default_scoring(self) -> str:
+        return self.scoring.get("default", "visual-arft")
+
+    @property
+    def cjk(self) -> bool:
+        """MAT-Coding's notebook compares CJK text character by character."""
+        return bool(self.scoring.get("cjk", False))
+
+    def prompt_file(self, protocol: str) -> Path:
+        try:
+            return self.protocols[protocol]
+        except KeyError:
+            raise ConfigError(
+                f"task {self.name} has no protocol {protocol!r}; it has {', '.join(sorted(self.protocols))}"
+            ) from None
+
+    def source_label(self) -> str:
+        d = self.data
+        if d.get("hub_repo") and d.get("hub_file"):
+            return f"hf://{d['hub_repo']}/{d['hub_file']}"
+        if d.get("hub_dataset"):
+            return f"hf://{d['hub_dataset']} ({d.get('config')}, {d.get('split')})"
+        return str(d)
+
+    def fingerprint(self) -> dict:
+        """What a run records to tell whether a resumed or submitted run used the same task."""
+        return {"name": self.name, "version": self.version}
+
+
+def _load_spec(path: Path) -> TaskSpec:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read task spec: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a task spec must be a mapping")
+    try:
+        splits = raw.get("splits") or {}
+        protocols = {k: (path.parent / v).resolve() for k, v in (raw.get("protocols") or {}).items()}
+        spec = TaskSpec(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            description=str(raw.get("description", "")).strip(),
+            path=path,
+            data=dict(raw["data"]),
+            splits=SplitRule(
+                field=splits.get("field"),
+                ranges={k: (int(v[0]), int(v[1])) for k, v in (splits.get("ranges") or {}).items()},
+            ),
+            size=raw.get("size"),
+            tools=tuple(raw.get("tools") or ()),
+            kind=str(raw.get("kind", "search")),
+            image=bool(raw.get("image", False)),
+            protocols=protocols,
+            default_protocol=str(raw.get("default_protocol", "visual-arft")),
+            limits=dict(raw.get("limits") or {}),
+            scoring=dict(raw.get("scoring") or {}),
+            options=dict(raw.get("options") or {}),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(f"{path}: malformed task spec ({exc!r})") from exc
+    for proto, prompt in spec.protocols.items():
+        if not prompt.is_file():
+            raise ConfigError(f"{path}: protocol {proto!r} names a missing prompt file {prompt}")
+    return spec
+
+
+@lru_cache(maxsize=8)
+def _registry(directory: str) -> dict[str, TaskSpec]:
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(f"task directory {root} not found (set MATBENCH_TASKS_DIR)")
+    specs: dict[str, TaskSpec] = {}
+    for path in sorted(root.glob("*.yaml")):
+        spec = _load_spec(path)
+        if spec.name in specs:
+            raise ConfigError(f"{path}: task {spec.name!r} is already defined in {specs[spec.name].path}")
+        specs[spec.name] = spec
+    return specs
+
+
+def all_tasks() -> dict[str, TaskSpec]:
+    return dict(_registry(str(tasks_dir())))
+
+
+def get_task(name: str) -> TaskSpec:
+    specs = _registry(str(tasks_dir()))
+    if name not in specs:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(specs)}")
+    return specs[name]
