@@ -1,0 +1,1 @@
+"""Tools that agents call during an episode (code sandbox, search backends)."""
