@@ -1,0 +1,165 @@
+"""A persistent response cache in front of any Model, for deterministic decoding only.
+
+Re-running an evaluation (a crash, a new metric, a changed tool) should not pay for the same
+completions twice. Only requests whose answer is a function of the input are cached: temperature 0,
+or a fixed seed (or, when the request leaves temperature unset, a backend whose effective default
+temperature is 0). Errors are never stored, so a retry later can still succeed.
+
+SQLite in WAL mode: several processes (parallel runs) can share one cache file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.images import image_digest
+
+# config() fields that do not change what the model answers.
+NON_SEMANTIC_CONFIG_KEYS = frozenset(
+    {
+        "alias",
+        "base_url",
+        "api_key_env",
+        "max_concurrency",
+        "timeout",
+        "max_retries",
+        "retry_base_delay",
+        "retry_max_delay",
+        "http_transport",
+        "served_by",
+    }
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    output TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def is_deterministic(model: Model | dict[str, Any], request: ChatRequest) -> bool:
+    """True when the same request must give the same answer: temperature 0 or a fixed seed."""
+    if request.seed is not None:
+        return True
+    temperature = request.temperature
+    if temperature is None:
+        cfg = model if isinstance(model, dict) else model.config()
+        temperature = cfg.get("default_temperature")
+    return temperature is not None and float(temperature) == 0.0
+
+
+def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NON_SEMANTIC_CONFIG_KEYS}
+
+
+def cache_key(config: dict[str, Any], request: ChatRequest) -> str:
+    """sha256 over what determines the answer; images by content, not path."""
+    payload = {
+        "config": semantic_config(config),
+        "text": request.text,
+        "images": [image_digest(p) for p in request.images],
+        "max_new_tokens": request.max_new_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CachedModel(Model):
+    """Wraps ``model``; deterministic requests are answered from ``path`` when seen before."""
+
+    def __init__(self, model: Model, path: str | Path) -> None:
+        self.model = model
+        self.path = Path(path)
+        self.name = model.name
+        self.lockstep = model.lockstep
+        self.max_concurrency = model.max_concurrency
+        self._config = model.config()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self.hits = 0
+        self.misses = 0
+        self.bypassed = 0
+
+    def _get(self, key: str) -> ModelOutput | None:
+        with self._lock:
+            row = self._db.execute("SELECT output FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        out = ModelOutput.from_dict(json.loads(row[0]))
+        out.cached = True
+        out.latency = 0.0
+        out.retries = 0
+        return out
+
+    def _put(self, key: str, output: ModelOutput) -> None:
+        record = output.to_dict()
+        record.pop("cached", None)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, model, output, created) VALUES (?, ?, ?, ?)",
+                (key, self.name, json.dumps(record), time.time()),
+            )
+
+    async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
+        results: list[ModelOutput | None] = [None] * len(requests)
+        keys: list[str | None] = [None] * len(requests)
+        pending: list[int] = []
+        for i, request in enumerate(requests):
+            if not is_deterministic(self._config, request):
+                self.bypassed += 1
+                pending.append(i)
+                continue
+            try:
+                key = cache_key(self._config, request)
+            except OSError:  # unreadable image: let the backend report it as the sample's error
+                pending.append(i)
+                continue
+            keys[i] = key
+            hit = self._get(key)
+            if hit is not None:
+                self.hits += 1
+                results[i] = hit
+            else:
+                self.misses += 1
+                pending.append(i)
+        if pending:  # one call for all misses keeps lockstep backends batched
+            fresh = await self.model.generate([requests[i] for i in pending])
+            for i, out in zip(pending, fresh, strict=True):
+                results[i] = out
+                key = keys[i]
+                if key is not None and out.error is None and out.text is not None:
+                    self._put(key, out)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}
+
+    async def aclose(self) -> None:
+        try:
+            await self.model.aclose()
+        finally:
+            with self._lock:
+                self._db.close()

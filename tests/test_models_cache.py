@@ -1,0 +1,157 @@
+"""The response cache against a real adapter and a local server: hits make no call."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_openai_server import FakeOpenAIServer, Reply
+from PIL import Image
+
+from matbench.models import ChatRequest, get_model
+from matbench.models.cache import CachedModel, cache_key, is_deterministic
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+def cached(server: FakeOpenAIServer, path: Path, **options) -> CachedModel:
+    return CachedModel(
+        get_model("openai:m", base_url=server.base_url, retry_base_delay=0.001, **options), path
+    )
+
+
+class Session:
+    """One event loop for a whole test (the client's connections belong to the loop that made them)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.close()
+
+    def gen(self, model: CachedModel, requests: list[ChatRequest]):
+        return self.loop.run_until_complete(model.generate(requests))
+
+    def close(self, model: CachedModel) -> None:
+        self.loop.run_until_complete(model.aclose())
+
+
+def test_deterministic_requests_hit_the_cache(tmp_path: Path) -> None:
+    answers = iter(f"a{i}" for i in range(100))
+    with Session() as s, FakeOpenAIServer(lambda req: next(answers)) as srv:
+        model = cached(srv, tmp_path / "c.sqlite")
+        [first] = s.gen(model, [ChatRequest("q", temperature=0.0)])
+        [second] = s.gen(model, [ChatRequest("q", temperature=0.0)])
+        assert srv.calls == 1
+        assert first.text == second.text == "a0"
+        assert not first.cached and second.cached and second.latency == 0.0
+        assert second.input_tokens == first.input_tokens and second.finish_reason == "stop"
+        [seeded] = s.gen(model, [ChatRequest("q", temperature=0.8, seed=5)])
+        [seeded2] = s.gen(model, [ChatRequest("q", temperature=0.8, seed=5)])
+        assert seeded.text == seeded2.text == "a1" and seeded2.cached and srv.calls == 2
+        [other] = s.gen(model, [ChatRequest("q", temperature=0.0, max_new_tokens=5)])  # a different key
+        assert other.text == "a2" and srv.calls == 3
+        assert model.stats() == {"hits": 2, "misses": 3, "bypassed": 0}
+        s.close(model)
+
+
+def test_non_deterministic_requests_pass_through(tmp_path: Path) -> None:
+    answers = iter(f"a{i}" for i in range(100))
+    with Session() as s, FakeOpenAIServer(lambda req: next(answers)) as srv:
+        model = cached(srv, tmp_path / "c.sqlite")
+        outs = [s.gen(model, [ChatRequest("q", temperature=0.7)])[0] for _ in range(2)]
+        outs += [s.gen(model, [ChatRequest("q")])[0]]  # server default decoding: unknown, not cached
+        s.close(model)
+    assert [o.text for o in outs] == ["a0", "a1", "a2"] and not any(o.cached for o in outs)
+    assert srv.calls == 3 and model.stats()["bypassed"] == 3
+
+
+def test_cache_persists_across_instances_and_ignores_endpoint(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with Session() as s, FakeOpenAIServer("remembered") as srv:
+        m1 = cached(srv, path, max_concurrency=3)
+        s.gen(m1, [ChatRequest("q", temperature=0.0)])
+        s.close(m1)
+    with (
+        Session() as s,
+        FakeOpenAIServer("fresh") as srv2,
+    ):  # another port, another concurrency: same semantics
+        m2 = cached(srv2, path, max_concurrency=9)
+        [out] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
+        s.close(m2)
+    assert out.text == "remembered" and out.cached and srv2.calls == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_errors_are_not_cached(tmp_path: Path) -> None:
+    with (
+        Session() as s,
+        FakeOpenAIServer(lambda req: Reply.error(400, "nope") if srv.calls == 1 else "works") as srv,
+    ):
+        model = cached(srv, tmp_path / "c.sqlite")
+        [bad] = s.gen(model, [ChatRequest("q", temperature=0.0)])
+        [good] = s.gen(model, [ChatRequest("q", temperature=0.0)])
+        s.close(model)
+    assert bad.error and good.text == "works" and not good.cached and srv.calls == 2
+
+
+def test_images_are_keyed_by_content(tmp_path: Path) -> None:
+    arr = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(arr).save(a)
+    Image.fromarray(arr).save(b)
+    answers = iter(f"a{i}" for i in range(100))
+    with Session() as s, FakeOpenAIServer(lambda req: next(answers)) as srv:
+        model = cached(srv, tmp_path / "c.sqlite")
+        [x] = s.gen(model, [ChatRequest("q", images=[a], temperature=0.0)])
+        [y] = s.gen(model, [ChatRequest("q", images=[b], temperature=0.0)])  # same pixels, other path: hit
+        time.sleep(0.01)  # a distinct mtime, even on coarse-clock filesystems
+        Image.fromarray(255 - arr).save(a)
+        [z] = s.gen(model, [ChatRequest("q", images=[a], temperature=0.0)])  # changed content: miss
+        s.close(model)
+    assert (x.text, y.text, y.cached, z.text, z.cached) == ("a0", "a0", True, "a1", False)
+    assert srv.calls == 2
+
+
+def test_mixed_batch_keeps_order(tmp_path: Path) -> None:
+    with Session() as s, FakeOpenAIServer(lambda req: req["messages"][0]["content"] + "!") as srv:
+        model = cached(srv, tmp_path / "c.sqlite")
+        s.gen(model, [ChatRequest("b", temperature=0.0)])
+        outs = s.gen(
+            model,
+            [
+                ChatRequest("a", temperature=0.0),
+                ChatRequest("b", temperature=0.0),
+                ChatRequest("c", temperature=0.9),
+            ],
+        )
+        s.close(model)
+    assert [o.text for o in outs] == ["a!", "b!", "c!"] and [o.cached for o in outs] == [False, True, False]
+    assert srv.calls == 3
+
+
+def test_is_deterministic_uses_backend_default_temperature() -> None:
+    assert is_deterministic({"default_temperature": 0.0}, ChatRequest("q"))
+    assert not is_deterministic({"default_temperature": 0.1}, ChatRequest("q"))
+    assert not is_deterministic({}, ChatRequest("q"))
+    assert is_deterministic({}, ChatRequest("q", seed=0))
+    assert not is_deterministic({"default_temperature": 0.0}, ChatRequest("q", temperature=0.5))
+
+
+def test_cache_key_ignores_operational_config() -> None:
+    base = {"backend": "openai", "model": "m", "max_concurrency": 4, "timeout": 10, "base_url": "http://a"}
+    req = ChatRequest("q", temperature=0.0)
+    assert cache_key(base, req) == cache_key({**base, "max_concurrency": 64, "base_url": "http://b"}, req)
+    assert cache_key(base, req) != cache_key({**base, "model": "n"}, req)
+    assert cache_key(base, req) != cache_key(base, ChatRequest("q", temperature=0.0, top_p=0.5))
