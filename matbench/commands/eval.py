@@ -1,0 +1,142 @@
+"""`matbench eval`: run a model on one or more tasks as multi-turn tool-using episodes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model on tasks",
+        description="Run every sample of each task as a tool-using episode, score it, and leave a resumable "
+        "run directory (runs/<utc>_<model>_<task>/). Rerunning the same command resumes.",
+    )
+    p.add_argument(
+        "--model", required=True, help="alias (see `matbench models`), openai:NAME or vllm:PATH_OR_HUB_ID"
+    )
+    p.add_argument(
+        "--task", action="append", required=True, help="task name; repeat for several (one model load)"
+    )
+    p.add_argument("--data-dir", help="local data folder instead of the hub")
+    p.add_argument("--data-file", help="local data file instead of the hub")
+    p.add_argument("--limit", type=int, help="only the first N samples")
+    p.add_argument("--ids", help="comma-separated sample ids, e.g. 1,5,9")
+    p.add_argument("--protocol", choices=["visual-arft", "direct"], help="default: the task's (visual-arft)")
+    p.add_argument("--protocol-file", help="a YAML/JSON file replacing every prompt template")
+    p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
+    p.add_argument(
+        "--search",
+        default="serper",
+        help="search backend: serper (needs SERPER_API_KEY), local:INDEX_DIR, retriever:URL (default serper)",
+    )
+    p.add_argument(
+        "--search-cache",
+        choices=["off", "read", "readwrite"],
+        default="readwrite",
+        help="read replays a run offline from the cache",
+    )
+    p.add_argument(
+        "--cache-dir", help="search and response caches (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)"
+    )
+    p.add_argument(
+        "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
+    )
+    p.add_argument(
+        "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`"
+    )
+    p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
+    p.add_argument("--max-concurrency", type=int, default=32, help="model calls in flight (default 32)")
+    p.add_argument("--max-retries", type=int, help="retries per model call on 429/5xx/timeouts (default 6)")
+    p.add_argument("--retry-delay", type=float, help="base seconds of the exponential backoff (default 1)")
+    p.add_argument("--temperature", type=float, help="default: 0 for API models, the checkpoint's for vLLM")
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--no-crop-assist", action="store_true", help="do not rewrite crop slices to the question's box"
+    )
+    p.add_argument("--code-timeout", type=float, help="seconds per sandboxed code run (default 20)")
+    p.add_argument("--sandbox-workers", type=int, default=2, help="warm sandbox workers (default 2)")
+    p.add_argument("--run-dir", help="run directory (with several tasks: their parent)")
+    p.add_argument("--runs-root", default="runs", help="where new run directories go (default runs/)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run instead of resuming it")
+    p.add_argument(
+        "--retry-errors", action="store_true", help="rerun only the samples that ended in an API error"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summaries as one JSON list on stdout")
+    g = p.add_argument_group("vLLM (in-process)")
+    g.add_argument("--tensor-parallel-size", type=int)
+    g.add_argument("--data-parallel-size", type=int)
+    g.add_argument("--max-model-len", type=int)
+    g.add_argument("--gpu-memory-utilization", type=float)
+    g.add_argument("--max-pixels", type=int)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from matbench.display import score_table
+    from matbench.models.registry import resolve_spec
+    from matbench.runner import EvalSettings, evaluate
+
+    temperature = args.temperature
+    if temperature is None and resolve_spec(args.model, args.base_url).backend == "openai":
+        temperature = 0.0  # deterministic by default for API models, so reruns can hit the response cache
+    settings = EvalSettings(
+        model=args.model,
+        tasks=args.task,
+        data_dir=args.data_dir,
+        data_file=args.data_file,
+        limit=args.limit,
+        ids=[i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None,
+        protocol=args.protocol,
+        protocol_file=args.protocol_file,
+        search=args.search,
+        search_cache=args.search_cache,
+        cache_dir=args.cache_dir,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        max_concurrency=args.max_concurrency,
+        run_dir=args.run_dir,
+        runs_root=args.runs_root,
+        overwrite=args.overwrite,
+        retry_errors=args.retry_errors,
+        seed=args.seed,
+        temperature=temperature,
+        top_p=args.top_p,
+        scoring=args.scoring,
+        crop_assist=False if args.no_crop_assist else None,
+        code_timeout=args.code_timeout,
+        sandbox_workers=args.sandbox_workers,
+        response_cache=not args.no_response_cache,
+        model_options={
+            k: v
+            for k, v in {
+                "tensor_parallel_size": args.tensor_parallel_size,
+                "data_parallel_size": args.data_parallel_size,
+                "max_model_len": args.max_model_len,
+                "gpu_memory_utilization": args.gpu_memory_utilization,
+                "max_pixels": args.max_pixels,
+                "max_retries": args.max_retries,
+                "retry_base_delay": args.retry_delay,
+            }.items()
+            if v is not None
+        },
+        progress=not args.no_progress and not args.json,
+    )
+    summaries = evaluate(settings)
+    if args.json:
+        print(json.dumps(summaries))
+        return 0
+    for s in summaries:
+        run = s["run"]
+        print(score_table(s))
+        print(
+            f"errors={run['errors']} input_errors={run['input_errors']} calls={run['calls']} "
+            f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
+            f"finished={run['finished']} time={run['duration_s']}s"
+        )
+        print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
+    return 0

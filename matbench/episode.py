@@ -1,0 +1,247 @@
+"""One sample's multi-turn episode: the only place that knows protocol, model requests and tools together.
+
+An Episode is a small state machine: ``request()`` gives the next model call, ``advance(output)`` parses it,
+runs the tool it asks for and builds the next text. Schedulers (``runner.py``) decide how episodes share
+the model: concurrently over HTTP, or in lock-step batches for an in-process engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matbench.data.sample import Sample
+from matbench.models.base import ChatRequest, ModelOutput
+from matbench.protocols import visual_arft as va
+from matbench.protocols.templates import Templates, fill
+from matbench.records import SampleRecord
+from matbench.scoring import Scorer
+
+
+@dataclass
+class EpisodeOptions:
+    max_calls: int = 5
+    max_new_tokens: int = 1024
+    top_k: int = 4
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    crop_assist: bool = False
+
+
+@dataclass
+class Tools:
+    """What an episode may call. ``search`` has ``search(query, k)``; ``sandbox`` has ``arun(code, image)``."""
+
+    search: object | None = None
+    sandbox: object | None = None
+
+
+@dataclass
+class Episode:
+    sample: Sample
+    templates: Templates
+    tools: Tools
+    options: EpisodeOptions
+    run_dir: Path
+    task: str = ""
+    text: str = ""
+    image: Path | None = None
+    turns: list[dict] = field(default_factory=list)
+    done: bool = False
+    prediction: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    problems: list[str] | None = None
+    tool_calls: dict[str, int] = field(default_factory=dict)
+    tool_errors: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.sample.input_error:
+            self.done, self.status, self.error = True, "input_error", self.sample.input_error
+            return
+        t = self.templates
+        self.text = fill(t["first"], instructions=t["instructions"], question=self.sample.question)
+        if self.sample.image is not None:
+            self.image = self._keep_image(self.sample.image, "input")
+
+    # --- images ------------------------------------------------------------------------------------------
+    @property
+    def _image_dir(self) -> Path:
+        return self.run_dir / "images" / _safe(self.sample.id)
+
+    def _keep_image(self, src: Path, stem: str) -> Path:
+        """Copy an image into the run directory (records reference files, never inline bytes)."""
+        self._image_dir.mkdir(parents=True, exist_ok=True)
+        dst = self._image_dir / f"{stem}{src.suffix.lower() or '.png'}"
+        shutil.copyfile(src, dst)
+        return dst
+
+    def _rel(self, path: Path | None) -> str | None:
+        return str(path.relative_to(self.run_dir)) if path is not None else None
+
+    # --- turns -------------------------------------------------------------------------------------------
+    def request(self) -> ChatRequest:
+        return ChatRequest(
+            text=self.text,
+            images=[self.image] if self.image is not None else [],
+            max_new_tokens=self.options.max_new_tokens,
+            temperature=self.options.temperature,
+            top_p=self.options.top_p,
+            seed=self.options.seed,
+            tag=f"{self.task}/{self.sample.id}#{len(self.turns) + 1}",
+        )
+
+    async def advance(self, out: ModelOutput) -> None:
+        """Consume one model output: record the turn, run its tool, build the next text."""
+        turn: dict = {
+            "turn": len(self.turns) + 1,
+            "image": self._rel(self.image),
+            "output": out.text,
+            "action": None,
+            "think": None,
+            "answer": None,
+            "tokens": {"input": out.input_tokens or 0, "output": out.output_tokens or 0},
+            "latency": round(out.latency, 4),
+            "cached": out.cached,
+            "error": out.error,
+            "tool": None,
+        }
+        self.turns.append(turn)
+        self.tokens["input"] += out.input_tokens or 0
+        self.tokens["output"] += out.output_tokens or 0
+        if out.error is not None or out.text is None:
+            self.done, self.status, self.error = True, "error", out.error or "model returned no text"
+            return
+        layout = self.templates.layout
+        if layout == "direct":
+            answer = va.extract_answer(out.text)
+            turn["action"], turn["answer"] = "answer", answer if answer is not None else out.text.strip()
+            self._finish(turn["answer"])
+            return
+        act = va.parse_search(out.text) if layout == "search" else va.parse_coding(out.text)
+        turn["action"], turn["think"] = act.kind, act.think
+        if act.final:
+            turn["answer"] = act.answer
+            self.text = fill(self.templates["after_other"], text=self.text, output=out.text)
+            self._finish(act.answer)
+            return
+        if layout == "search":
+            await self._search_step(act, turn)
+        else:
+            await self._coding_step(act, turn)
+        if not self.done and len(self.turns) >= self.options.max_calls:
+            self._finish(None)  # no answer after the last allowed call: an empty prediction that scores 0
+
+    def _finish(self, prediction: str | None) -> None:
+        self.done, self.prediction = True, prediction
+
+    def _count(self, tool: str, failed: bool) -> None:
+        self.tool_calls[tool] = self.tool_calls.get(tool, 0) + 1
+        self.tool_errors += int(failed)
+
+    async def _search_step(self, act: va.Action, turn: dict) -> None:
+        out = act.output
+        if "search" not in act.steps:
+            self.text = fill(self.templates["after_other"], text=self.text, output=out)
+            return
+        from matbench.tools.search.base import format_search_error
+
+        info: dict = {"name": "search", "input": act.query, "results": [], "error": None, "cached": False}
+        try:
+            search = self.tools.search
+            if hasattr(search, "search_with_source"):
+                hits, info["cached"] = await asyncio.to_thread(search.search_with_source, act.query, self.options.top_k)
+            else:
+                hits = await asyncio.to_thread(search.search, act.query, self.options.top_k)
+            info["results"] = [h.to_dict() for h in hits]
+            block = va.information_block(self.templates, [h.snippet for h in hits])
+        except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
+            info["error"] = format_search_error(exc)
+            block = va.information_block(self.templates, None, error=info["error"])
+        self._count("search", info["error"] is not None)
+        turn["tool"] = info
+        self.text = fill(self.templates["after_search"], text=self.text, output=out, information=block)
+
+    async def _coding_step(self, act: va.Action, turn: dict) -> None:
+        out = act.output
+        if not act.steps:
+            self.text = fill(self.templates["after_other"], text=self.text, output=out)
+            return
+        if "problem" in act.steps:
+            self.problems = act.problems or []
+            tips = va.tips_for(self.templates, self.problems)
+            turn["tool"] = {"name": "problem", "problems": self.problems, "tips": tips}
+            self.text = fill(self.templates["after_problem"], text=self.text, output=out, tips=tips)
+        if "code" in act.steps:
+            turn["tool"] = await self._run_code(act)
+            self.text = fill(self.templates["after_code"], text=self.text, output=out)
+
+    async def _run_code(self, act: va.Action) -> dict:
+        info: dict = {
+            "name": "code",
+            "input": act.code,
+            "ok": False,
+            "stdout": "",
+            "stderr": "",
+            "error": None,
+            "wall_time": 0.0,
+            "output_image": None,
+            "crop_box": None,
+        }
+        if act.code is None:
+            info["error"] = "code is not extracted: expected <code> ```python ... ``` </code>"
+            self._count("code", True)
+            return info
+        code = act.code
+        if (
+            self.options.crop_assist
+            and self.problems
+            and self.problems[0] == "crop"
+            and self.image is not None
+        ):
+            from PIL import Image
+
+            with Image.open(self.image) as img:
+                width, height = img.size
+            code, box = va.crop_rewrite(code, self.sample.question, width, height)
+            info["input"], info["crop_box"] = code, list(box) if box else None
+        res = await self.tools.sandbox.arun(code, self.image)
+        info.update(ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time)
+        if res.ok and res.output_image is not None:
+            kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}")
+            info["output_image"] = self._rel(kept)
+            self.image = kept  # the output image REPLACES the image in the next turn
+        self._count("code", not res.ok)
+        return info
+
+    # --- result ------------------------------------------------------------------------------------------
+    def record(self, scorer: Scorer) -> SampleRecord:
+        s = scorer(self.prediction, self.sample.answers) if self.status == "ok" else None
+        return SampleRecord(
+            id=self.sample.id,
+            split=self.sample.split,
+            question=self.sample.question,
+            gold=list(self.sample.answers),
+            prediction=self.prediction if self.status == "ok" else None,
+            f1=s.f1 if s else 0.0,
+            em=s.em if s else 0.0,
+            status=self.status,
+            error=self.error,
+            turns=len(self.turns),
+            tool_calls=dict(self.tool_calls),
+            tool_errors=self.tool_errors,
+            tokens=dict(self.tokens),
+            latency=round(time.monotonic() - self.started, 4),
+            metadata=dict(self.sample.metadata),
+            trajectory=self.turns,
+        )
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text) or "_"

@@ -1,0 +1,468 @@
+"""`matbench eval`: resolve a configuration, run every sample as an episode, record, resume, summarise.
+
+Schedulers: HTTP models get every episode concurrently, bounded by ``--max-concurrency``; an in-process engine
+(``model.lockstep``) gets ONE batched call per round over all live episodes, then the round's tool calls run
+in parallel and finished episodes drop out. Each finished sample is appended and flushed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matbench import __version__
+from matbench.data.loaders import load_samples
+from matbench.data.sample import Sample
+from matbench.episode import Episode, EpisodeOptions, Tools
+from matbench.errors import ConfigError
+from matbench.predictions import PredRow, score_rows
+from matbench.protocols.templates import Templates, load_templates
+from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
+from matbench.scoring import get_scorer
+from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+
+log = logging.getLogger(__name__)
+
+# Fields of config.json that change results; a resumed run must match them all.
+FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
+# Model config fields that do not change what the model answers.
+_MODEL_NON_SEMANTIC = {
+    "max_concurrency",
+    "timeout",
+    "max_retries",
+    "retry_base_delay",
+    "retry_max_delay",
+    "http_transport",
+    "api_key_env",
+}
+
+
+@dataclass
+class EvalSettings:
+    """Everything `matbench eval` was asked for (CLI flags, resolved)."""
+
+    model: str
+    tasks: list[str]
+    data_dir: str | None = None
+    data_file: str | None = None
+    limit: int | None = None
+    ids: list[str] | None = None
+    protocol: str | None = None
+    protocol_file: str | None = None
+    search: str = "serper"
+    search_cache: str = "readwrite"
+    cache_dir: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = 32
+    run_dir: str | None = None
+    runs_root: str = "runs"
+    overwrite: bool = False
+    retry_errors: bool = False
+    seed: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    scoring: str | None = None
+    crop_assist: bool | None = None
+    code_timeout: float | None = None
+    sandbox_workers: int = 2
+    response_cache: bool = True
+    model_options: dict = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class TaskPlan:
+    """One task, fully resolved before the model is loaded, so that configuration errors fail fast."""
+
+    spec: TaskSpec
+    templates: Templates
+    samples: list[Sample]
+    todo: list[Sample]
+    run: RunDir
+    config: dict
+    options: EpisodeOptions
+    scoring: str
+    tools: Tools
+    search_cache: object | None = None
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _packages() -> dict[str, str]:
+    from importlib import metadata
+
+    names = [
+        "openai",
+        "datasets",
+        "huggingface_hub",
+        "bm25s",
+        "opencv-python-headless",
+        "numpy",
+        "pillow",
+        "vllm",
+        "torch",
+        "transformers",
+    ]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    found["python"] = sys.version.split()[0]
+    return found
+
+
+def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spec: TaskSpec) -> list[Sample]:
+    if ids:
+        by_id = {s.id: s for s in samples}
+        unknown = [i for i in ids if i not in by_id]
+        if unknown:
+            raise ConfigError(f"--ids: {', '.join(unknown)} not in task {spec.name}")
+        samples = [by_id[i] for i in ids]
+    return samples[:limit] if limit is not None else samples
+
+
+def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+    model_part = safe_name(settings.model)
+    if settings.run_dir:
+        path = Path(settings.run_dir)
+        if len(settings.tasks) > 1:
+            path = path / spec.name
+    else:
+        root = Path(settings.runs_root)
+        previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
+        previous = [p for p in previous if (p / "config.json").is_file()]
+        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
+    run = RunDir(path)
+    if run.exists():
+        if settings.overwrite:
+            shutil.rmtree(path)
+            if not settings.run_dir:  # a fresh run gets a fresh timestamp
+                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{spec.name}")
+        else:
+            old = run.read_config()
+            if old.get("fingerprint") != config["fingerprint"]:
+                changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
+                raise ConfigError(
+                    f"{path} was run with a different configuration (changed: {', '.join(changed) or 'fingerprint'}); "
+                    "pass --run-dir DIR for a new run, or --overwrite to replace it"
+                )
+    return run
+
+
+def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
+    from matbench.tools.search import CachedSearch, get_search_backend
+
+    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
+    # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
+    backend = get_search_backend(settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir)
+    cached = CachedSearch(
+        backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
+    )
+    return cached, {"backend": backend.name, "spec": settings.search, "params": backend.params()}
+
+
+def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dict) -> TaskPlan:
+    spec = get_task(name)
+    protocol = settings.protocol or spec.default_protocol
+    templates = load_templates(settings.protocol_file or spec.prompt_file(protocol))
+    if templates.layout not in (spec.kind, "direct"):
+        raise ConfigError(
+            f"{templates.path}: layout {templates.layout!r} does not fit task {spec.name} (needs {spec.kind!r})"
+        )
+    direct = templates.layout == "direct"
+    scoring = settings.scoring or spec.default_scoring
+    get_scorer(scoring)  # unknown scoring fails here, before any call
+    samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
+    samples = _select(samples, settings.ids, settings.limit, spec)
+    limits = spec.limits
+    crop_assist = (
+        bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
+    )
+    options = EpisodeOptions(
+        max_calls=1 if direct else int(limits.get("max_calls", 5)),
+        max_new_tokens=int(limits.get("max_new_tokens", 1024)),
+        top_k=int(limits.get("top_k", 4)),
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        crop_assist=crop_assist and spec.kind == "coding" and not direct,
+    )
+    tools = Tools()
+    search_info = sandbox_info = None
+    search_cache = None
+    if "search" in spec.tools and not direct:
+        if "search" not in shared:
+            shared["search"] = _search_tool(settings)
+        search_cache, search_info = shared["search"]
+        tools.search = search_cache
+        search_info = {**search_info, "cache": settings.search_cache}
+    if "code" in spec.tools and not direct:
+        from matbench.tools.sandbox import Sandbox
+
+        timeout = settings.code_timeout or float(limits.get("code_timeout", 20))
+        key = ("sandbox", timeout)
+        if key not in shared:
+            shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
+        tools.sandbox = shared[key]
+        sandbox_info = {"timeout": timeout, "isolation": tools.sandbox.isolation}
+    semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
+    config = {
+        "matbench_version": __version__,
+        "git_commit": _git_commit(),
+        "created": utc_stamp(),
+        "task": {
+            "name": spec.name,
+            "version": spec.version,
+            "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
+            "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
+            "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
+            "n_samples": len(samples),
+        },
+        "model": {"spec": settings.model, **semantic_model},
+        "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
+        "protocol": {
+            "name": "custom" if settings.protocol_file else protocol,
+            "layout": templates.layout,
+            "file": str(templates.path),
+            "sha256": templates.sha256,
+        },
+        "scoring": scoring,
+        "search": search_info,
+        "sandbox": sandbox_info,
+        "options": {
+            "crop_assist": options.crop_assist,
+            "max_calls": options.max_calls,
+            "top_k": options.top_k,
+        },
+        "decoding": {
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "max_new_tokens": options.max_new_tokens,
+            "seed": options.seed,
+        },
+        "seed": settings.seed,
+        "selection": {"limit": settings.limit, "ids": settings.ids},
+        "packages": _packages(),
+    }
+    config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
+    run = _resolve_run_dir(settings, spec, config)
+    if not run.exists():
+        run.create(config)
+    finished = run.finished_ids(retry_errors=settings.retry_errors)
+    todo = [s for s in samples if s.id not in finished]
+    return TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+
+
+def build_model(settings: EvalSettings):
+    from matbench.models import get_model
+    from matbench.models.cache import CachedModel
+
+    model = get_model(
+        settings.model,
+        base_url=settings.base_url,
+        api_key_env=settings.api_key_env,
+        max_concurrency=settings.max_concurrency,
+        **settings.model_options,
+    )
+    if settings.response_cache:
+        cache_dir = Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        model = CachedModel(model, cache_dir / "responses.sqlite")
+    return model
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
+
+
+# --- scheduling ----------------------------------------------------------------------------------------------
+async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done) -> None:
+    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
+    sem = asyncio.Semaphore(max(1, limit))
+
+    async def one(make: Callable[[], Episode]) -> None:
+        async with sem:
+            ep = make()
+            while not ep.done:
+                (out,) = await model.generate([ep.request()])
+                await ep.advance(out)
+            on_done(ep)
+
+    await asyncio.gather(*(one(m) for m in episodes))
+
+
+async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
+    """In-process engines: ONE batched generate per round over all live episodes, then the round's tools."""
+    live = []
+    for make in episodes:
+        ep = make()
+        (on_done(ep) if ep.done else live.append(ep))
+    while live:
+        outs = await model.generate([ep.request() for ep in live])
+        await asyncio.gather(*(ep.advance(out) for ep, out in zip(live, outs, strict=True)))
+        for ep in live:
+            if ep.done:
+                on_done(ep)
+        live = [ep for ep in live if not ep.done]
+
+
+# --- one task ------------------------------------------------------------------------------------------------
+def _pred_rows(records: list[dict]) -> list[PredRow]:
+    return [
+        PredRow(
+            id=str(r["id"]),
+            gold=list(r["gold"]),
+            prediction=r.get("prediction"),
+            split=r.get("split"),
+            row=i,
+            status=r.get("status", "ok"),
+        )
+        for i, r in enumerate(records, 1)
+    ]
+
+
+def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
+    records = plan.run.read_records()
+    result = score_rows(_pred_rows(records), plan.spec, plan.scoring)
+    calls = sum(r.get("turns", 0) for r in records)
+    tool_calls: dict[str, int] = {}
+    for r in records:
+        for k, v in (r.get("tool_calls") or {}).items():
+            tool_calls[k] = tool_calls.get(k, 0) + v
+    done_ids = {str(r["id"]) for r in records}
+    run = {
+        "model": plan.config["model"]["spec"],
+        "run_dir": str(plan.run.path),
+        "fingerprint": plan.config["fingerprint"],
+        "samples": len(plan.samples),
+        "finished": all(s.id in done_ids for s in plan.samples),
+        "errors": sum(r.get("status") == "error" for r in records),
+        "input_errors": sum(r.get("status") == "input_error" for r in records),
+        "calls": calls,
+        "tool_calls": tool_calls,
+        "tool_errors": sum(r.get("tool_errors", 0) for r in records),
+        "tokens": {
+            "input": sum((r.get("tokens") or {}).get("input", 0) for r in records),
+            "output": sum((r.get("tokens") or {}).get("output", 0) for r in records),
+        },
+        "duration_s": round(duration, 3),
+    }
+    if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
+        run["search_cache"] = plan.search_cache.stats()
+    if model is not None and hasattr(model, "stats"):
+        run["response_cache"] = model.stats()
+    summary = {**result, "run": run}
+    plan.run.write_summary(summary)
+    return summary
+
+
+class _Progress:
+    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress)."""
+
+    def __init__(self, plan: TaskPlan, enabled: bool):
+        self.n = self.f1 = self.em = 0.0
+        self.calls = self.tool_errors = self.failures = 0
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=len(plan.todo), desc=plan.spec.name, unit="sample", file=sys.stderr, dynamic_ncols=True
+            )
+
+    def update(self, rec: SampleRecord) -> None:
+        self.n += 1
+        self.f1 += rec.f1
+        self.em += rec.em
+        self.calls += rec.turns
+        self.tool_errors += rec.tool_errors
+        self.failures += rec.status != "ok"
+        if self.bar is not None:
+            self.bar.set_postfix(
+                F1=f"{100 * self.f1 / self.n:.1f}",
+                EM=f"{100 * self.em / self.n:.1f}",
+                calls=self.calls,
+                tool_err=self.tool_errors,
+                fail=self.failures,
+                refresh=False,
+            )
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
+    scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
+    progress = _Progress(plan, settings.progress)
+
+    def make(sample: Sample) -> Callable[[], Episode]:
+        return lambda: Episode(
+            sample, plan.templates, plan.tools, plan.options, plan.run.path, task=plan.spec.name
+        )
+
+    def on_done(ep: Episode) -> None:
+        rec = ep.record(scorer)
+        plan.run.append(rec)
+        progress.update(rec)
+
+    try:
+        makers = [make(s) for s in plan.todo]
+        if getattr(model, "lockstep", False):
+            await run_lockstep(makers, model, on_done)
+        else:
+            await run_concurrent(makers, model, settings.max_concurrency, on_done)
+    finally:
+        progress.close()
+
+
+def evaluate(settings: EvalSettings) -> list[dict]:
+    """Run every task of ``settings`` with one model load; return their summaries."""
+    shared: dict = {}
+    model = build_model(settings)  # cheap for HTTP; an in-process engine loads lazily on first generate
+    try:
+        model_config = model.config()
+        plans = [plan_task(settings, name, model_config, shared) for name in settings.tasks]
+        return asyncio.run(_evaluate(plans, model, settings))
+    finally:
+        for key, tool in shared.items():
+            closer = getattr(tool[0] if key == "search" else tool, "close", None)
+            if closer:
+                closer()
+
+
+async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> list[dict]:
+    loop = asyncio.get_running_loop()
+    # Search and sandbox calls run in threads: enough of them for every episode in flight.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, min(settings.max_concurrency, 128))))
+    summaries = []
+    try:
+        for plan in plans:
+            start = time.monotonic()
+            await _run_plan(plan, model, settings)
+            summaries.append(summarize(plan, time.monotonic() - start, model))
+    finally:
+        await model.aclose()
+    return summaries

@@ -1,0 +1,152 @@
+"""With the authors' strings as a --protocol-file, every request text matches their worked examples byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from fake_openai_server import FakeOpenAIServer, request_text
+from runtime_helpers import RetrievalServer, read_jsonl, run_dir_of, run_eval
+
+from matbench.protocols import visual_arft as va
+
+
+def _template(described: str) -> str:
+    """The fixture writes templates with a literal backslash-n and {model_output}; matbench uses {output}."""
+    return described.replace("\\n", "\n").replace("{model_output}", "{output}")
+
+
+def authors_protocol_files(fixtures_dir, tmp_path):
+    proto = json.loads((fixtures_dir / "protocol" / "visual-arft-protocol.json").read_text())
+    s, c = proto["search"], proto["coding"]
+    search = {
+        "layout": "search",
+        "instructions": (fixtures_dir / "protocol" / s["instructions_file"]).read_text(),
+        "first": _template(s["first_text"]),
+        "after_search": _template(s["after_search"]),
+        "after_other": _template(s["after_answer_or_other"]),
+        # "'<information> ' + for i, snippet: f'{i+1}. Content:' + snippet (no separator) + ' </information> '"
+        "information": {
+            "header": "<information> ",
+            "item": "{i}. Content:{snippet}",
+            "separator": "",
+            "footer": " </information> ",
+        },
+    }
+    coding = {
+        "layout": "coding",
+        "instructions": (fixtures_dir / "protocol" / c["instructions_file"]).read_text(),
+        "first": _template(c["first_text"]),
+        "after_problem": _template(c["after_problem"]),
+        "after_code": _template(c["after_code"].split("  (")[0]),
+        "after_other": "{text}",
+        "tips": dict(c["tips"]),
+    }
+    paths = []
+    for name, data in (("search", search), ("coding", coding)):
+        path = tmp_path / f"authors-{name}.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+        paths.append(path)
+    return proto, paths
+
+
+def test_search_layout_byte_exact(tmp_path, fixtures_dir):
+    proto, (search_file, _) = authors_protocol_files(fixtures_dir, tmp_path)
+    turns = proto["examples"]["mat-search id 1"]
+    snippets = turns[1]["search_snippets"]
+    outputs = iter([t["model_output"] for t in turns[1:]])
+    with (
+        RetrievalServer([(f"t{i}", s) for i, s in enumerate(snippets)]) as rs,
+        FakeOpenAIServer(lambda req: next(outputs)) as srv,
+    ):
+        out = run_eval(
+            [
+                "--model",
+                "openai:fake",
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "mat-search",
+                "--data-dir",
+                str(fixtures_dir / "mat" / "search-demo"),
+                "--ids",
+                "1",
+                "--protocol-file",
+                str(search_file),
+                "--search",
+                f"retriever:{rs.url}",
+                "--search-cache",
+                "off",
+                "--runs-root",
+                str(tmp_path / "runs"),
+            ],
+            cache_dir=tmp_path / "cache",
+        )
+        assert out.returncode == 0, out.stderr
+        sent = [request_text(r) for r in srv.requests]
+        assert rs.queries == [turns[1]["search_query"]]
+    assert len(sent) == 2
+    assert sent[0] == turns[0]["request_text"]
+    assert sent[1] == turns[1]["request_text"]
+    rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
+    assert rec["prediction"] == turns[2]["answer"]
+    cfg = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
+    assert cfg["protocol"]["name"] == "custom" and cfg["protocol"]["file"].endswith("authors-search.yaml")
+
+
+def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
+    proto, (_, coding_file) = authors_protocol_files(fixtures_dir, tmp_path)
+    turns = proto["examples"]["mat-coding id 12"]
+    outputs = iter([t["model_output"] for t in turns[1:]])
+    with FakeOpenAIServer(lambda req: next(outputs)) as srv:
+        out = run_eval(
+            [
+                "--model",
+                "openai:fake",
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "mat-coding",
+                "--data-dir",
+                str(fixtures_dir / "mat" / "coding-demo"),
+                "--ids",
+                "12",
+                "--protocol-file",
+                str(coding_file),
+                "--runs-root",
+                str(tmp_path / "runs"),
+            ],
+            cache_dir=tmp_path / "cache",
+        )
+        assert out.returncode == 0, out.stderr
+        sent = [request_text(r) for r in srv.requests]
+    assert sent == [t["request_text"] for t in turns[:3]]
+    rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
+    assert rec["prediction"] == turns[3]["answer"] and rec["em"] == 1.0
+    assert rec["trajectory"][0]["tool"]["problems"] == turns[1]["problems"]
+    assert rec["trajectory"][1]["tool"]["ok"] is turns[2]["code_ok"]
+
+
+@pytest.mark.parametrize(
+    "output,steps,answer",
+    [
+        ("<think> a </think>\n<answer> line one\nline two </answer>", ["answer"], "line one\nline two"),
+        ("<answer> first </answer> <answer> second </answer>", ["answer"], "first"),
+        ("<answer> never closed", ["answer"], None),
+        ("<problem> {'rotation90', 'dark'} </problem>", ["problem"], None),
+        ("<problem> {'crop'} </problem>\n<code>\n```python\nx=1\n```\n</code>", ["problem", "code"], None),
+        ("nothing", [], None),
+    ],
+)
+def test_parse_coding(output, steps, answer):
+    act = va.parse_coding(output)
+    assert act.steps == steps and act.answer == answer
+    if "problem" in steps:
+        assert act.problems == sorted(act.problems)
+
+
+def test_search_prefers_answer():
+    assert va.parse_search("<search> q </search><answer> a </answer>").steps == ["answer"]
+    assert va.parse_search("<search>\n multi\nline </search>").query == "multi\nline"
+    assert va.parse_search("<search></search>").kind == "invalid"
