@@ -1,0 +1,72 @@
+"""`matbench leaderboard`: the table of submitted entries (md, csv, json or html); --write regenerates
+leaderboard/README.md and leaderboard/index.html."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="show or regenerate the leaderboard",
+        description="One row per system (name, model, protocol, search backend, scoring), F1 and EM per task "
+        "(simple/hard for the MAT tasks), n and error counts. Markdown/HTML show percent; CSV/JSON fractions.",
+    )
+    p.add_argument("--task", action="append", help="only this task (repeatable); default: every task present")
+    p.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--sort", help="column to sort by, e.g. mat-coding.f1, mat-search.hard.em, system")
+    p.add_argument(
+        "--leaderboard-dir", help="default: $MATBENCH_LEADERBOARD_DIR or the repository's leaderboard/"
+    )
+    p.add_argument(
+        "--write", action="store_true", help="regenerate README.md and index.html in the leaderboard dir"
+    )
+    p.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="with --write: also save screenshot.png (needs playwright+chromium)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from matbench.errors import ConfigError
+    from matbench.report import leaderboard_dir, submissions_dir
+    from matbench.report.entries import load_entries
+    from matbench.report.leaderboard import build_board, to_csv, to_json, to_markdown
+
+    root = leaderboard_dir(args.leaderboard_dir)
+    entries = load_entries(submissions_dir(root))
+    if not entries:
+        raise ConfigError(
+            f"no leaderboard entries in {submissions_dir(root)} (add some with `matbench submit`)"
+        )
+    board = build_board(entries, args.task, args.sort)
+    if args.write:
+        from matbench.report.html_page import render_page
+
+        (root / "README.md").write_text(to_markdown(board), encoding="utf-8")
+        (root / "index.html").write_text(render_page(board), encoding="utf-8")
+        print(f"wrote {root / 'README.md'} and {root / 'index.html'} ({len(board.rows)} rows)")
+        if args.screenshot:
+            from matbench.report.browser import screenshot
+
+            screenshot(root / "index.html", root / "screenshot.png")
+            print(f"wrote {root / 'screenshot.png'}")
+        return 0
+    if args.format == "html":
+        from matbench.report.html_page import render_page
+
+        text = render_page(board)
+    else:
+        text = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](board)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0

@@ -1,0 +1,61 @@
+"""Headless screenshots of the generated pages (README images, browser tests), with Debian's chromium:
+playwright drives ``/usr/bin/chromium`` (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from matbench.errors import ConfigError
+
+CHROMIUM = os.environ.get("MATBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def unavailable_reason() -> str | None:
+    """Why a headless browser cannot run here, or None."""
+    if not Path(CHROMIUM).is_file():
+        return f"chromium not found at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed"
+    return None
+
+
+@contextmanager
+def open_page(width: int = 1400, height: int = 900) -> Iterator[object]:
+    """A playwright page in headless chromium; closed on exit."""
+    reason = unavailable_reason()
+    if reason:
+        raise ConfigError(f"cannot take a screenshot: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(html_path: str | Path, png_path: str | Path, *, full_page: bool = False) -> Path:
+    """Open a local HTML file and save a PNG of it."""
+    html_path, png_path = Path(html_path).resolve(), Path(png_path)
+    with open_page() as page:
+        page.goto(html_path.as_uri())
+        page.wait_for_load_state("load")
+        page.screenshot(path=str(png_path), full_page=full_page)
+    return png_path

@@ -1,0 +1,281 @@
+"""The leaderboard table: one row per system (display name, model, protocol, search backend, scoring), columns
+per task. pandas does the pivot; this module renders Markdown, CSV and JSON (``html_page`` renders HTML).
+
+A task that uses no search tool (MAT-Coding) does not depend on the search backend, so its entry joins every
+row of the same system that differs only by search backend (or makes its own row when there is none).
+With several entries for one row and task, the latest submitted wins.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from matbench.errors import ConfigError
+from matbench.report.entries import Entry
+from matbench.tasks import all_tasks
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TASK_ORDER = ("mat-search", "mat-coding", "2wikimultihopqa", "hotpotqa", "musique", "bamboogle")
+TASK_LABELS = {
+    "mat-search": "MAT-Search",
+    "mat-coding": "MAT-Coding",
+    "2wikimultihopqa": "2Wiki",
+    "hotpotqa": "HotpotQA",
+    "musique": "MuSiQue",
+    "bamboogle": "Bamboogle",
+}
+INDEX = ["system", "model", "protocol", "search", "scoring"]
+KIND_MARK = {"run": "", "reference": "", "reported": "†"}
+NO_SEARCH = "-"
+
+
+@dataclass
+class Row:
+    system: str
+    model: str
+    protocol: str
+    search: str
+    scoring: str
+    cells: dict[str, Entry] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return (self.system, self.model, self.protocol, self.search, self.scoring)
+
+
+@dataclass
+class Board:
+    """The rows in display order, the tasks shown, and the flat numeric frame (same order as rows)."""
+
+    rows: list[Row]
+    tasks: list[str]
+    splits: dict[str, list[str]]
+    frame: pd.DataFrame
+
+
+def label(task: str) -> str:
+    return TASK_LABELS.get(task, task)
+
+
+def task_order(entries: list[Entry], wanted: list[str] | None) -> list[str]:
+    present = {e.task for e in entries}
+    if wanted:
+        known = set(all_tasks())
+        unknown = [t for t in wanted if t not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(sorted(known))}"
+            )
+        return list(dict.fromkeys(wanted))
+    ordered = [t for t in TASK_ORDER if t in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def _uses_search(entry: Entry) -> bool:
+    tasks = all_tasks()
+    return entry.search is not None or (entry.task in tasks and "search" in tasks[entry.task].tools)
+
+
+def build_rows(entries: list[Entry], tasks: list[str]) -> list[Row]:
+    chosen = sorted((e for e in entries if e.task in tasks), key=lambda e: (e.submitted_at, e.key))
+    rows: dict[tuple[str, ...], Row] = {}
+
+    def row_for(e: Entry, search: str) -> Row:
+        row = Row(e.name, str(e.model.get("spec") or ""), e.protocol or "-", search, e.scoring)
+        return rows.setdefault(row.key, row)
+
+    searchless = []
+    for e in chosen:
+        if _uses_search(e):
+            row_for(e, e.search or NO_SEARCH).cells[e.task] = e
+        else:
+            searchless.append(e)
+    for e in searchless:
+        base = (e.name, str(e.model.get("spec") or ""), e.protocol or "-")
+        targets = [r for r in rows.values() if r.key[:3] == base and r.scoring == e.scoring]
+        for row in targets or [row_for(e, NO_SEARCH)]:
+            row.cells[e.task] = e
+    return list(rows.values())
+
+
+def split_names(rows: list[Row], tasks: list[str]) -> dict[str, list[str]]:
+    specs = all_tasks()
+    out = {}
+    for task in tasks:
+        seen = {s for r in rows if task in r.cells for s in r.cells[task].scores if s != "all"}
+        order = [s for s in (specs[task].splits.names if task in specs else []) if s in seen]
+        out[task] = order + sorted(seen - set(order))
+    return out
+
+
+def task_columns(task: str, splits: list[str]) -> list[str]:
+    cols = [f"{task}.f1", f"{task}.em"]
+    for s in splits:
+        cols += [f"{task}.{s}.f1", f"{task}.{s}.em"]
+    return cols + [f"{task}.n", f"{task}.errors", f"{task}.input_errors"]
+
+
+def to_frame(rows: list[Row], tasks: list[str], splits: dict[str, list[str]]) -> pd.DataFrame:
+    """Long (row, column, value) records pivoted into one wide numeric frame indexed like ``INDEX``."""
+    import pandas as pd
+
+    long = []
+    for row in rows:
+        for task, e in row.cells.items():
+            values = {"f1": e.scores["all"]["f1"], "em": e.scores["all"]["em"], "n": e.n}
+            values["errors"] = e.errors
+            values["input_errors"] = e.input_errors
+            for s in splits[task]:
+                if s in e.scores:
+                    values[f"{s}.f1"] = e.scores[s]["f1"]
+                    values[f"{s}.em"] = e.scores[s]["em"]
+            long += [(*row.key, f"{task}.{k}", v) for k, v in values.items() if v is not None]
+    columns = [c for t in tasks for c in task_columns(t, splits[t])]
+    index = pd.MultiIndex.from_tuples([r.key for r in rows], names=INDEX)
+    if not long:
+        return pd.DataFrame(index=index, columns=columns, dtype=float)
+    df = pd.DataFrame(long, columns=[*INDEX, "column", "value"])
+    df["value"] = df["value"].astype(float)
+    wide = df.pivot_table(index=INDEX, columns="column", values="value", aggfunc="last", dropna=False)
+    return wide.reindex(index=index, columns=columns)
+
+
+def sort_columns(board: Board) -> list[str]:
+    return INDEX + list(board.frame.columns)
+
+
+def resolve_sort(board: Board, column: str | None) -> str:
+    if column is None:
+        return f"{board.tasks[0]}.f1" if board.tasks else "system"
+    norm = column.strip().lower().replace(" ", ".").replace(":", ".")
+    for name in sort_columns(board):
+        if name.lower() == norm:
+            return name
+    raise ConfigError(f"unknown sort column {column!r}; choose one of {', '.join(sort_columns(board))}")
+
+
+def build_board(entries: list[Entry], tasks: list[str] | None = None, sort: str | None = None) -> Board:
+    chosen_tasks = task_order(entries, tasks)
+    rows = build_rows(entries, chosen_tasks)
+    splits = split_names(rows, chosen_tasks)
+    frame = to_frame(rows, chosen_tasks, splits)
+    board = Board(rows, chosen_tasks, splits, frame)
+    column = resolve_sort(board, sort)
+    flat = frame.reset_index()
+    flat["_pos"] = range(len(flat))
+    numeric = column not in INDEX
+    flat = flat.sort_values(
+        [column, "_pos"], ascending=[not numeric, True], na_position="last", kind="stable"
+    )
+    order = list(flat["_pos"])
+    board.rows = [rows[i] for i in order]
+    board.frame = frame.iloc[order]
+    return board
+
+
+# --- text outputs ------------------------------------------------------------------------------------------
+def pct(x: float | None) -> str:
+    return "" if x is None or x != x else f"{100 * x:.2f}"
+
+
+def cell_text(entry: Entry | None, split: str = "all") -> str:
+    if entry is None or split not in entry.scores:
+        return ""
+    part = entry.scores[split]
+    return f"{pct(part['f1'])} / {pct(part['em'])}{KIND_MARK.get(entry.kind, '')}"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in body]
+    return lines
+
+
+def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
+    """The overview table (F1 / EM per task), one table per task with splits, then each row's provenance."""
+    lines = [
+        f"# {title}",
+        "",
+        "Scores are percent, F1 / EM, under each row's scoring (`visual-arft` = the Visual-ARFT authors' rules).",
+        "Rows come from `leaderboard/submissions/`: `run` entries are matbench runs validated and rescored by",
+        "`matbench submit`; `reference` entries are the authors' published predictions, rescored by matbench;",
+        "cells marked † are `reported`: computed from files not available here and not rescored by matbench.",
+        "Regenerate with `matbench leaderboard --write`.",
+        "",
+    ]
+    heads = ["#", "System", "Protocol", "Search", "Scoring"] + [label(t) for t in board.tasks]
+    body = [
+        [str(i), r.system, r.protocol, r.search, r.scoring] + [cell_text(r.cells.get(t)) for t in board.tasks]
+        for i, r in enumerate(board.rows, 1)
+    ]
+    lines += _md_table(heads, body)
+    for task in board.tasks:
+        members = [r for r in board.rows if task in r.cells]
+        if not members:
+            continue
+        splits = board.splits[task]
+        heads = ["System", "n"] + [f"{s} F1 / EM" for s in splits] + ["all F1 / EM", "errors", "input errors"]
+        body = []
+        for r in members:
+            e = r.cells[task]
+            body.append(
+                [r.system, str(e.n)]
+                + [cell_text(e, s) for s in splits]
+                + [cell_text(e), _count(e.errors), _count(e.input_errors)]
+            )
+        lines += ["", f"## {label(task)}", ""] + _md_table(heads, body)
+    lines += ["", "## Provenance", ""]
+    for i, r in enumerate(board.rows, 1):
+        lines.append(f"{i}. **{_md_escape(r.system)}** ({r.protocol}, search: {r.search}):")
+        for task in board.tasks:
+            if task in r.cells:
+                e = r.cells[task]
+                lines.append(f"   - {label(task)} [{e.kind}]: {_md_escape(e.provenance)}")
+    return "\n".join(lines) + "\n"
+
+
+def _count(value: int | None) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def to_csv(board: Board) -> str:
+    """Flat columns, scores as fractions in [0, 1]; ``<task>.kind`` tells run / reference / reported."""
+    flat = board.frame.reset_index()
+    for task in board.tasks:
+        flat[f"{task}.kind"] = [r.cells[task].kind if task in r.cells else "" for r in board.rows]
+    return flat.to_csv(index=False, float_format="%.10g")
+
+
+def row_object(row: Row, tasks: list[str]) -> dict:
+    out: dict = {k: v for k, v in zip(INDEX, row.key, strict=True)}
+    out["tasks"] = {}
+    for task in tasks:
+        if task not in row.cells:
+            continue
+        e = row.cells[task]
+        out["tasks"][task] = {
+            "kind": e.kind,
+            "n": e.n,
+            "missing": e.missing,
+            "errors": e.errors,
+            "input_errors": e.input_errors,
+            "scores": e.scores,
+            "task_version": e.task_version,
+            "provenance": e.provenance,
+            "key": e.key,
+        }
+    return out
+
+
+def to_json(board: Board) -> str:
+    return json.dumps(
+        {"tasks": board.tasks, "rows": [row_object(r, board.tasks) for r in board.rows]}, indent=2
+    )

@@ -1,0 +1,267 @@
+"""Build matbench run directories and task data for the report tests from the real fixture data.
+
+Runs are made of the Visual-ARFT authors' published predictions (gold answers and splits from the fixtures'
+answer files), written through ``RunDir``/``SampleRecord`` exactly as ``matbench eval`` writes them, with
+trajectories that use the six real MAT-Coding demo images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from matbench.predictions import read_predictions
+from matbench.records import RunDir, SampleRecord, fingerprint
+from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.tasks import get_task
+
+PRED = Path("predictions") / "visual-arft"
+DEMO = Path("mat") / "coding-demo"
+
+
+def coding_answers(fixtures: Path) -> dict[str, dict]:
+    rows = json.loads((fixtures / "mat" / "mat-coding-answers.json").read_text(encoding="utf-8"))
+    return {str(r["id"]): r for r in rows}
+
+
+def demo_rows(fixtures: Path) -> list[dict]:
+    return json.loads((fixtures / DEMO / "MAT-Coding.json").read_text(encoding="utf-8"))
+
+
+def make_coding_data(fixtures: Path, root: Path) -> Path:
+    """A MAT-Coding data folder with all 200 ids: the six demo rows verbatim, the other 194 with their real
+    gold answers and split, a placeholder question, and the type and images of a demo row (derived)."""
+    root.mkdir(parents=True, exist_ok=True)
+    demos = demo_rows(fixtures)
+    by_id = {str(d["id"]): d for d in demos}
+    rows = []
+    for i, (rid, ans) in enumerate(coding_answers(fixtures).items()):
+        if rid in by_id:
+            rows.append(by_id[rid])
+            continue
+        donor = demos[i % len(demos)]
+        rows.append(
+            {
+                "id": int(rid),
+                "question": f"(question of MAT-Coding id {rid}: not in the fixtures)",
+                "answers": ans["answers"],
+                "ori_image_path": donor["ori_image_path"],
+                "processed_image_path": donor["processed_image_path"],
+                "type": donor["type"],
+                "split": ans["split"],
+            }
+        )
+    (root / "MAT-Coding.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    for img in (fixtures / DEMO).glob("*.png"):
+        shutil.copyfile(img, root / img.name)
+    return root
+
+
+def coding_config(data_dir: Path | None, *, spec: str = "qwen2.5-vl-7b", seed: int = 0) -> dict:
+    task = get_task("mat-coding")
+    core = {
+        "task": {
+            "name": task.name,
+            "version": task.version,
+            "source": str(data_dir) if data_dir else task.source_label(),
+            "data_dir": str(data_dir) if data_dir else None,
+            "data_file": None,
+            "n_samples": 200,
+        },
+        "model": {
+            "spec": spec,
+            "backend": "openai",
+            "model": "Qwen/Qwen2.5-VL-7B-Instruct",
+            "base_url": "http://127.0.0.1:8000/v1",
+            "decoding": {"temperature": 0.0, "top_p": None, "max_new_tokens": 1024, "seed": seed},
+        },
+        "protocol": {"name": "visual-arft", "file": "tasks/prompts/coding.yaml", "sha256": "0" * 64},
+        "scoring": "visual-arft",
+        "search": None,
+        "options": {"crop_assist": True, "max_calls": 5},
+        "seed": seed,
+        "selection": {"limit": None, "ids": None},
+    }
+    return {
+        "matbench_version": "0.1.0",
+        "git_commit": "abc123",
+        "created": "2026-11-25T19:00:00Z",
+        "fingerprint": fingerprint(core),
+        **core,
+        "packages": {"openai": "test"},
+    }
+
+
+def _link(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def coding_trajectory(
+    fixtures: Path, run: Path, rid: str, demo: dict, question: str, pred: str | None
+) -> list:
+    """problem -> code (with an output image) -> answer, the turn layout the runner writes."""
+    images = sorted((fixtures / DEMO).glob("*.png"))
+    src = (
+        fixtures / DEMO / (demo["ori_image_path"] if "crop" in demo["type"] else demo["processed_image_path"])
+    )
+    _link(src, run / "images" / rid / "input.png")
+    _link(images[int(rid) % len(images)], run / "images" / rid / "turn2.png")
+    problems = list(demo["type"])
+    return [
+        {
+            "turn": 1,
+            "image": f"images/{rid}/input.png",
+            "output": f"<think>The image looks {' and '.join(problems)}.</think>\n<problem>{problems}</problem>",
+            "action": "problem",
+            "think": f"The image looks {' and '.join(problems)}.",
+            "answer": None,
+            "tokens": {"input": 812, "output": 40},
+            "latency": 0.41,
+            "cached": False,
+            "error": None,
+            "tool": {
+                "name": "problem",
+                "problems": problems,
+                "tips": "<tips> Fix the image with OpenCV. </tips>",
+            },
+        },
+        {
+            "turn": 2,
+            "image": None,
+            "output": "<code>\nimport cv2\nimg = cv2.imread(path)\nimg = cv2.rotate(img, cv2.ROTATE_180)\n</code>",
+            "action": "code",
+            "think": "Rotate it back.",
+            "answer": None,
+            "tokens": {"input": 900, "output": 60},
+            "latency": 0.52,
+            "cached": False,
+            "error": None,
+            "tool": {
+                "name": "code",
+                "input": "import cv2\nimg = cv2.imread(path)\nimg = cv2.rotate(img, cv2.ROTATE_180)",
+                "ok": True,
+                "stdout": "saved",
+                "stderr": "",
+                "error": None,
+                "wall_time": 0.06,
+                "output_image": f"images/{rid}/turn2.png",
+            },
+        },
+        {
+            "turn": 3,
+            "image": f"images/{rid}/turn2.png",
+            "output": f"<think>Now I can read it.</think>\n<answer>{pred}</answer>",
+            "action": "answer",
+            "think": "Now I can read it.",
+            "answer": pred,
+            "tokens": {"input": 1500, "output": 20},
+            "latency": 0.3,
+            "cached": False,
+            "error": None,
+            "tool": None,
+        },
+    ]
+
+
+def make_coding_run(
+    fixtures: Path,
+    run: Path,
+    data_dir: Path | None,
+    *,
+    pred_file: str = "7b_mat_coding_grpo_step1400.json",
+    spec: str = "qwen2.5-vl-7b",
+    trajectories: bool = False,
+    errors: tuple[str, ...] = (),
+    overrides: dict[str, str | None] | None = None,
+) -> Path:
+    """A finished MAT-Coding run of the authors' predictions; ``errors`` ids fail (status error, no answer),
+    ``overrides`` replace some predictions."""
+    task = get_task("mat-coding")
+    scorer = get_scorer("visual-arft", cjk=task.cjk)
+    answers = coding_answers(fixtures)
+    demos = demo_rows(fixtures)
+    demo_by_id = {str(d["id"]): d for d in demos}
+    rows = {r.id: r for r in read_predictions(fixtures / PRED / pred_file)}
+    rd = RunDir(run)
+    rd.create(coding_config(data_dir, spec=spec))
+    scored = []
+    for i, (rid, ans) in enumerate(answers.items()):
+        demo = demo_by_id.get(rid, demos[i % len(demos)])
+        question = (
+            demo["question"]
+            if rid in demo_by_id
+            else f"(question of MAT-Coding id {rid}: not in the fixtures)"
+        )
+        pred = rows[rid].prediction
+        if overrides and rid in overrides:
+            pred = overrides[rid]
+        status, error = "ok", None
+        if rid in errors:
+            pred, status, error = None, "error", "model server returned HTTP 500"
+        s = scorer(pred, ans["answers"])
+        traj = coding_trajectory(fixtures, run, rid, demo, question, pred) if trajectories else []
+        rd.append(
+            SampleRecord(
+                id=rid,
+                split=ans["split"],
+                question=question,
+                gold=list(ans["answers"]),
+                prediction=pred,
+                f1=s.f1,
+                em=s.em,
+                status=status,
+                error=error,
+                turns=len(traj),
+                tool_calls={"code": 1} if traj else {},
+                metadata={"type": list(demo["type"])},
+                trajectory=traj,
+            )
+        )
+        scored.append(Scored(rid, ans["split"], s.f1, s.em, missing=pred is None))
+    write_summary(rd, scored, spec, errors=len(errors))
+    return run
+
+
+def write_summary(rd: RunDir, scored: list[Scored], model: str, *, errors: int = 0) -> None:
+    config = rd.read_config()
+    task = get_task(config["task"]["name"])
+    agg = aggregate(scored, task.splits.names)
+    rd.write_summary(
+        {
+            "task": task.name,
+            "scoring": config["scoring"],
+            **agg,
+            "run": {
+                "model": model,
+                "errors": errors,
+                "input_errors": 0,
+                "calls": 0,
+                "tool_errors": 0,
+                "duration_s": 1.0,
+                "finished": True,
+            },
+        }
+    )
+
+
+def edit_json(path: Path, fn) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    fn(data)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def edit_records(run: Path, fn) -> None:
+    """Apply ``fn`` to every record line (it may return None to drop the line)."""
+    path = run / "predictions.jsonl"
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = fn(json.loads(line))
+        if rec is not None:
+            out.append(json.dumps(rec, ensure_ascii=False))
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")

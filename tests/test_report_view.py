@@ -1,0 +1,125 @@
+"""`matbench view`: one self-contained report with thumbnails, filters, every turn, and escaped model text."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from report_helpers import make_coding_run
+
+from matbench.cli import main
+from matbench.records import RunDir, SampleRecord
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def coding_run(fixtures_dir: Path, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("view")
+    return make_coding_run(
+        fixtures_dir, root / "run", None, trajectories=True, errors=("5", "6"), overrides={"7": XSS}
+    )
+
+
+def test_report_of_200_samples(coding_run, capsys):
+    start = time.perf_counter()
+    assert main(["view", str(coding_run)]) == 0
+    elapsed = time.perf_counter() - start
+    page = (coding_run / "report.html").read_text(encoding="utf-8")
+    assert page.count('<section class="sample"') == 200
+    assert len(page) < 2_000_000 and "base64" not in page
+    assert elapsed < 20
+    thumbs = sorted((coding_run / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == 400  # input + code output per sample
+    for t in thumbs[:10]:
+        with Image.open(t) as img:
+            assert img.format == "JPEG" and max(img.size) <= 256
+    # thumbnails open the full-size image by relative path
+    assert 'href="images/12/input.png"' in page and re.search(r'src="thumbs/[^"]+\.jpg"', page)
+
+
+def test_report_shows_turns_and_filters(coding_run):
+    main(["view", str(coding_run)])
+    page = (coding_run / "report.html").read_text(encoding="utf-8")
+    for fid in ("f-outcome", "f-split", "f-type", "f-tool"):
+        assert f'id="{fid}"' in page
+    assert '<option value="rotation90">' in page and '<option value="code">' in page
+    assert (
+        'data-outcome="error"' in page and 'data-outcome="correct"' in page and 'data-outcome="wrong"' in page
+    )
+    assert "What is the serving size of the beverage?" in page  # a real demo question
+    assert "cv2.rotate(img, cv2.ROTATE_180)" in page and "&lt;tips&gt; Fix the image" in page
+    assert "model server returned HTTP 500" in page
+    assert 'data-types="rotation90 dark"' in page
+
+
+def test_model_text_is_escaped(coding_run):
+    main(["view", str(coding_run)])
+    page = (coding_run / "report.html").read_text(encoding="utf-8")
+    assert XSS not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert page.count("<script>") == 1  # only the report's own filter script
+
+
+def test_thumbnails_are_made_once(coding_run):
+    main(["view", str(coding_run)])
+    thumb = next((coding_run / "thumbs").glob("*.jpg"))
+    stamp = thumb.stat().st_mtime_ns
+    main(["view", str(coding_run)])
+    assert thumb.stat().st_mtime_ns == stamp
+
+
+def test_search_run_with_snippets_and_out(tmp_path, capsys):
+    rd = RunDir(tmp_path / "run")
+    rd.create(
+        {
+            "task": {"name": "mat-search", "version": "1.0"},
+            "scoring": "visual-arft",
+            "search": {"backend": "local"},
+        }
+    )
+    tool = {
+        "name": "search",
+        "input": "LEGO meaning",
+        "results": [
+            {"title": "LEGO", "url": "https://en.wikipedia.org/wiki/Lego", "snippet": "from Danish leg godt"},
+            {"title": "bad", "url": "javascript:alert(1)", "snippet": "<b>bold</b>"},
+        ],
+        "error": None,
+        "cached": True,
+    }
+    traj = [
+        {
+            "turn": 1,
+            "image": "images/1/missing.png",
+            "output": "<search> LEGO meaning </search>",
+            "action": "search",
+            "think": "look it up",
+            "answer": None,
+            "tool": tool,
+        }
+    ]
+    rd.append(
+        SampleRecord(
+            "1",
+            "simple",
+            "What does the brand mean?",
+            ["Play well."],
+            "Play well",
+            1.0,
+            1.0,
+            turns=1,
+            tool_calls={"search": 1},
+            trajectory=traj,
+        )
+    )
+    out = tmp_path / "elsewhere" / "r.html"
+    assert main(["view", str(rd.path), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "from Danish leg godt" in page and "LEGO meaning" in page and "(cached)" in page
+    assert 'href="https://en.wikipedia.org/wiki/Lego"' in page
+    assert 'href="javascript' not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "missing image images/1/missing.png" in page
