@@ -1,0 +1,820 @@
+"""Run model-written Python/OpenCV code (MAT-Coding) outside the harness, isolated and bounded.
+
+The code reads ``path_to_input_image.jpg`` and writes ``path_to_output_image.jpg``; we map those
+placeholders to files in a fresh per-call directory and run it in a warm fork server (see
+``sandbox_worker.py``) started inside bubblewrap when available: no network, no view of the project or
+home, a non-root uid, a scrubbed environment and rlimits on CPU, memory, file size, files and processes.
+A wall-clock timeout kills the job's whole process group; a worker the code managed to kill is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+import json
+import logging
+import math
+import os
+import queue
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from matbench.errors import MatbenchError
+
+log = logging.getLogger(__name__)
+
+INPUT_PLACEHOLDER = "path_to_input_image.jpg"
+OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
+OUTPUT_NAME = "output.jpg"
+SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
+NOBODY = 65534
+PRELOAD = ("numpy", "cv2", "PIL.Image")
+# Standard-library modules snippets often use, imported before the worker drops root: as root without
+# bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
+STDLIB_PRELOAD = (
+    "base64 bisect collections colorsys copy dataclasses datetime decimal fractions functools glob hashlib "
+    "heapq io itertools json math operator pathlib random re shutil statistics string struct tempfile "
+    "textwrap typing"
+).split()
+
+Isolation = Literal["auto", "bwrap", "none"]
+
+_warned_weak = False
+_warn_lock = threading.Lock()
+
+
+class SandboxError(MatbenchError):
+    """The sandbox itself cannot run (bubblewrap requested but unusable, worker fails to start)."""
+
+
+class _WorkerDied(Exception):
+    """The fork server went away (or stopped answering) during a job."""
+
+
+@dataclass
+class CodeResult:
+    """What one run of a snippet produced; ``ok`` means it finished cleanly and wrote a readable image."""
+
+    ok: bool
+    error: str | None
+    stdout: str
+    stderr: str
+    exception: str | None
+    traceback: str | None
+    wall_time: float
+    exec_time: float | None
+    output_image: Path | None
+    workdir: Path | None
+    isolation: str
+    timed_out: bool = False
+    returncode: int | None = None
+    signal: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output_image"] = str(self.output_image) if self.output_image else None
+        data["workdir"] = str(self.workdir) if self.workdir else None
+        return data
+
+    def feedback(self) -> str:
+        """The text an agent shows the model after the call."""
+        parts = []
+        if self.ok:
+            parts.append(f"Code ran successfully; output image written ({self.wall_time:.2f}s).")
+        else:
+            parts.append(f"Error: {self.error}")
+        if self.stdout:
+            parts.append(f"stdout:\n{self.stdout}")
+        if self.traceback:
+            parts.append(f"traceback:\n{self.traceback}")
+        elif self.stderr:
+            parts.append(f"stderr:\n{self.stderr}")
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    timeout: float
+    memory_mb: int
+    file_size_mb: int
+    max_processes: int
+    max_open_files: int
+
+    def rlimits(self) -> dict[str, int]:
+        """Limits fixed for a worker's life; the CPU limit follows each call's timeout."""
+        return {
+            "as": self.memory_mb * 1024 * 1024,
+            "fsize": self.file_size_mb * 1024 * 1024,
+            "nofile": self.max_open_files,
+            "nproc": self.max_processes,  # the worker adds the processes its uid already has
+        }
+
+
+def _minimal_env() -> dict[str, str]:
+    """The only environment the sandbox ever sees: no keys, no proxies, single-threaded math libraries."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env[var] = "1"
+    env["VECLIB_MAXIMUM_THREADS"] = "1"
+    return env
+
+
+def _module_dirs() -> list[str]:
+    """Import roots of the preloaded packages (site-packages, wherever the harness found them)."""
+    dirs: list[str] = []
+    for name in PRELOAD:
+        try:
+            spec = importlib.util.find_spec(name.split(".")[0])
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.origin:
+            continue
+        root = Path(spec.origin).resolve().parent.parent
+        if str(root) not in dirs:
+            dirs.append(str(root))
+    return dirs
+
+
+def _python_dirs(python: str) -> list[str]:
+    """Directories the interpreter needs read-only: its installation(s), venv and package roots."""
+    candidates = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
+    candidates.append(str(Path(os.path.realpath(python)).parent.parent))
+    candidates += _module_dirs()
+    dirs: list[str] = []
+    for cand in candidates:
+        path = os.path.realpath(cand)
+        if path in ("/", "/usr") or path.startswith("/usr/"):
+            continue
+        if not any(path == d or path.startswith(d + "/") for d in dirs):
+            dirs = [d for d in dirs if not d.startswith(path + "/")] + [path]
+    return sorted(dirs)
+
+
+def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> list[str]:
+    """The bubblewrap command line: a minimal read-only root, one writable directory, no network."""
+    args = [bwrap]
+    if as_root:
+        # Real root cannot map a non-root uid into a new user namespace, and a process that is root
+        # outside escapes RLIMIT_NPROC; so keep the host user namespace and let the worker drop to
+        # nobody itself (it keeps only CAP_SETUID/CAP_SETGID until then).
+        args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+        ]
+    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
+        args += ["--ro-bind-try", etc, etc]
+    made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
+    for path in _python_dirs(python):
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            parent = str(Path(*parts[:i]))
+            if parent not in made:  # bwrap would create missing parents 0700, unreadable for nobody
+                args += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
+    args += ["--bind", str(worker_dir), SANDBOX_MOUNT, "--chdir", SANDBOX_MOUNT]
+    args += ["--clearenv"]
+    for key, value in _minimal_env().items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def _count_tasks(uid: int) -> int:
+    """Tasks (threads included, as RLIMIT_NPROC counts them) that ``uid`` runs on this host now."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{name}/task"))
+        except OSError:
+            continue
+    return count
+
+
+def _warn_weak_once(reason: str) -> None:
+    global _warned_weak
+    with _warn_lock:
+        if _warned_weak:
+            return
+        _warned_weak = True
+    log.warning(
+        "code sandbox runs without bubblewrap (%s): isolation is weaker (no mount/network/pid namespaces); "
+        "rlimits, a scrubbed environment, a non-root uid and process-group kills still apply",
+        reason,
+    )
+
+
+def _read_capped(dir_fd: int, name: str, limit: int) -> str:
+    """Read at most ``limit`` bytes of a job file without following links or blocking on FIFOs."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return f"[{name} is not a regular file]"
+        data = os.read(fd, limit)
+        size = info.st_size
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        text += f"\n[truncated {size - limit} bytes]"
+    return text
+
+
+def _is_plain_file(dir_fd: int, name: str) -> bool:
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
+def _same_dir(path: Path, dir_fd: int) -> bool:
+    """True if ``path`` is still the directory we created (the job may rename it and plant a link)."""
+    try:
+        here, there = os.stat(path, follow_symlinks=False), os.fstat(dir_fd)
+    except OSError:
+        return False
+    return stat.S_ISDIR(here.st_mode) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _copy_from(dir_fd: int, name: str, dest: Path) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as src, open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
+    """None if the job wrote a plain file that PIL identifies and verifies as an image, else why not."""
+    try:
+        fd = os.open(OUTPUT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return f"no output image written (the code must save it to {OUTPUT_PLACEHOLDER})"
+    except OSError as exc:
+        return f"output is not a readable image ({exc.strerror})"
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            return "output is not a readable image (not a regular file)"
+        if info.st_size == 0:
+            return "output is not a readable image (empty file)"
+        if info.st_size > max_bytes:
+            return "output is not a readable image (larger than the file-size limit)"
+        from PIL import Image
+
+        try:
+            with Image.open(fh) as im:
+                width, height = im.size
+                im.verify()
+        except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not a readable image"
+            return f"output is not a readable image ({type(exc).__name__})"
+    if width <= 0 or height <= 0:
+        return "output is not a readable image (empty size)"
+    return None
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a job directory even if the code left unwritable/unsearchable directories in it."""
+
+    def fix(func, p, _exc) -> None:  # noqa: ANN001 - shutil callback signature
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=fix)
+
+
+class _Worker:
+    """One fork server process; used by one thread at a time (checked out of the pool)."""
+
+    def __init__(self, index: int, sandbox: Sandbox) -> None:
+        self.index = index
+        self.sandbox = sandbox
+        self.dir = sandbox.root / f"w{index}"
+        self.dir.mkdir(mode=0o755, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.isolation: str = "none"
+        self.job_pgid: int | None = None
+        self._buffer = b""
+        self._log_path = sandbox.root / f"w{index}.log"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, isolation: str) -> None:
+        self.kill()
+        self.dir.mkdir(mode=0o755, exist_ok=True)
+        sb = self.sandbox
+        config: dict[str, Any] = {
+            "preload": [*PRELOAD, *STDLIB_PRELOAD],
+            "paths": _module_dirs(),
+            "private_pid_ns": isolation == "bwrap",
+            "private_tmp": isolation == "bwrap",
+            "env": _minimal_env(),
+            "limits": sb.limits.rlimits(),
+        }
+        worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
+        command = [sb.python, "-I", "-B", "-c", worker_src]
+        if sb.as_root:
+            config["drop_to"] = [NOBODY, NOBODY]
+            config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
+        if isolation == "bwrap":
+            command = [*_bwrap_args(sb.bwrap or "bwrap", sb.python, self.dir, sb.as_root), "--", *command]
+        command.append(json.dumps(config))
+        log_fh = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            # Spawned from one long-lived thread: --die-with-parent follows the spawning *thread*.
+            self.proc = sb._spawner.submit(
+                subprocess.Popen,
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_fh,
+                env=_minimal_env(),
+                cwd=str(self.dir) if isolation != "bwrap" else "/",
+                start_new_session=True,
+                close_fds=True,
+            ).result()
+        finally:
+            log_fh.close()
+        self.isolation = isolation
+        self._buffer = b""
+        try:
+            ready = self._read_message(time.monotonic() + sb.start_timeout)
+        except _WorkerDied as exc:
+            self.kill()
+            raise SandboxError(
+                f"sandbox worker failed to start ({isolation}): {exc}; {self.log_tail()}"
+            ) from None
+        if ready.get("event") != "ready":
+            self.kill()
+            raise SandboxError(f"sandbox worker sent {ready!r} instead of ready")
+
+    def kill(self) -> None:
+        """Kill the server (its whole session; bwrap takes the pid namespace down with it)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for pgid in (proc.pid, self.job_pgid):
+            if pgid:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        self.job_pgid = None
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.error("sandbox worker %d did not die", proc.pid)
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+
+    def log_tail(self, size: int = 2000) -> str:
+        try:
+            data = self._log_path.read_bytes()[-size:]
+        except OSError:
+            return "no worker log"
+        return "worker log: " + data.decode("utf-8", errors="replace").strip()
+
+    # -- protocol --------------------------------------------------------------------------------
+    def _read_message(self, deadline: float) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _WorkerDied("no answer in time")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                code = self.proc.wait(timeout=5)
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+                raise _WorkerDied(how)
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, request: dict[str, Any], grace: float) -> dict[str, Any]:
+        """Send one job and wait for its result; raises _WorkerDied if the server is lost."""
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise _WorkerDied(f"could not send the job ({exc})") from None
+        deadline = time.monotonic() + float(request["timeout"]) + grace
+        while True:
+            message = self._read_message(deadline)
+            if message.get("event") == "started":
+                self.job_pgid = int(message["pid"]) if self.isolation == "none" else None
+            elif message.get("event") == "done":
+                self.job_pgid = None
+                return message
+
+
+class Sandbox:
+    """A pool of warm, isolated Python workers for MAT-Coding snippets (thread-safe; see module doc)."""
+
+    def __init__(
+        self,
+        timeout: float = 20.0,
+        memory_mb: int = 2048,
+        workers: int = 2,
+        isolation: Isolation = "auto",
+        *,
+        file_size_mb: int = 64,
+        max_processes: int = 64,
+        max_open_files: int = 256,
+        output_limit: int = 8192,
+        root: str | Path | None = None,
+        python: str | None = None,
+        start_timeout: float = 60.0,
+        keep_calls: int = 256,
+    ) -> None:
+        if isolation not in ("auto", "bwrap", "none"):
+            raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.limits = _Limits(
+            float(timeout), int(memory_mb), int(file_size_mb), int(max_processes), int(max_open_files)
+        )
+        self.requested_isolation = isolation
+        self.output_limit = int(output_limit)
+        self.python = python or sys.executable
+        self.start_timeout = start_timeout
+        self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
+        self.as_root = os.geteuid() == 0
+        self.bwrap = shutil.which("bwrap")
+        base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
+        if any(ch in str(base) for ch in "'\"\\\n"):
+            shutil.rmtree(base, ignore_errors=True)
+            raise ValueError(f"sandbox root path {base} must not contain quotes or backslashes")
+        self.root = base
+        os.chmod(self.root, 0o755 if self.as_root else 0o700)
+        self.calls_dir = self.root / "calls"
+        self.calls_dir.mkdir(mode=0o700)
+        self._isolation: str | None = None
+        self._iso_lock = threading.Lock()
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matbench-sandbox-spawn")
+        self._workers = [_Worker(i, self) for i in range(workers)]
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        for worker in self._workers:
+            self._idle.put(worker)
+        self._counter = itertools.count(1)
+        self.keep_calls = keep_calls
+        self._kept: deque[Path] = deque()
+        self._kept_lock = threading.Lock()
+        self._closed = False
+
+    # -- isolation -------------------------------------------------------------------------------
+    @property
+    def isolation(self) -> str:
+        """The isolation in force ("bwrap" or "none"), deciding it (with a probe) on first use."""
+        with self._iso_lock:
+            if self._isolation is None:
+                self._isolation = self._decide_isolation()
+            return self._isolation
+
+    def _decide_isolation(self) -> str:
+        wanted = self.requested_isolation
+        if wanted == "none":
+            _warn_weak_once("isolation='none' requested")
+            return "none"
+        if not self.bwrap:
+            if wanted == "bwrap":
+                raise SandboxError("isolation='bwrap' requested but bwrap is not installed")
+            _warn_weak_once("bwrap not found")
+            return "none"
+        probe = self.root / "probe"
+        probe.mkdir(mode=0o755, exist_ok=True)
+        command = [
+            *_bwrap_args(self.bwrap, self.python, probe, self.as_root),
+            "--",
+            self.python,
+            "-I",
+            "-c",
+            "pass",
+        ]
+        try:
+            result = self._spawner.submit(
+                subprocess.run, command, capture_output=True, env=_minimal_env(), timeout=30
+            ).result()
+            failure = result.stderr.decode(errors="replace").strip() if result.returncode else ""
+        except (OSError, subprocess.SubprocessError) as exc:
+            failure = str(exc)
+        shutil.rmtree(probe, ignore_errors=True)
+        if not failure:
+            return "bwrap"
+        if wanted == "bwrap":
+            raise SandboxError(f"bwrap does not work here: {failure}")
+        _warn_weak_once(f"bwrap failed: {failure}")
+        return "none"
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(
+        self,
+        code: str,
+        image: str | Path | None,
+        workdir: str | Path | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> CodeResult:
+        """Run ``code`` on ``image``; files end up in ``workdir`` (a fresh dir under the root if None).
+
+        Without ``workdir`` the files live under the sandbox root until ``close()`` and only for the
+        newest ``keep_calls`` calls: copy what you need to keep.
+        """
+        if self._closed:
+            raise SandboxError("sandbox is closed")
+        started = time.perf_counter()
+        if image is not None and not Path(image).is_file():
+            raise FileNotFoundError(f"input image not found: {image}")
+        isolation = self.isolation
+        worker = self._idle.get()
+        try:
+            return self._run_on(worker, isolation, code, image, workdir, timeout, started)
+        finally:
+            self._idle.put(worker)
+
+    async def arun(
+        self,
+        code: str,
+        image: str | Path | None,
+        workdir: str | Path | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> CodeResult:
+        """``run`` without blocking the event loop."""
+        return await asyncio.to_thread(self.run, code, image, workdir, timeout=timeout)
+
+    def warmup(self) -> None:
+        """Start every worker now instead of on first use (benchmarks, long evaluations)."""
+        isolation = self.isolation
+        workers = [self._idle.get() for _ in self._workers]
+        try:
+            for worker in workers:
+                if not worker.alive():
+                    worker.start(isolation)
+        finally:
+            for worker in workers:
+                self._idle.put(worker)
+
+    def _run_on(
+        self,
+        worker: _Worker,
+        isolation: str,
+        code: str,
+        image: str | Path | None,
+        workdir: str | Path | None,
+        timeout: float | None,
+        started: float,
+    ) -> CodeResult:
+        number = next(self._counter)
+        job_dir = worker.dir / f"j{number}"
+        job_dir.mkdir(mode=0o700)
+        if self.as_root:
+            os.chown(job_dir, NOBODY, NOBODY)
+        dir_fd = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        moved = False
+        try:
+            seen_dir = f"{SANDBOX_MOUNT}/j{number}" if isolation == "bwrap" else str(job_dir)
+            input_name = "input" + (Path(image).suffix.lower() if image is not None else ".jpg")
+            if image is not None:
+                shutil.copyfile(image, job_dir / input_name)
+                os.chmod(job_dir / input_name, 0o644)
+            mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
+            mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
+            limit = float(timeout) if timeout is not None else self.limits.timeout
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number)
+            result = self._collect(reply, died, dir_fd, isolation, limit)
+            self._check_output(dir_fd, result)
+            result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
+        finally:
+            os.close(dir_fd)
+            if not moved:
+                _rmtree(job_dir)
+        if workdir is None:
+            self._prune(result.workdir)
+        result.wall_time = time.perf_counter() - started
+        return result
+
+    def _prune(self, kept: Path | None) -> None:
+        """Bound the disk use of a long evaluation: only the newest ``keep_calls`` call dirs stay."""
+        stale: list[Path] = []
+        with self._kept_lock:
+            if kept is not None:
+                self._kept.append(kept)
+            while len(self._kept) > self.keep_calls:
+                stale.append(self._kept.popleft())
+        for path in stale:
+            _rmtree(path)
+
+    def _execute(
+        self, worker: _Worker, isolation: str, seen_dir: str, code: str, timeout: float, number: int
+    ) -> tuple[dict[str, Any], str | None]:
+        """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
+        for attempt in (1, 2):
+            if not worker.alive():
+                worker.start(isolation)
+            request = {
+                "id": number,
+                "dir": seen_dir,
+                "code": code,
+                "timeout": timeout,
+                "cpu": int(math.ceil(timeout)) + 1,
+            }
+            try:
+                return worker.execute(request, grace=self.grace), None
+            except _WorkerDied as exc:
+                sent = "could not send" not in str(exc)
+                worker.kill()
+                if sent or attempt == 2:  # the job may have run: never run it twice
+                    return {}, str(exc)
+        raise AssertionError("unreachable")
+
+    def _collect(
+        self, reply: dict[str, Any], died: str | None, dir_fd: int, isolation: str, timeout: float
+    ) -> CodeResult:
+        report = reply.get("report") or {}
+        stdout = _read_capped(dir_fd, "stdout.txt", self.output_limit)
+        stderr = _read_capped(dir_fd, "stderr.txt", self.output_limit)
+        sig_num = reply.get("signal")
+        sig_name = None
+        if sig_num:
+            try:
+                sig_name = signal.Signals(int(sig_num)).name
+            except ValueError:
+                sig_name = f"signal {sig_num}"
+        result = CodeResult(
+            ok=False,
+            error=None,
+            stdout=stdout,
+            stderr=stderr,
+            exception=report.get("exception"),
+            traceback=report.get("traceback"),
+            wall_time=0.0,
+            exec_time=report.get("exec_time"),
+            output_image=None,
+            workdir=None,
+            isolation=isolation,
+            timed_out=bool(reply.get("timed_out")),
+            returncode=reply.get("returncode"),
+            signal=sig_name,
+        )
+        if died is not None:
+            result.error = f"sandbox worker died during the job ({died}); it is restarted for the next job"
+        elif reply.get("server_error"):
+            result.error = f"sandbox worker error: {reply['server_error']}"
+        elif result.timed_out:
+            result.error = f"timed out after {timeout:g} s (the code and all its processes were killed)"
+        elif sig_name:
+            result.error = f"the code was killed by {sig_name}"
+            if sig_name == "SIGXCPU":
+                result.error += " (CPU time limit)"
+        elif report.get("setup_error"):
+            result.error = f"sandbox setup failed: {report['setup_error']}"
+        elif result.exception:
+            result.error = result.exception
+        elif not report.get("ok"):
+            result.error = f"the code exited abnormally (exit status {result.returncode})"
+        return result
+
+    def _check_output(self, dir_fd: int, result: CodeResult) -> None:
+        """Accept the output only as a plain file that PIL can identify and verify."""
+        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024)
+        if problem is None:
+            if result.error is None:
+                result.ok = True
+        elif result.error is None:
+            result.error = problem
+        if problem is not None:
+            try:
+                os.unlink(OUTPUT_NAME, dir_fd=dir_fd)  # never hand an unverified file to the caller
+            except OSError:
+                pass
+
+    def _keep_files(
+        self,
+        job_dir: Path,
+        dir_fd: int,
+        input_name: str,
+        result: CodeResult,
+        workdir: str | Path | None,
+        number: int,
+    ) -> tuple[Path, bool]:
+        """Move the input and the verified output to the caller's directory (renames, no copies).
+
+        Returns (that directory, whether the whole job directory became it).
+        """
+        for name in ("stdout.txt", "stderr.txt"):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except OSError:
+                pass
+        keep = [name for name in (input_name, OUTPUT_NAME) if _is_plain_file(dir_fd, name)]
+        moved = False
+        if workdir is None:
+            final = self.calls_dir / f"call-{number:06d}"
+            if sorted(os.listdir(dir_fd)) == sorted(keep) and _same_dir(job_dir, dir_fd):  # one rename
+                os.rename(job_dir, final)
+                moved = True
+            else:
+                final.mkdir(mode=0o700)
+        else:
+            final = Path(workdir).resolve()
+            final.mkdir(parents=True, exist_ok=True)
+        if moved and self.as_root:
+            os.chown(final, os.getuid(), os.getgid())
+        for name in keep:
+            if not moved:
+                try:
+                    os.rename(name, final / name, src_dir_fd=dir_fd)
+                except OSError:  # another file system: copy through a descriptor
+                    _copy_from(dir_fd, name, final / name)
+            if self.as_root:
+                os.chown(final / name, os.getuid(), os.getgid())
+        if OUTPUT_NAME in keep and result.ok:
+            result.output_image = final / OUTPUT_NAME
+        return final, moved
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every worker and delete the sandbox root (including kept call directories)."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            worker.kill()
+        self._spawner.shutdown(wait=True)
+        _rmtree(self.root)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten sandbox must not leave servers behind
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+__all__ = ["INPUT_PLACEHOLDER", "OUTPUT_PLACEHOLDER", "CodeResult", "Sandbox", "SandboxError"]

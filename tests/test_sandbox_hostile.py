@@ -1,0 +1,316 @@
+"""Hostile snippets through the real sandbox: each must end as a clear error while the sandbox carries on.
+
+Everything here is bounded (3,000 forks at most, each sleeping then exiting; memory and file sizes
+capped by rlimits) so that a broken sandbox fails the test instead of freezing the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from matbench.tools.sandbox import Sandbox
+
+
+def _bwrap_usable() -> bool:
+    """bwrap installed *and* working here (user namespaces may be disabled for unprivileged users)."""
+    if shutil.which("bwrap") is None:
+        return False
+    with Sandbox(workers=1, isolation="auto") as probe:
+        return probe.isolation == "bwrap"
+
+
+HAS_BWRAP = _bwrap_usable()
+PROJECT_FILE = Path(__file__).resolve().parents[1] / "pyproject.toml"
+SECRET = "sk-test-secret-4f1d2c9a"
+
+NORMAL = """
+import cv2
+img = cv2.imread('path_to_input_image.jpg')
+cv2.imwrite('path_to_output_image.jpg', cv2.flip(img, 1))
+"""
+
+
+@pytest.fixture(scope="module", params=["auto", "none"])
+def sb(request):
+    with Sandbox(timeout=2.0, workers=2, isolation=request.param) as box:
+        box.warmup()
+        yield box
+
+
+@pytest.fixture(scope="module")
+def image(fixtures_dir) -> Path:
+    return fixtures_dir / "mat" / "coding-demo" / "rotation180_1_proc.png"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (zombies excluded), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+def _still_works(sb: Sandbox, image: Path) -> None:
+    res = sb.run(NORMAL, image)
+    assert res.ok, f"sandbox broken after hostile job: {res.error} / {res.stderr}"
+    assert res.output_image is not None and res.output_image.is_file()
+
+
+def test_infinite_loop_times_out(sb, image):
+    started = time.monotonic()
+    res = sb.run("while True:\n    pass\n", image)
+    assert time.monotonic() - started < 6
+    assert not res.ok and res.timed_out
+    assert "timed out after 2 s" in res.error
+    _still_works(sb, image)
+
+
+def test_sleeping_children_are_killed_on_timeout(sb, image):
+    code = "import os, time\nfor _ in range(5):\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(60)\n"
+    code += "        os._exit(0)\ntime.sleep(60)\n"
+    res = sb.run(code, image, timeout=1.0)
+    assert res.timed_out
+    assert len(_descendants(os.getpid())) <= _baseline(sb)
+    _still_works(sb, image)
+
+
+def _baseline(sb: Sandbox) -> int:
+    """Processes the idle sandbox keeps (servers, spares, bwrap): measured, settled."""
+    time.sleep(0.3)
+    return len(_descendants(os.getpid()))
+
+
+def test_fork_storm_is_capped_and_cleaned_up(sb, image):
+    baseline = _baseline(sb)
+    code = """
+import os, time
+for i in range(3000):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+"""
+    started = time.monotonic()
+    res = sb.run(code, image)
+    assert not res.ok
+    assert "BlockingIOError" in res.error and "Resource temporarily unavailable" in res.error
+    assert time.monotonic() - started < 10
+    # every sleeper was killed before the result came back (the new spare may not exist yet)
+    assert len(_descendants(os.getpid())) <= baseline
+    _still_works(sb, image)
+
+
+def test_huge_allocation_is_a_memory_error(sb, image):
+    res = sb.run("x = bytearray(20 * 1024 ** 3)\n", image)
+    assert not res.ok
+    assert res.error == "MemoryError"
+    _still_works(sb, image)
+
+
+def test_printing_a_gigabyte_is_truncated(sb, image):
+    code = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n"
+    res = sb.run(code, image)
+    assert not res.ok
+    assert "File too large" in res.error
+    assert res.stdout.startswith("x" * 8192)
+    assert "[truncated " in res.stdout
+    assert len(res.stdout) < 8192 + 100
+    _still_works(sb, image)
+
+
+def test_writing_five_gigabytes_hits_the_file_size_limit(sb, image):
+    code = (
+        "block = b'\\0' * (1 << 20)\n"
+        "with open('big.bin', 'wb') as fh:\n"
+        "    for _ in range(5 * 1024):\n"
+        "        fh.write(block)\n"
+    )
+    res = sb.run(code, image)
+    assert not res.ok
+    assert "OSError" in res.error and "File too large" in res.error
+    assert res.workdir is not None and not (res.workdir / "big.bin").exists()
+    _still_works(sb, image)
+
+
+def test_killing_the_worker_is_survived(sb, image):
+    res = sb.run("import os\nos.kill(os.getppid(), 9)\nimport time\ntime.sleep(1)\n", image)
+    assert not res.ok
+    assert "sandbox worker died during the job" in res.error
+    _still_works(sb, image)
+    _still_works(sb, image)
+
+
+def test_stopping_the_worker_is_survived(sb, image, monkeypatch):
+    monkeypatch.setattr(sb, "grace", 1.0)
+    started = time.monotonic()
+    res = sb.run("import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nwhile True:\n    pass\n", image)
+    assert time.monotonic() - started < 8
+    assert not res.ok
+    assert "sandbox worker died during the job (no answer in time)" in res.error
+    _still_works(sb, image)
+
+
+def test_child_leaving_its_process_group_is_still_killed(sb, image):
+    code = (
+        "import os, time\nkid = os.fork()\nif kid == 0:\n    os.setpgid(0, 0)\n    time.sleep(60)\n"
+        "    os._exit(0)\ntime.sleep(0.2)\nos.setpgid(0, kid)\nwhile True:\n    pass\n"
+    )
+    res = sb.run(code, image, timeout=1.0)
+    assert res.timed_out
+    assert len(_descendants(os.getpid())) <= _baseline(sb)
+    _still_works(sb, image)
+
+
+def test_parent_environment_secret_never_reaches_the_code(image, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    code = """
+import os
+print(dict(os.environ))
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        try:
+            print(pid, open(f'/proc/{pid}/environ', 'rb').read())
+        except OSError as exc:
+            print(pid, 'denied', exc.errno)
+"""
+    for isolation in ("auto", "none"):
+        with Sandbox(timeout=5.0, workers=1, isolation=isolation) as box:
+            res = box.run(code, image)
+        own_env = res.stdout.splitlines()[0]
+        assert "'PATH'" in own_env  # the code did run and print its environment
+        assert SECRET not in own_env and "proxy.invalid" not in own_env
+        assert SECRET not in res.stderr
+        if res.isolation == "bwrap" or os.geteuid() == 0:
+            # nor through /proc: other pid namespace, or another uid than the harness
+            assert SECRET not in res.stdout and "proxy.invalid" not in res.stdout
+            assert "denied" in res.stdout or res.isolation == "bwrap"
+
+
+def test_loopback_listener_is_unreachable(sb, image):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    code = f"""
+import socket
+s = socket.socket()
+s.settimeout(1)
+try:
+    s.connect(('127.0.0.1', {port}))
+    print('CONNECTED')
+except OSError as exc:
+    print('FAILED', type(exc).__name__)
+"""
+    try:
+        res = sb.run(code, image)
+        if res.isolation != "bwrap":
+            pytest.skip("no network namespace without bubblewrap")
+        assert "FAILED" in res.stdout and "CONNECTED" not in res.stdout
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    _still_works(sb, image)
+
+
+def test_private_files_are_unreadable(sb, image):
+    assert PROJECT_FILE.is_file()
+    code = f"""
+for path in ['/etc/shadow', {str(PROJECT_FILE)!r}, {str(PROJECT_FILE.parent / "matbench" / "cli.py")!r}]:
+    try:
+        data = open(path).read()
+        print('READ', path, len(data))
+    except OSError as exc:
+        print('DENIED', path, type(exc).__name__)
+"""
+    res = sb.run(code, image)
+    assert "DENIED /etc/shadow" in res.stdout
+    if res.isolation == "bwrap":
+        assert f"DENIED {PROJECT_FILE}" in res.stdout
+        assert "READ" not in res.stdout
+    _still_works(sb, image)
+
+
+def test_bwrap_hides_the_project_and_home(image):
+    if not HAS_BWRAP:
+        pytest.skip("bubblewrap not installed or not usable")
+    code = (
+        "import os\nprint(sorted(os.listdir('/')))\n"
+        f"print(sorted(os.listdir({str(PROJECT_FILE.parent)!r})))\n"
+        "print(os.path.exists('/home'), os.path.exists('/etc/passwd'))\n"
+    )
+    with Sandbox(timeout=5.0, workers=1, isolation="bwrap") as box:
+        res = box.run(code, image)
+    lines = res.stdout.splitlines()
+    assert "'sandbox'" in lines[0] and "'home'" not in lines[0]
+    assert lines[1] in ("[]", "['.venv']")  # at most the bound virtual environment
+    assert lines[2] == "False False"
+
+
+def test_segfault_is_reported(sb, image):
+    res = sb.run("import ctypes\nctypes.string_at(0)\n", image)
+    assert not res.ok
+    assert res.signal == "SIGSEGV"
+    assert "SIGSEGV" in res.error
+    _still_works(sb, image)
+
+
+def test_missing_output_is_an_error(sb, image):
+    res = sb.run("import cv2\nimg = cv2.imread('path_to_input_image.jpg')\nprint(img.shape)\n", image)
+    assert not res.ok
+    assert res.output_image is None
+    assert "no output image written" in res.error
+    assert "(1500, 1500, 3)" in res.stdout
+
+
+def test_syntax_error(sb, image):
+    res = sb.run("def broken(:\n    pass\n", image)
+    assert not res.ok
+    assert res.error.startswith("SyntaxError")
+    assert "snippet.py" in res.traceback
+    _still_works(sb, image)
+
+
+def test_output_that_is_not_an_image(sb, image):
+    res = sb.run("open('path_to_output_image.jpg', 'wb').write(b'this is plain text, not a JPEG')\n", image)
+    assert not res.ok
+    assert res.error.startswith("output is not a readable image")
+    assert res.output_image is None
+    assert not (res.workdir / "output.jpg").exists()
+
+
+def test_output_symlink_to_a_host_file_is_refused(sb, image):
+    res = sb.run("import os\nos.symlink('/etc/passwd', 'path_to_output_image.jpg')\n", image)
+    assert not res.ok
+    assert res.error.startswith("output is not a readable image")
+    assert res.output_image is None
+
+
+def test_stdout_swapped_for_a_link_leaks_nothing(sb, image):
+    code = "import os\nprint('hello')\nos.remove('stdout.txt')\nos.symlink('/etc/shadow', 'stdout.txt')\n"
+    res = sb.run(code, image)
+    assert "root:" not in res.stdout
+    _still_works(sb, image)
