@@ -62,13 +62,25 @@ def overhead(episodes: int, tmp: Path) -> list[float]:
         return "<think> x </think>\n<search> who </search>" if n < 2 else "<answer> y </answer>"
 
     index = tmp / "index"
-    subprocess.run([sys.executable, "-m", "matbench.cli", "index", "build",
-                    str(FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"), "--out", str(index)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "matbench.cli",
+            "index",
+            "build",
+            str(FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"),
+            "--out",
+            str(index),
+        ],
+        check=True,
+        capture_output=True,
+    )
     tl = Timeline()
     with FakeOpenAIServer(policy) as srv:
-        settings = _settings(tmp, srv.base_url, limit=episodes, max_concurrency=1, search=f"local:{index}",
-                             search_cache="off")
+        settings = _settings(
+            tmp, srv.base_url, limit=episodes, max_concurrency=1, search=f"local:{index}", search_cache="off"
+        )
         model = runner.build_model(settings)
         inner_generate = model.generate
 
@@ -106,12 +118,23 @@ def overhead(episodes: int, tmp: Path) -> list[float]:
 def throughput(samples: int, tmp: Path) -> tuple[float, float]:
     from matbench import runner
 
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai_server.py"), "--latency", "0.5",
-                             "--reply", "<answer> x </answer>"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "fake_openai_server.py"),
+            "--latency",
+            "0.5",
+            "--reply",
+            "<answer> x </answer>",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = proc.stdout.readline().strip()
-        settings = _settings(tmp, base_url, limit=samples, max_concurrency=64, protocol="direct",
-                             run_dir=str(tmp / "tp"))
+        settings = _settings(
+            tmp, base_url, limit=samples, max_concurrency=64, protocol="direct", run_dir=str(tmp / "tp")
+        )
         t0 = time.perf_counter()
         (summary,) = runner.evaluate(settings)
         wall = time.perf_counter() - t0
@@ -131,14 +154,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         gaps = sorted(overhead(args.episodes, Path(d)))
         p90 = gaps[int(0.9 * (len(gaps) - 1))]
-        print(f"harness overhead per model call ({args.episodes} three-call episodes, {len(gaps)} gaps): "
-              f"median {statistics.median(gaps):.2f} ms, p90 {p90:.2f} ms, mean {statistics.mean(gaps):.2f} ms "
-              "(target: median <= 5 ms)")
+        print(
+            f"harness overhead per model call ({args.episodes} three-call episodes, {len(gaps)} gaps): "
+            f"median {statistics.median(gaps):.2f} ms, p90 {p90:.2f} ms, mean {statistics.mean(gaps):.2f} ms "
+            "(target: median <= 5 ms)"
+        )
     with tempfile.TemporaryDirectory() as d:
         rate, rate_wall = throughput(args.throughput_samples, Path(d))
-        print(f"throughput at --max-concurrency 64, server latency 500 ms ({args.throughput_samples} calls): "
-              f"{rate:.1f} calls/s = {100 * rate / 128:.1f}% of the 128 calls/s limit "
-              f"(incl. start-up: {rate_wall:.1f} calls/s; target >= 90%)")
+        print(
+            f"throughput at --max-concurrency 64, server latency 500 ms ({args.throughput_samples} calls): "
+            f"{rate:.1f} calls/s = {100 * rate / 128:.1f}% of the 128 calls/s limit "
+            f"(incl. start-up: {rate_wall:.1f} calls/s; target >= 90%)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from pathlib import Path
 from matbench.predictions import check_ids, read_predictions, score_rows
 from matbench.tasks import get_task
 
-FILE = Path(__file__).resolve().parents[2] / "shared/fixtures/predictions/visual-arft/7b_step200_2wiki_web_n4.json"
+FILE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/fixtures/predictions/visual-arft/7b_step200_2wiki_web_n4.json"
+)
 
 
 def main() -> None:
@@ -23,8 +26,10 @@ def main() -> None:
             s0 = time.perf_counter()
             result = score_rows(rows, spec, scoring)
             best = min(best, time.perf_counter() - s0)
-        print(f"{scoring:12s} {len(rows)} predictions scored in {best * 1000:.1f} ms "
-              f"(F1 {100 * result['f1']:.4f}, EM {100 * result['em']:.4f})")
+        print(
+            f"{scoring:12s} {len(rows)} predictions scored in {best * 1000:.1f} ms "
+            f"(F1 {100 * result['f1']:.4f}, EM {100 * result['em']:.4f})"
+        )
     print(f"reading the file: {(t1 - t0) * 1000:.1f} ms")
 
 

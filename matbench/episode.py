@@ -156,7 +156,9 @@ class Episode:
         try:
             search = self.tools.search
             if hasattr(search, "search_with_source"):
-                hits, info["cached"] = await asyncio.to_thread(search.search_with_source, act.query, self.options.top_k)
+                hits, info["cached"] = await asyncio.to_thread(
+                    search.search_with_source, act.query, self.options.top_k
+                )
             else:
                 hits = await asyncio.to_thread(search.search, act.query, self.options.top_k)
             info["results"] = [h.to_dict() for h in hits]

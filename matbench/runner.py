@@ -175,7 +175,9 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
 
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
-    backend = get_search_backend(settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir)
+    backend = get_search_backend(
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir
+    )
     cached = CachedSearch(
         backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
     )
