@@ -319,7 +319,10 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
     live = []
     for make in episodes:
         ep = make()
-        (on_done(ep) if ep.done else live.append(ep))
+        if ep.done:  # an input error: recorded without a model call
+            on_done(ep)
+        else:
+            live.append(ep)
     while live:
         outs = await model.generate([ep.request() for ep in live])
         await asyncio.gather(*(ep.advance(out) for ep, out in zip(live, outs, strict=True)))

@@ -197,6 +197,11 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
             args += ["--ro-bind", top, top]
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
         args += ["--ro-bind-try", etc, etc]
+    # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
+    # bound on top of it instead of being hidden by it.
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
     made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
     for path in _python_dirs(python):
         parts = Path(path).parts
@@ -206,9 +211,6 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
     args += ["--bind", str(worker_dir), SANDBOX_MOUNT, "--chdir", SANDBOX_MOUNT]
     args += ["--clearenv"]
     for key, value in _minimal_env().items():
