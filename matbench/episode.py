@@ -68,7 +68,10 @@ class Episode:
         t = self.templates
         self.text = fill(t["first"], instructions=t["instructions"], question=self.sample.question)
         if self.sample.image is not None:
-            self.image = self._keep_image(self.sample.image, "input")
+            try:
+                self.image = self._keep_image(self.sample.image, "input")
+            except OSError as exc:  # vanished or unreadable since loading: an input error, not a crash
+                self.done, self.status, self.error = True, "input_error", f"cannot read image: {exc}"
 
     # --- images ------------------------------------------------------------------------------------------
     @property
@@ -140,6 +143,10 @@ class Episode:
 
     def _finish(self, prediction: str | None) -> None:
         self.done, self.prediction = True, prediction
+
+    def fail(self, exc: BaseException) -> None:
+        """A harness-side failure: the sample is recorded as ``error`` and the other episodes go on."""
+        self.done, self.status, self.error = True, "error", f"harness error: {type(exc).__name__}: {exc}"
 
     def _count(self, tool: str, failed: bool) -> None:
         self.tool_calls[tool] = self.tool_calls.get(tool, 0) + 1
@@ -213,7 +220,12 @@ class Episode:
                 width, height = img.size
             code, box = va.crop_rewrite(code, self.sample.question, width, height)
             info["input"], info["crop_box"] = code, list(box) if box else None
-        res = await self.tools.sandbox.arun(code, self.image)
+        try:
+            res = await self.tools.sandbox.arun(code, self.image)
+        except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this step, not the run
+            info["error"] = f"sandbox failure: {exc}"
+            self._count("code", True)
+            return info
         info.update(ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time)
         if res.ok and res.output_image is not None:
             kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}")

@@ -306,9 +306,13 @@ async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit
     async def one(make: Callable[[], Episode]) -> None:
         async with sem:
             ep = make()
-            while not ep.done:
-                (out,) = await model.generate([ep.request()])
-                await ep.advance(out)
+            try:
+                while not ep.done:
+                    (out,) = await model.generate([ep.request()])
+                    await ep.advance(out)
+            except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
+                log.exception("sample %s failed in the harness", ep.sample.id)
+                ep.fail(exc)
             on_done(ep)
 
     await asyncio.gather(*(one(m) for m in episodes))
@@ -325,7 +329,13 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
             live.append(ep)
     while live:
         outs = await model.generate([ep.request() for ep in live])
-        await asyncio.gather(*(ep.advance(out) for ep, out in zip(live, outs, strict=True)))
+        results = await asyncio.gather(
+            *(ep.advance(out) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
+        )
+        for ep, result in zip(live, results, strict=True):
+            if isinstance(result, Exception):  # one broken episode must not end the round
+                log.error("sample %s failed in the harness: %r", ep.sample.id, result)
+                ep.fail(result)
         for ep in live:
             if ep.done:
                 on_done(ep)

@@ -402,3 +402,37 @@ def test_no_endpoint_says_what_it_needs(tmp_path):
     assert (
         out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "OPENAI_API_KEY" in out.stderr
     )
+
+
+def test_bad_rows_become_input_errors_in_the_run(tmp_path, coding_dir):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(coding_dir, data)
+    rows = json.loads((data / "MAT-Coding.json").read_text())
+    rows[0]["processed_image_path"] = "missing.png"  # id 12
+    (data / "MAT-Coding.json").write_text(json.dumps(rows))
+    with FakeOpenAIServer("<answer> x </answer>") as srv:
+        out = run_eval(
+            [
+                "--model",
+                "openai:fake",
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "mat-coding",
+                "--data-dir",
+                str(data),
+                "--runs-root",
+                str(tmp_path / "runs"),
+            ],
+            cache_dir=tmp_path / "cache",
+        )
+        assert out.returncode == 0, out.stderr
+        assert srv.calls == 5  # no call for the broken sample
+    run = run_dir_of(out.stdout)
+    recs = {r["id"]: r for r in read_jsonl(run / "predictions.jsonl")}
+    assert len(recs) == 6 and recs["12"]["status"] == "input_error"
+    assert "MAT-Coding.json, row 1: image not found" in recs["12"]["error"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run"]["input_errors"] == 1 and summary["n"] == 6 and summary["missing"] == 1
