@@ -436,3 +436,35 @@ def test_bad_rows_become_input_errors_in_the_run(tmp_path, coding_dir):
     assert "MAT-Coding.json, row 1: image not found" in recs["12"]["error"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run"]["input_errors"] == 1 and summary["n"] == 6 and summary["missing"] == 1
+
+
+def test_several_tasks_share_one_model(tmp_path, fixtures_dir):
+    with FakeOpenAIServer("<answer> x </answer>") as srv:
+        out = run_eval(
+            [
+                "--model",
+                "openai:fake",
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "bamboogle",
+                "--task",
+                "musique",
+                "--data-dir",
+                str(fixtures_dir / "multihop"),
+                "--limit",
+                "3",
+                "--search",
+                "retriever:http://127.0.0.1:9",
+                "--run-dir",
+                str(tmp_path / "both"),
+                "--json",
+            ],
+            cache_dir=tmp_path / "cache",
+        )
+        assert out.returncode == 0, out.stderr
+        assert srv.calls == 6
+    summaries = json.loads(out.stdout)
+    assert [s["task"] for s in summaries] == ["bamboogle", "musique"]
+    for task in ("bamboogle", "musique"):
+        assert len(read_jsonl(tmp_path / "both" / task / "predictions.jsonl")) == 3
