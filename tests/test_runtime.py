@@ -468,3 +468,29 @@ def test_several_tasks_share_one_model(tmp_path, fixtures_dir):
     assert [s["task"] for s in summaries] == ["bamboogle", "musique"]
     for task in ("bamboogle", "musique"):
         assert len(read_jsonl(tmp_path / "both" / task / "predictions.jsonl")) == 3
+
+
+def test_api_defaults_greedy_but_reasoning_models_sample(tmp_path, fixtures_dir):
+    common = [
+        "--task",
+        "bamboogle",
+        "--data-dir",
+        str(fixtures_dir / "multihop"),
+        "--limit",
+        "1",
+        "--protocol",
+        "direct",
+        "--runs-root",
+        str(tmp_path / "runs"),
+    ]
+    for model, temperature in (("openai:gpt-4o", 0.0), ("openai:o3", None)):
+        with FakeOpenAIServer("<answer> x </answer>") as srv:
+            out = run_eval(
+                ["--model", model, "--base-url", srv.base_url, *common], cache_dir=tmp_path / "cache"
+            )
+            assert out.returncode == 0, out.stderr
+            sent = srv.requests[0]
+        cfg = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
+        assert cfg["decoding"]["temperature"] == temperature
+        assert sent.get("temperature") == temperature
+        assert ("max_completion_tokens" in sent) == (temperature is None)

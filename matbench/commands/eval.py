@@ -78,12 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matbench.display import score_table
+    from matbench.models.openai_api import is_reasoning_model
     from matbench.models.registry import resolve_spec
     from matbench.runner import EvalSettings, evaluate
 
     temperature = args.temperature
-    if temperature is None and resolve_spec(args.model, args.base_url).backend == "openai":
-        temperature = 0.0  # deterministic by default for API models, so reruns can hit the response cache
+    resolved = resolve_spec(args.model, args.base_url)
+    if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
+        # Greedy by default for API models, so that reruns are reproducible and hit the response cache;
+        # reasoning models take no temperature and stay sampled (and uncached).
+        temperature = 0.0
     settings = EvalSettings(
         model=args.model,
         tasks=args.task,
