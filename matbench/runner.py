@@ -23,7 +23,7 @@ from matbench import __version__
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
-from matbench.errors import ConfigError
+from matbench.errors import ConfigError, InputError
 from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
@@ -104,7 +104,9 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def _packages() -> dict[str, str]:
@@ -142,6 +144,15 @@ def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spe
     return samples[:limit] if limit is not None else samples
 
 
+def _same_run_target(path: Path, model: str, task: str) -> bool:
+    """A previous run directory of this model and task (the name alone can be ambiguous)."""
+    try:
+        cfg = RunDir(path).read_config()
+    except (ConfigError, InputError):
+        return False
+    return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
+
+
 def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
     model_part = safe_name(settings.model)
     if settings.run_dir:
@@ -151,7 +162,7 @@ def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> Ru
     else:
         root = Path(settings.runs_root)
         previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
-        previous = [p for p in previous if (p / "config.json").is_file()]
+        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
         path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
     run = RunDir(path)
     if run.exists():
