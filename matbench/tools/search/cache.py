@@ -184,6 +184,11 @@ class CachedSearch(SearchBackend):
                 event.wait()
                 continue  # the leader stored it (hit), or failed (we try ourselves)
             try:
+                # A leader that just finished may have stored it between our lookup and taking the lead.
+                hits = self._lookup(key)
+                if hits is not None:
+                    self._count(hits=1)
+                    return hits, True
                 hits = self._fetch(query, k)
                 self._store(key, k, query, hits)
                 stored = self._lookup(key)  # what the cache holds is what every caller sees
