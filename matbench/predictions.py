@@ -23,6 +23,19 @@ class PredRow:
     positional: bool = False  # the id is the row's 1-based position (authors' files without ids)
     status: str = "ok"
 
+    @classmethod
+    def from_record(cls, raw: dict, row: int) -> PredRow:
+        """A line of matbench's ``predictions.jsonl`` (already checked to hold id, gold and prediction)."""
+        gold = raw["gold"]
+        return cls(
+            id=str(raw["id"]),
+            gold=[str(g) for g in gold] if isinstance(gold, list) else [str(gold)],
+            prediction=None if raw["prediction"] is None else str(raw["prediction"]),
+            split=raw.get("split"),
+            row=row,
+            status=str(raw.get("status", "ok")),
+        )
+
 
 def read_predictions(path: str | Path) -> list[PredRow]:
     """Rows of a predictions file; a run directory means its ``predictions.jsonl`` (latest row per id)."""
@@ -87,16 +100,8 @@ def _jsonl_rows(path: Path, text: str) -> list[PredRow]:
             raise InputError("row has no gold field 'gold'", file=str(path), row=no)
         if "prediction" not in raw:
             raise InputError("row has no prediction field 'prediction'", file=str(path), row=no)
-        gold = raw["gold"]
         # A resumed run (--retry-errors) appends a newer line for the same id: the latest wins.
-        by_id[str(raw["id"])] = PredRow(
-            id=str(raw["id"]),
-            gold=[str(g) for g in gold] if isinstance(gold, list) else [str(gold)],
-            prediction=None if raw["prediction"] is None else str(raw["prediction"]),
-            split=raw.get("split"),
-            row=no,
-            status=str(raw.get("status", "ok")),
-        )
+        by_id[str(raw["id"])] = PredRow.from_record(raw, no)
     return list(by_id.values())
 
 

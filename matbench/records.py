@@ -50,11 +50,6 @@ class SampleRecord:
         # cost about a millisecond per sample on the event loop's thread.
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
-    @classmethod
-    def from_dict(cls, raw: dict) -> SampleRecord:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in raw.items() if k in known})
-
 
 def utc_stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -99,10 +94,6 @@ class RunDir:
     @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
-
-    @property
-    def images_dir(self) -> Path:
-        return self.path / "images"
 
     def exists(self) -> bool:
         return self.config_path.is_file()

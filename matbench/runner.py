@@ -354,23 +354,11 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 
 
 # --- one task ------------------------------------------------------------------------------------------------
-def _pred_rows(records: list[dict]) -> list[PredRow]:
-    return [
-        PredRow(
-            id=str(r["id"]),
-            gold=list(r["gold"]),
-            prediction=r.get("prediction"),
-            split=r.get("split"),
-            row=i,
-            status=r.get("status", "ok"),
-        )
-        for i, r in enumerate(records, 1)
-    ]
-
-
 def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
     records = plan.run.read_records()
-    result = score_rows(_pred_rows(records), plan.spec, plan.scoring)
+    result = score_rows(
+        [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
+    )
     calls = sum(r.get("turns", 0) for r in records)
     tool_calls: dict[str, int] = {}
     for r in records:

@@ -92,10 +92,6 @@ class TaskSpec:
             return f"hf://{d['hub_dataset']} ({d.get('config')}, {d.get('split')})"
         return str(d)
 
-    def fingerprint(self) -> dict:
-        """What a run records to tell whether a resumed or submitted run used the same task."""
-        return {"name": self.name, "version": self.version}
-
 
 def _load_spec(path: Path) -> TaskSpec:
     import yaml

@@ -44,9 +44,6 @@ class Templates:
     def __getitem__(self, key: str):
         return self.data[key]
 
-    def get(self, key: str, default=None):
-        return self.data.get(key, default)
-
 
 def load_templates(path: str | Path) -> Templates:
     path = Path(path)
