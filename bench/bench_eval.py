@@ -95,7 +95,7 @@ def overhead(episodes: int, tmp: Path) -> list[float]:
         shared: dict = {}
         plan = runner.plan_task(settings, "2wikimultihopqa", model.config(), shared)
         search = plan.tools.search
-        inner_search = search.search
+        inner_search = search.search_with_source
 
         def timed_search(q, k):
             t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def overhead(episodes: int, tmp: Path) -> list[float]:
             finally:
                 tl.tool_calls.append((t0, time.perf_counter()))
 
-        search.search = timed_search
+        search.search_with_source = timed_search
         asyncio.run(runner._evaluate([plan], model, settings))
     gaps = []
     calls = sorted(tl.model_calls)

@@ -34,7 +34,8 @@ class EpisodeOptions:
 
 @dataclass
 class Tools:
-    """What an episode may call. ``search`` has ``search(query, k)``; ``sandbox`` has ``arun(code, image)``."""
+    """What an episode may call: ``search`` is a ``CachedSearch`` (``search_with_source(query, k)``),
+    ``sandbox`` a ``Sandbox`` (``arun(code, image)``)."""
 
     search: object | None = None
     sandbox: object | None = None
@@ -161,13 +162,9 @@ class Episode:
 
         info: dict = {"name": "search", "input": act.query, "results": [], "error": None, "cached": False}
         try:
-            search = self.tools.search
-            if hasattr(search, "search_with_source"):
-                hits, info["cached"] = await asyncio.to_thread(
-                    search.search_with_source, act.query, self.options.top_k
-                )
-            else:
-                hits = await asyncio.to_thread(search.search, act.query, self.options.top_k)
+            hits, info["cached"] = await asyncio.to_thread(
+                self.tools.search.search_with_source, act.query, self.options.top_k
+            )
             info["results"] = [h.to_dict() for h in hits]
             block = va.information_block(self.templates, [h.snippet for h in hits])
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
