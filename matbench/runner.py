@@ -26,14 +26,14 @@ from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
 from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
-from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
+from matbench.records import RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.runconfig import changed_keys, config_fingerprint, file_sha256
+from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 
 log = logging.getLogger(__name__)
 
-# Fields of config.json that change results; a resumed run must match them all.
-FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
     "max_concurrency",
@@ -94,6 +94,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    lock: RunLock | None = None
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -153,7 +154,8 @@ def _same_run_target(path: Path, model: str, task: str) -> bool:
     return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
 
 
-def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec) -> RunDir:
+    """The run directory: ``--run-dir``, else the latest previous run of this model and task, else a new one."""
     model_part = safe_name(settings.model)
     if settings.run_dir:
         path = Path(settings.run_dir)
@@ -164,21 +166,43 @@ def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> Ru
         previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
         previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
         path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
-    run = RunDir(path)
-    if run.exists():
-        if settings.overwrite:
-            shutil.rmtree(path)
-            if not settings.run_dir:  # a fresh run gets a fresh timestamp
-                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{spec.name}")
-        else:
-            old = run.read_config()
-            if old.get("fingerprint") != config["fingerprint"]:
-                changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
-                raise ConfigError(
-                    f"{path} was run with a different configuration (changed: {', '.join(changed) or 'fingerprint'}); "
-                    "pass --run-dir DIR for a new run, or --overwrite to replace it"
-                )
-    return run
+    return RunDir(path)
+
+
+def _overwrite(run: RunDir, settings: EvalSettings, spec: TaskSpec) -> RunDir:
+    """Remove an existing run (under its lock, so that a running `eval` is never pulled from under)."""
+    with RunLock(run.path):
+        shutil.rmtree(run.path)
+    if settings.run_dir:
+        return run
+    return RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{safe_name(settings.model)}_{spec.name}")
+
+
+def _check_resume(run: RunDir, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
+    """Refuse a changed configuration naming each changed key; accept an extended selection (and record it)."""
+    old = run.read_config()
+    hint = "pass --run-dir DIR for a new run, or --overwrite to replace it"
+    changed = changed_keys(old, config)
+    if changed:
+        raise ConfigError(
+            f"{run.path} was run with a different configuration (changed: {', '.join(changed)}); {hint}"
+        )
+    old_sel, new_sel = old.get("selection") or {}, config.get("selection") or {}
+    if old_sel == new_sel:
+        return
+    try:
+        before = {s.id for s in _select(samples_all, old_sel.get("ids"), old_sel.get("limit"), spec)}
+    except ConfigError:
+        before = set()
+    now = {s.id for s in _select(samples_all, new_sel.get("ids"), new_sel.get("limit"), spec)}
+    if not before <= now:
+        keys = [f"selection.{k}" for k in ("limit", "ids") if old_sel.get(k) != new_sel.get(k)]
+        raise ConfigError(
+            f"{run.path} was run on a larger selection (changed: {', '.join(keys)}; "
+            f"{len(before - now)} of its samples would be left out); {hint}"
+        )
+    kept = {k: old[k] for k in ("created",) if k in old}
+    run.write_config({**config, **kept})  # an extended run: the same run, more samples
 
 
 def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
@@ -206,8 +230,8 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     direct = templates.layout == "direct"
     scoring = settings.scoring or spec.default_scoring
     get_scorer(scoring)  # unknown scoring fails here, before any call
-    samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
-    samples = _select(samples, settings.ids, settings.limit, spec)
+    samples_all = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
+    samples = _select(samples_all, settings.ids, settings.limit, spec)
     limits = spec.limits
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
@@ -251,6 +275,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
             "n_samples": len(samples),
+            "spec_sha256": file_sha256(spec.path),
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
@@ -278,13 +303,37 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         "selection": {"limit": settings.limit, "ids": settings.ids},
         "packages": _packages(),
     }
-    config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
-    run = _resolve_run_dir(settings, spec, config)
-    if not run.exists():
-        run.create(config)
-    finished = run.finished_ids(retry_errors=settings.retry_errors)
-    todo = [s for s in samples if s.id not in finished]
-    return TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    config["fingerprint"] = config_fingerprint(config)
+    run = _resolve_run_dir(settings, spec)
+    if run.exists() and settings.overwrite:
+        run = _overwrite(run, settings, spec)
+    plan = TaskPlan(
+        spec, templates, samples, list(samples), run, config, options, scoring, tools, search_cache
+    )
+    if run.exists():  # resume: under the run's lock, after cutting a torn last line
+        plan.lock = RunLock(run.path).acquire()
+        try:
+            _check_resume(run, config, samples_all, spec)
+            cut = run.repair()
+            if cut:
+                log.warning("%s: cut a torn last line (%d bytes) before resuming", run.predictions_path, cut)
+            finished = run.finished_ids(retry_errors=settings.retry_errors)
+        except BaseException:
+            plan.lock.release()
+            raise
+        plan.todo = [s for s in samples if s.id not in finished]
+        print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
+    return plan
+
+
+def open_run(plan: TaskPlan) -> None:
+    """Create a new run's directory (only once every task is planned, so a refusal leaves nothing behind)."""
+    if plan.lock is not None:
+        return
+    plan.run.path.mkdir(parents=True, exist_ok=True)
+    plan.lock = RunLock(plan.run.path).acquire()
+    if not plan.run.exists():
+        plan.run.create(plan.config)
 
 
 def build_model(settings: EvalSettings):
@@ -454,13 +503,22 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
 
 def evaluate(settings: EvalSettings) -> list[dict]:
     """Run every task of ``settings`` with one model load; return their summaries."""
+    if settings.limit is not None and settings.limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
+    plans: list[TaskPlan] = []
     model = build_model(settings)  # cheap for HTTP; an in-process engine loads lazily on first generate
     try:
         model_config = model.config()
-        plans = [plan_task(settings, name, model_config, shared) for name in settings.tasks]
+        for name in settings.tasks:
+            plans.append(plan_task(settings, name, model_config, shared))
+        for plan in plans:
+            open_run(plan)
         return asyncio.run(_evaluate(plans, model, settings))
     finally:
+        for plan in plans:
+            if plan.lock is not None:
+                plan.lock.release()
         for key, tool in shared.items():
             closer = getattr(tool[0] if key == "search" else tool, "close", None)
             if closer:
@@ -474,9 +532,14 @@ async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> lis
     summaries = []
     try:
         for plan in plans:
+            open_run(plan)
+        for plan in plans:
             start = time.monotonic()
             await _run_plan(plan, model, settings)
             summaries.append(summarize(plan, time.monotonic() - start, model))
     finally:
+        for plan in plans:
+            if plan.lock is not None:
+                plan.lock.release()
         await model.aclose()
     return summaries
