@@ -17,7 +17,7 @@ from matbench.data.sample import Sample
 from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
-from matbench.records import SampleRecord
+from matbench.records import DiskFull, SampleRecord, as_disk_full, cap_text
 from matbench.scoring import Scorer
 
 
@@ -81,9 +81,15 @@ class Episode:
 
     def _keep_image(self, src: Path, stem: str) -> Path:
         """Copy an image into the run directory (records reference files, never inline bytes)."""
-        self._image_dir.mkdir(parents=True, exist_ok=True)
         dst = self._image_dir / f"{stem}{src.suffix.lower() or '.png'}"
-        shutil.copyfile(src, dst)
+        try:
+            self._image_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        except OSError as exc:  # a full disk stops the run (DiskFull); anything else is the source's fault
+            err = as_disk_full(exc, dst, _size_or_zero(src))
+            if isinstance(err, DiskFull):
+                dst.unlink(missing_ok=True)
+            raise err from exc
         return dst
 
     def _rel(self, path: Path | None) -> str | None:
@@ -106,9 +112,10 @@ class Episode:
         turn: dict = {
             "turn": len(self.turns) + 1,
             "image": self._rel(self.image),
-            "output": out.text,
+            # the reply is stored once (capped; its true length beside it): no separate copy of its <think>
+            "output": cap_text(out.text),
+            "output_chars": None if out.text is None else len(out.text),
             "action": None,
-            "think": None,
             "answer": None,
             "tokens": {"input": out.input_tokens or 0, "output": out.output_tokens or 0},
             "latency": round(out.latency, 4),
@@ -125,15 +132,16 @@ class Episode:
         layout = self.templates.layout
         if layout == "direct":
             answer = va.extract_answer(out.text)
-            turn["action"], turn["answer"] = "answer", answer if answer is not None else out.text.strip()
+            answer = answer if answer is not None else out.text.strip()
+            turn["action"], turn["answer"] = "answer", cap_text(answer)
             self._finish(turn["answer"])
             return
         act = va.parse_search(out.text) if layout == "search" else va.parse_coding(out.text)
-        turn["action"], turn["think"] = act.kind, act.think
+        turn["action"] = act.kind
         if act.final:
-            turn["answer"] = act.answer
+            turn["answer"] = cap_text(act.answer)
             self.text = fill(self.templates["after_other"], text=self.text, output=out.text)
-            self._finish(act.answer)
+            self._finish(turn["answer"])
             return
         if layout == "search":
             await self._search_step(act, turn)
@@ -160,7 +168,13 @@ class Episode:
             return
         from matbench.tools.search.base import format_search_error
 
-        info: dict = {"name": "search", "input": act.query, "results": [], "error": None, "cached": False}
+        info: dict = {
+            "name": "search",
+            "input": cap_text(act.query),
+            "results": [],
+            "error": None,
+            "cached": False,
+        }
         try:
             hits, info["cached"] = await asyncio.to_thread(
                 self.tools.search.search_with_source, act.query, self.options.top_k
@@ -216,14 +230,21 @@ class Episode:
             with Image.open(self.image) as img:
                 width, height = img.size
             code, box = va.crop_rewrite(code, self.sample.question, width, height)
-            info["input"], info["crop_box"] = code, list(box) if box else None
+            info["crop_box"] = list(box) if box else None
+        info["input"] = cap_text(code)
         try:
             res = await self.tools.sandbox.arun(code, self.image)
         except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this step, not the run
             info["error"] = f"sandbox failure: {exc}"
             self._count("code", True)
             return info
-        info.update(ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time)
+        info.update(
+            ok=res.ok,
+            stdout=cap_text(res.stdout),
+            stderr=cap_text(res.stderr),
+            error=res.error,
+            wall_time=res.wall_time,
+        )
         if res.ok and res.output_image is not None:
             kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}")
             info["output_image"] = self._rel(kept)
@@ -252,6 +273,13 @@ class Episode:
             metadata=dict(self.sample.metadata),
             trajectory=self.turns,
         )
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _safe(text: str) -> str:

@@ -21,6 +21,9 @@ from pathlib import Path
 from matbench.errors import ConfigError, InputError, MatbenchError
 
 STATUSES = ("ok", "error", "input_error")
+# The most of one text a record stores per turn (a reply, an answer, a tool input): a runaway 64 MiB reply
+# must not become a record of hundreds of MiB; the turn keeps the true length beside it.
+MAX_TEXT_BYTES = 256 * 1024
 CONFIG_FILE = "config.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -51,6 +54,16 @@ class SampleRecord:
         # Shallow on purpose: the record is serialised at once, and asdict's deep copy of the trajectory
         # cost about a millisecond per sample on the event loop's thread.
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def cap_text(text: str | None, limit: int = MAX_TEXT_BYTES) -> str | None:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary)."""
+    if text is None or len(text) * 4 <= limit:
+        return text
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
 
 
 def utc_stamp() -> str:

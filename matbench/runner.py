@@ -26,7 +26,7 @@ from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
 from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
-from matbench.records import RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
 from matbench.runconfig import changed_keys, config_fingerprint, file_sha256
 from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
@@ -370,6 +370,8 @@ async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit
                 while not ep.done:
                     (out,) = await model.generate([ep.request()])
                     await ep.advance(out)
+            except DiskFull:
+                raise  # the environment, not the sample: the run stops and a rerun finishes it
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
@@ -393,6 +395,8 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
             *(ep.advance(out) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
         )
         for ep, result in zip(live, results, strict=True):
+            if isinstance(result, DiskFull):
+                raise result
             if isinstance(result, Exception):  # one broken episode must not end the round
                 log.error("sample %s failed in the harness: %r", ep.sample.id, result)
                 ep.fail(result)

@@ -38,6 +38,7 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering (added to the server's latency)
     finish_reason: str = "stop"
     usage: dict[str, int] | None = None
+    choices: list | None = None  # a 200 reply's raw ``choices`` (e.g. [] or content null), instead of text
 
     @classmethod
     def error(cls, status: int, message: str = "", retry_after: float | str | None = None) -> Reply:
@@ -176,7 +177,9 @@ class FakeOpenAIServer:
                             "finish_reason": reply.finish_reason,
                             "logprobs": None,
                         }
-                    ],
+                    ]
+                    if reply.choices is None
+                    else reply.choices,
                     "usage": usage,
                 },
                 headers=reply.headers,

@@ -8,12 +8,30 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from fake_openai_server import FakeOpenAIServer
 from runtime_helpers import ROOT, eval_cmd, read_jsonl, run_eval
 
 ANSWER = "<answer> x </answer>"
+
+
+class Gate:
+    """A policy that answers the first ``free`` calls at once and holds every later one until ``open()``:
+    the run under test is provably still in flight, however slow the machine."""
+
+    def __init__(self, free: int):
+        self.free, self.calls, self.event = free, 0, threading.Event()
+
+    def __call__(self, _req) -> str:
+        self.calls += 1
+        if self.calls > self.free:
+            self.event.wait(120)
+        return ANSWER
+
+    def open(self) -> None:
+        self.event.set()
 
 
 def _args(fixtures_dir, run, *extra: str) -> list[str]:
@@ -96,7 +114,8 @@ def test_second_eval_on_a_run_refuses_and_a_stale_lock_is_taken_over(tmp_path, f
     run = tmp_path / "run"
     args = _args(fixtures_dir, run, "--limit", "6")
     preds = run / "predictions.jsonl"
-    with FakeOpenAIServer(ANSWER, latency=0.25) as srv:
+    gate = Gate(free=1)
+    with FakeOpenAIServer(gate) as srv:
         first = _start(srv, args, tmp_path)
         try:
             _wait_records(preds, 1)
@@ -105,6 +124,7 @@ def test_second_eval_on_a_run_refuses_and_a_stale_lock_is_taken_over(tmp_path, f
             (line,) = second.stderr.strip().splitlines()
             assert f"{run} is in use by another `matbench eval` (pid {first.pid}" in line
         finally:
+            gate.open()
             first.communicate(timeout=120)
         assert first.returncode == 0
         rows = _lines_all_parse(preds)
@@ -124,11 +144,13 @@ def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir):
     run = tmp_path / "run"
     args = _args(fixtures_dir, run, "--limit", "12")
     preds = run / "predictions.jsonl"
-    with FakeOpenAIServer(ANSWER, latency=0.2) as srv:
+    gate = Gate(free=2)
+    with FakeOpenAIServer(gate) as srv:
         proc = _start(srv, args, tmp_path)
         _wait_records(preds, 2)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
+        gate.open()
         assert proc.returncode == 130
         assert err.strip().splitlines() == ["matbench: interrupted"]
         done = _lines_all_parse(preds)
