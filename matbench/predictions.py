@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matbench.data.sample import Sample
-from matbench.errors import InputError
-from matbench.records import PREDICTIONS_FILE
+from matbench.errors import ConfigError, InputError
+from matbench.records import PREDICTIONS_FILE, RunDir, read_text_utf8
 from matbench.scoring import Scored, aggregate, get_scorer
-from matbench.tasks import TaskSpec
+from matbench.tasks import TaskSpec, get_task
 
 
 @dataclass
@@ -42,16 +42,48 @@ def read_predictions(path: str | Path) -> list[PredRow]:
     path = Path(path)
     if path.is_dir():
         path = path / PREDICTIONS_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("predictions file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+    if not path.exists():
+        raise InputError("predictions file not found", file=str(path))
+    text = read_text_utf8(path)
     stripped = text.lstrip()
-    if stripped.startswith("["):
-        return _authors_rows(path, text)
-    return _jsonl_rows(path, text)
+    rows = _authors_rows(path, text) if stripped.startswith("[") else _jsonl_rows(path, text)
+    if not rows:
+        raise InputError("holds no predictions (an empty file scores nothing)", file=str(path))
+    return rows
+
+
+def run_config_of(path: str | Path) -> dict | None:
+    """The ``config.json`` of a run directory, or of the run a ``predictions.jsonl`` belongs to; else None."""
+    path = Path(path)
+    run = RunDir(path if path.is_dir() else path.parent)
+    if path.is_dir() or path.name == PREDICTIONS_FILE:
+        if run.exists():
+            return run.read_config()
+    return None
+
+
+def task_of(path: str | Path, task: str | None) -> tuple[TaskSpec, dict | None]:
+    """A run's task comes from its config (a different ``--task`` is refused); a plain file needs ``--task``."""
+    config = run_config_of(path)
+    if config is not None:
+        name = str((config.get("task") or {}).get("name"))
+        if task and task != name:
+            raise ConfigError(
+                f"{path} is a run of task {name}, not {task}: leave out --task or pick the right run"
+            )
+        return get_task(name), config
+    if not task:
+        raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
+    return get_task(task), None
+
+
+def size_warning(spec: TaskSpec, n: int, label: str) -> str | None:
+    """A line for stderr when ``n`` is not the whole task: these numbers are not the task's."""
+    if spec.size is None or n == int(spec.size):
+        return None
+    return (
+        f"warning: {label} holds {n} of the {spec.size} samples of {spec.name}: not the task's full numbers"
+    )
 
 
 def _authors_rows(path: Path, text: str) -> list[PredRow]:

@@ -128,10 +128,10 @@ class RunDir:
         write_json_atomic(self.config_path, config)
 
     def read_config(self) -> dict:
+        if not self.config_path.is_file():
+            raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})")
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})") from None
+            return json.loads(read_text_utf8(self.config_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.config_path)) from exc
 
@@ -185,7 +185,7 @@ class RunDir:
         if not self.summary_path.is_file():
             return None
         try:
-            return json.loads(self.summary_path.read_text(encoding="utf-8"))
+            return json.loads(read_text_utf8(self.summary_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.summary_path)) from exc
 
