@@ -173,13 +173,13 @@ def check_ids(rows: list[PredRow], spec: TaskSpec, samples: list[Sample] | None,
             raise InputError(f"id {r.id} is not in task {spec.name} (ids {lo}-{hi})", file=source, row=r.row)
 
 
-def score_rows(
+def scored_rows(
     rows: list[PredRow],
     spec: TaskSpec,
     scoring: str,
     samples: list[Sample] | None = None,
-) -> dict:
-    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions)."""
+) -> list[Scored]:
+    """Each row's F1/EM and split."""
     scorer = get_scorer(scoring, cjk=spec.cjk)
     split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
     scored = []
@@ -187,7 +187,17 @@ def score_rows(
         split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
         s = scorer(r.prediction, r.gold)
         scored.append(Scored(r.id, split, s.f1, s.em, missing=r.prediction is None))
-    agg = aggregate(scored, spec.splits.names)
+    return scored
+
+
+def score_rows(
+    rows: list[PredRow],
+    spec: TaskSpec,
+    scoring: str,
+    samples: list[Sample] | None = None,
+) -> dict:
+    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions)."""
+    agg = aggregate(scored_rows(rows, spec, scoring, samples), spec.splits.names)
     return {"task": spec.name, "scoring": scoring, **agg}
 
 

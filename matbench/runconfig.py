@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from matbench.records import fingerprint
+from matbench.tasks import TaskSpec
 
 # Fields of config.json that change results; a resumed run must match them all.
 FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
@@ -44,6 +45,17 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     a, b = result_part(old), result_part(new)
     keys = list(dict.fromkeys([*a, *b]))
     return [k for k in keys if a.get(k, _MISSING) != b.get(k, _MISSING)]
+
+
+def spec_limits(spec: TaskSpec, direct: bool) -> dict[str, int]:
+    """The per-episode limits a task spec sets (a direct run gets one call): runs are made with these, and
+    `matbench submit` refuses a run whose config says otherwise."""
+    limits = spec.limits
+    return {
+        "max_calls": 1 if direct else int(limits.get("max_calls", 5)),
+        "max_new_tokens": int(limits.get("max_new_tokens", 1024)),
+        "top_k": int(limits.get("top_k", 4)),
+    }
 
 
 def file_sha256(path: str | Path) -> str:

@@ -27,7 +27,7 @@ from matbench.errors import ConfigError, InputError
 from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
-from matbench.runconfig import changed_keys, config_fingerprint, file_sha256
+from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
 from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
@@ -236,10 +236,11 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
     )
+    fixed = spec_limits(spec, direct)
     options = EpisodeOptions(
-        max_calls=1 if direct else int(limits.get("max_calls", 5)),
-        max_new_tokens=int(limits.get("max_new_tokens", 1024)),
-        top_k=int(limits.get("top_k", 4)),
+        max_calls=fixed["max_calls"],
+        max_new_tokens=fixed["max_new_tokens"],
+        top_k=fixed["top_k"],
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,

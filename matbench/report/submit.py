@@ -1,8 +1,11 @@
 """``matbench submit``: validate a finished run against its task, rescore it and record a leaderboard entry.
 
-Nothing in the run is trusted: the task's samples are reloaded, every id must be present once with the task's
-gold answers and split, the scores are recomputed from the predictions with the run's scoring, and then
-compared with what ``summary.json`` and each record claim. Any disagreement refuses the run with the reason.
+Nothing in the run is trusted: its config must hash to its fingerprint and name the stock task spec, protocol
+strings and limits; the task's samples are reloaded and their gold set hashed against the one the task spec
+pins (only then is the run *official*: on any other data it is stored as an unofficial entry, never ranked);
+every id must be present once with the task's gold answers and split; each prediction must be the answer of
+its own trajectory's last turn; the scores are recomputed and compared with what ``summary.json`` and each
+record claim. Any disagreement refuses the run with the reason.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from pathlib import Path
 
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
-from matbench.records import RunDir, safe_name
-from matbench.report.entries import Entry, now_utc, save_entry, scores_from_result, sha256_file
+from matbench.protocols.templates import load_templates
+from matbench.records import RunDir
+from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
+from matbench.report.intervals import with_intervals
+from matbench.report.official import unofficial_reason
+from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
 from matbench.scoring import SCORINGS, Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec, get_task
 
@@ -116,7 +123,69 @@ def check_gold(records: list[dict], samples: list[Sample]) -> None:
             )
 
 
-def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> dict:
+def check_config(config: dict, spec: TaskSpec) -> None:
+    """The config hashes to its own fingerprint and names the stock task spec, protocol strings and limits."""
+    claimed, real = config.get("fingerprint"), config_fingerprint(config)
+    if claimed != real:
+        raise Refused(
+            f"config.json was edited: its fingerprint {str(claimed)[:40]!r} does not match its content ({real})"
+        )
+    spec_sha = _get(config, "task.spec_sha256", required=False)
+    if not spec_sha:
+        raise Refused("config.json records no task.spec_sha256 (made by an older matbench): rerun the task")
+    stock_spec = file_sha256(spec.path)
+    if spec_sha != stock_spec:
+        raise Refused(
+            f"the run used an edited task spec (sha256 {str(spec_sha)[:12]}), not {spec.path.name} "
+            f"({stock_spec[:12]})"
+        )
+    name = str(_get(config, "protocol.name"))
+    layout = _get(config, "protocol.layout", required=False)
+    if name in spec.protocols:
+        stock = load_templates(spec.prompt_file(name)).sha256
+        used = _get(config, "protocol.sha256", required=False)
+        if used != stock:
+            raise Refused(
+                f"the run's {name} protocol strings (sha256 {str(used)[:12]}) are not the stock ones of "
+                f"{spec.prompt_file(name).name} ({stock[:12]}): an edited or custom protocol cannot pass as {name}"
+            )
+    elif name != "custom":
+        raise Refused(f"config.json names an unknown protocol {name!r}")
+    expected = spec_limits(spec, direct=layout == "direct" or name == "direct")
+    for key, limit in (
+        ("options.max_calls", "max_calls"),
+        ("options.top_k", "top_k"),
+        ("decoding.max_new_tokens", "max_new_tokens"),
+    ):
+        got = _get(config, key, required=False)
+        if got != expected[limit]:
+            raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
+
+
+def check_trajectories(records: list[dict]) -> None:
+    """Each prediction is the answer of its own trajectory's last turn (a failed sample has none)."""
+    for rec in records:
+        rid, pred = rec.get("id"), rec.get("prediction")
+        if rec.get("status", "ok") != "ok":
+            if pred is not None:
+                raise Refused(
+                    f"sample {rid}: status {rec.get('status')} with a prediction: the record was edited"
+                )
+            continue
+        trajectory = rec.get("trajectory") or []
+        if not trajectory or not isinstance(trajectory[-1], dict):
+            raise Refused(f"sample {rid} has no trajectory, so its prediction cannot be checked")
+        answer = trajectory[-1].get("answer")
+        if pred != answer:
+            shown = json.dumps(pred, ensure_ascii=False)[:80]
+            real = json.dumps(answer, ensure_ascii=False)[:80]
+            raise Refused(
+                f"sample {rid}: the prediction {shown} is not the answer of its trajectory's last turn ({real}): "
+                "the record was edited"
+            )
+
+
+def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> tuple[dict, list]:
     """The ``matbench score --json`` object recomputed from the predictions; each record's own f1/em checked."""
     scorer = get_scorer(scoring, cjk=spec.cjk)
     by_id = {s.id: s for s in samples}
@@ -137,14 +206,16 @@ def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring:
                     f"scores {real} under {scoring}: the record was edited"
                 )
         scored.append(Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None))
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}
+    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}, scored
 
 
-def check_summary(summary: dict | None, result: dict, counts: dict[str, int]) -> None:
-    """``summary.json`` must agree with the recomputed scores and counts; otherwise it was edited."""
+def check_summary(summary: dict | None, result: dict, counts: dict[str, int], model: str) -> None:
+    """``summary.json`` must agree with the recomputed scores and counts and the config's model."""
     if summary is None:
         raise Refused("no summary.json: the run has not finished (resume it with `matbench eval`)")
     run = summary.get("run") or {}
+    if run.get("model") not in (None, model):
+        raise Refused(f"summary.json names model {run.get('model')!r} but config.json {model!r}: relabelled")
     if run.get("finished") is False:
         raise Refused("summary.json says the run has not finished (resume it with `matbench eval`)")
     if summary.get("task") not in (None, result["task"]):
@@ -187,26 +258,31 @@ def validate_run(
     scoring = str(config.get("scoring") or spec.default_scoring)
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
+    check_config(config, spec)
     records = run.read_records()
     if not records:
         raise Refused("predictions.jsonl holds no records")
+    model = _get(config, "model")
+    model_spec = str(model.get("spec") or model.get("model") or "unknown")
     samples = load_task_samples(spec, config, data_dir, data_file)
+    unofficial = unofficial_reason(spec, samples)
     check_coverage(records, samples, spec, config)
     check_gold(records, samples)
-    result = rescore(records, samples, spec, scoring)
+    check_trajectories(records)
+    result, scored = rescore(records, samples, spec, scoring)
     counts = {
         "errors": sum(r.get("status") == "error" for r in records),
         "input_errors": sum(r.get("status") == "input_error" for r in records),
     }
-    check_summary(run.read_summary(), result, counts)
+    check_summary(run.read_summary(), result, counts, model_spec)
 
     sha = sha256_file(run.predictions_path)
-    fingerprint = config.get("fingerprint")
-    model = _get(config, "model")
-    model_spec = str(model.get("spec") or model.get("model") or "unknown")
+    fingerprint = str(config.get("fingerprint") or "")
     search = config.get("search") or None
-    key = "-".join(p for p in ("run", safe_name(model_spec), spec.name, fingerprint or "", sha[:12]) if p)
+    parts = ("run" if unofficial is None else "unofficial", model_spec, spec.name, fingerprint, sha[:12])
+    key = "-".join(key_part(p) for p in parts if p)
     created = config.get("created")
+    decoding = config.get("decoding") if isinstance(config.get("decoding"), dict) else model.get("decoding")
     return Entry(
         kind="run",
         key=key,
@@ -218,16 +294,16 @@ def validate_run(
         protocol_sha256=_get(config, "protocol.sha256", required=False),
         search=search.get("backend") if isinstance(search, dict) else None,
         scoring=scoring,
-        decoding=model.get("decoding"),
+        decoding=decoding,
         n=result["n"],
         missing=result["missing"],
         errors=counts["errors"],
         input_errors=counts["input_errors"],
-        scores=scores_from_result(result),
+        scores=with_intervals(scores_from_result(result), scored),
         provenance=f"matbench run {Path(run_dir).resolve().name} (created {created}), rescored by matbench submit",
         matbench_version=str(config.get("matbench_version") or ""),
         submitted_at=now_utc(),
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or None,
         predictions_sha256=sha,
         source={
             "run_dir": Path(run_dir).resolve().name,
@@ -236,6 +312,8 @@ def validate_run(
             "task_source": _get(config, "task.source", required=False),
             "options": config.get("options"),
         },
+        official=unofficial is None,
+        unofficial=unofficial,
     )
 
 
