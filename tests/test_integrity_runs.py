@@ -11,23 +11,24 @@ import subprocess
 import threading
 import time
 
-from fake_openai_server import FakeOpenAIServer
+from fake_openai_server import FakeOpenAIServer, Reply
 from runtime_helpers import ROOT, eval_cmd, read_jsonl, run_eval
 
 ANSWER = "<answer> x </answer>"
 
 
 class Gate:
-    """A policy that answers the first ``free`` calls at once and holds every later one until ``open()``:
-    the run under test is provably still in flight, however slow the machine."""
+    """A policy that answers the first ``free`` calls at once and every later one only after a minute, until
+    ``open()``: the run under test is provably still in flight, however slow the machine (the server itself
+    stays responsive: the wait is the server's asynchronous reply delay)."""
 
     def __init__(self, free: int):
         self.free, self.calls, self.event = free, 0, threading.Event()
 
-    def __call__(self, _req) -> str:
+    def __call__(self, _req) -> str | Reply:
         self.calls += 1
-        if self.calls > self.free:
-            self.event.wait(120)
+        if self.calls > self.free and not self.event.is_set():
+            return Reply(text=ANSWER, delay=60)
         return ANSWER
 
     def open(self) -> None:
@@ -123,21 +124,21 @@ def test_second_eval_on_a_run_refuses_and_a_stale_lock_is_taken_over(tmp_path, f
             assert second.returncode == 2
             (line,) = second.stderr.strip().splitlines()
             assert f"{run} is in use by another `matbench eval` (pid {first.pid}" in line
+            assert len(read_jsonl(preds)) == 1  # the refused one ran nothing
         finally:
-            gate.open()
-            first.communicate(timeout=120)
-        assert first.returncode == 0
-        rows = _lines_all_parse(preds)
-        assert len(rows) == 6 == len({r["id"] for r in rows})  # every sample exactly once
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=60)
         assert not (run / ".lock").exists()
         # a lock file left by a process that died (kill -9) is taken over
         dead = subprocess.Popen(["true"])
         dead.wait()
         (run / ".lock").write_text(f"pid {dead.pid} on host since 2026-01-01T00:00:00Z\n")
-        again = run_eval(["--base-url", srv.base_url, *_args(fixtures_dir, run, "--limit", "7")])
+        gate.open()
+        again = run_eval(["--base-url", srv.base_url, *args])
     assert again.returncode == 0, again.stderr
-    assert "resuming: 6/7 done" in again.stderr
-    assert len(_lines_all_parse(preds)) == 7
+    assert "resuming: 1/6 done" in again.stderr
+    rows = _lines_all_parse(preds)
+    assert len(rows) == 6 == len({r["id"] for r in rows})  # every sample exactly once
 
 
 def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir):
