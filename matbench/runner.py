@@ -238,7 +238,11 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         if key not in shared:
             shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
         tools.sandbox = shared[key]
-        sandbox_info = {"timeout": timeout, "isolation": tools.sandbox.isolation}
+        sandbox_info = {
+            "timeout": timeout,
+            "isolation": tools.sandbox.isolation,
+            "max_output_pixels": tools.sandbox.max_output_pixels,
+        }
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
