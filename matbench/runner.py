@@ -24,11 +24,11 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    totals: RunTotals | None = None
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -282,9 +283,12 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     run = _resolve_run_dir(settings, spec, config)
     if not run.exists():
         run.create(config)
-    finished = run.finished_ids(retry_errors=settings.retry_errors)
+    totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
+    finished = totals.finished_ids(retry_errors=settings.retry_errors)
     todo = [s for s in samples if s.id not in finished]
-    return TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    return TaskPlan(
+        spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
+    )
 
 
 def build_model(settings: EvalSettings):
@@ -311,11 +315,12 @@ def _default_cache_dir() -> Path:
 
 # --- scheduling ----------------------------------------------------------------------------------------------
 async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done) -> None:
-    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
-    sem = asyncio.Semaphore(max(1, limit))
+    """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
+    an episode (and its task) exists only while it runs: memory does not grow with the number of samples."""
+    makers = iter(episodes)
 
-    async def one(make: Callable[[], Episode]) -> None:
-        async with sem:
+    async def worker() -> None:
+        for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
             ep = make()
             try:
                 while not ep.done:
@@ -326,7 +331,7 @@ async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit
                 ep.fail(exc)
             on_done(ep)
 
-    await asyncio.gather(*(one(m) for m in episodes))
+    await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
 
 async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
@@ -355,31 +360,23 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 
 # --- one task ------------------------------------------------------------------------------------------------
 def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
-    records = plan.run.read_records()
-    result = score_rows(
-        [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
-    )
-    calls = sum(r.get("turns", 0) for r in records)
-    tool_calls: dict[str, int] = {}
-    for r in records:
-        for k, v in (r.get("tool_calls") or {}).items():
-            tool_calls[k] = tool_calls.get(k, 0) + v
-    done_ids = {str(r["id"]) for r in records}
+    """The summary from the running totals (loaded once at resume, added to as samples finish)."""
+    totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+    result = totals.scores()
+    done_ids = totals.ids()
+    counts = totals.counts()
     run = {
         "model": plan.config["model"]["spec"],
         "run_dir": str(plan.run.path),
         "fingerprint": plan.config["fingerprint"],
         "samples": len(plan.samples),
         "finished": all(s.id in done_ids for s in plan.samples),
-        "errors": sum(r.get("status") == "error" for r in records),
-        "input_errors": sum(r.get("status") == "input_error" for r in records),
-        "calls": calls,
-        "tool_calls": tool_calls,
-        "tool_errors": sum(r.get("tool_errors", 0) for r in records),
-        "tokens": {
-            "input": sum((r.get("tokens") or {}).get("input", 0) for r in records),
-            "output": sum((r.get("tokens") or {}).get("output", 0) for r in records),
-        },
+        "errors": counts["errors"],
+        "input_errors": counts["input_errors"],
+        "calls": counts["calls"],
+        "tool_calls": counts["tool_calls"],
+        "tool_errors": counts["tool_errors"],
+        "tokens": counts["tokens"],
         "duration_s": round(duration, 3),
     }
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
@@ -440,10 +437,12 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if plan.totals is not None:
+            plan.totals.add(rec.to_dict())
         progress.update(rec)
 
     try:
-        makers = [make(s) for s in plan.todo]
+        makers = (make(s) for s in plan.todo)
         if getattr(model, "lockstep", False):
             await run_lockstep(makers, model, on_done)
         else:
