@@ -27,6 +27,7 @@ from matbench.errors import ConfigError, InputError
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
+from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.totals import RunTotals
 
@@ -78,6 +79,7 @@ class EvalSettings:
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
+    shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
 
 
 @dataclass
@@ -145,34 +147,45 @@ def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spe
     return samples[:limit] if limit is not None else samples
 
 
-def _same_run_target(path: Path, model: str, task: str) -> bool:
-    """A previous run directory of this model and task (the name alone can be ambiguous)."""
+def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bool:
+    """A previous run directory of this model, task and shard (the name alone can be ambiguous)."""
     try:
         cfg = RunDir(path).read_config()
     except (ConfigError, InputError):
         return False
-    return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
+    return (
+        cfg.get("model", {}).get("spec") == model
+        and cfg.get("task", {}).get("name") == task
+        and (cfg.get("selection") or {}).get("shard") == shard
+    )
 
 
 def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+    shard = config["selection"]["shard"]
     model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
     if settings.run_dir:
         path = Path(settings.run_dir)
         if len(settings.tasks) > 1:
             path = path / spec.name
     else:
         root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
-        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
+        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
+        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
+        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{task_part}"
     run = RunDir(path)
     if run.exists():
         if settings.overwrite:
             shutil.rmtree(path)
             if not settings.run_dir:  # a fresh run gets a fresh timestamp
-                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{spec.name}")
+                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}")
         else:
             old = run.read_config()
+            if (old.get("selection") or {}).get("shard") != shard:
+                raise ConfigError(
+                    f"{path} holds shard {(old.get('selection') or {}).get('shard') or 'none (all samples)'}, "
+                    f"not {shard or 'all samples'}: pass another --run-dir"
+                )
             if old.get("fingerprint") != config["fingerprint"]:
                 changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
                 raise ConfigError(
@@ -209,6 +222,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     get_scorer(scoring)  # unknown scoring fails here, before any call
     samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
     samples = _select(samples, settings.ids, settings.limit, spec)
+    n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
+    shard = parse_shard(settings.shard) if settings.shard else None
+    if shard is not None:
+        samples = shard.select(samples)
     limits = spec.limits
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
@@ -251,7 +268,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
-            "n_samples": len(samples),
+            "n_samples": n_selected,
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
@@ -276,7 +293,12 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "seed": options.seed,
         },
         "seed": settings.seed,
-        "selection": {"limit": settings.limit, "ids": settings.ids},
+        "selection": {
+            "limit": settings.limit,
+            "ids": settings.ids,
+            "shard": str(shard) if shard else None,
+            "shard_samples": len(samples) if shard else None,
+        },
         "packages": _packages(),
     }
     config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
@@ -362,28 +384,18 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
     """The summary from the running totals (loaded once at resume, added to as samples finish)."""
     totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
-    result = totals.scores()
-    done_ids = totals.ids()
-    counts = totals.counts()
-    run = {
-        "model": plan.config["model"]["spec"],
-        "run_dir": str(plan.run.path),
-        "fingerprint": plan.config["fingerprint"],
-        "samples": len(plan.samples),
-        "finished": all(s.id in done_ids for s in plan.samples),
-        "errors": counts["errors"],
-        "input_errors": counts["input_errors"],
-        "calls": counts["calls"],
-        "tool_calls": counts["tool_calls"],
-        "tool_errors": counts["tool_errors"],
-        "tokens": counts["tokens"],
-        "duration_s": round(duration, 3),
-    }
+    summary = totals.summary(
+        model=plan.config["model"]["spec"],
+        run_dir=str(plan.run.path),
+        fingerprint=plan.config["fingerprint"],
+        sample_ids=[s.id for s in plan.samples],
+        duration=duration,
+    )
+    run = summary["run"]
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
-    summary = {**result, "run": run}
     plan.run.write_summary(summary)
     return summary
 

@@ -86,3 +86,24 @@ class RunTotals:
             "tool_errors": sum(r.tool_errors for r in rows),
             "tokens": {"input": sum(r.tokens_in for r in rows), "output": sum(r.tokens_out for r in rows)},
         }
+
+    def summary(
+        self, *, model: str, run_dir: str, fingerprint: str, sample_ids: list[str], duration: float
+    ) -> dict:
+        """``summary.json``: the scores and the run's counts (``finished`` when every sample id is recorded)."""
+        counts = self.counts()
+        run = {
+            "model": model,
+            "run_dir": run_dir,
+            "fingerprint": fingerprint,
+            "samples": len(sample_ids),
+            "finished": all(i in self._rows for i in sample_ids),
+            "errors": counts["errors"],
+            "input_errors": counts["input_errors"],
+            "calls": counts["calls"],
+            "tool_calls": counts["tool_calls"],
+            "tool_errors": counts["tool_errors"],
+            "tokens": counts["tokens"],
+            "duration_s": round(duration, 3),
+        }
+        return {**self.scores(), "run": run}

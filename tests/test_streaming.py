@@ -166,3 +166,20 @@ def test_scheduler_makes_episodes_lazily_at_most_limit_at_once():
     asyncio.run(run_concurrent(((lambda i=i: Ep(i)) for i in range(50)), Model(), 4, on_done))
     assert len(finished) == 50 and sorted(made) == list(range(50))
     assert peak <= 4
+
+
+def test_image_store_keeps_one_file_per_content(tmp_path):
+    from matbench.imagestore import ImageStore
+
+    a = tmp_path / "a.PNG"
+    a.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 100)
+    b = tmp_path / "same-bytes-elsewhere.png"
+    b.write_bytes(a.read_bytes())
+    c = tmp_path / "c.png"
+    c.write_bytes(b"\x89PNG\r\n\x1a\n" + b"y" * 100)
+    store = ImageStore(tmp_path / "run")
+    pa, pb, pc = store.put(a), store.put(b), store.put(c)
+    assert pa == pb != pc and pa.read_bytes() == a.read_bytes() and pa.suffix == ".png"
+    files = sorted(p for p in (tmp_path / "run" / "images").rglob("*") if p.is_file())
+    assert files == sorted([pa, pc])
+    assert pa.parent.name == pa.stem[:2] and len(pa.stem) == 64

@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-file", help="local data file instead of the hub")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--ids", help="comma-separated sample ids, e.g. 1,5,9")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only shard I of N (I from 0), a fixed slice by sample-id hash; `matbench merge` joins the shards",
+    )
     p.add_argument("--protocol", choices=["visual-arft", "direct"], help="default: the task's (visual-arft)")
     p.add_argument("--protocol-file", help="a YAML/JSON file replacing every prompt template")
     p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
@@ -129,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             if v is not None
         },
         progress=not args.no_progress and not args.json,
+        shard=args.shard,
     )
     summaries = evaluate(settings)
     if args.json:

@@ -8,7 +8,8 @@ Other 4xx fail at once. The API key is read from the environment, never logged, 
 
 Speed: the aiohttp transport (``openai[aiohttp]``) when installed, and ``client.post`` to
 ``/chat/completions`` with a ready JSON body (the SDK's raw-request path) rather than
-``chat.completions.create``, whose per-call parameter transform is pure overhead for this body.
+``chat.completions.create``, whose per-call parameter transform is pure overhead for this body; the body
+goes as bytes with each image's data URL serialised once per image (``models/body.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.body import encode_json_body
 from matbench.models.images import image_data_url
 from matbench.models.registry import register_model
 
@@ -300,6 +302,7 @@ class OpenAIModel(Model):
                 reasoning_effort=self.reasoning_effort,
                 extra_body=self.extra_body,
             )
+            content = encode_json_body(body)  # once per call, images spliced in pre-serialised
         except (OSError, ValueError) as exc:
             return ModelOutput(
                 text=None, error=f"cannot read image: {exc}", latency=time.perf_counter() - start
@@ -313,7 +316,7 @@ class OpenAIModel(Model):
                 # client.post is the SDK's documented raw-request path: the same POST, auth, timeout and
                 # error mapping as chat.completions.create, minus its per-call TypedDict transform of
                 # the params (~20% of the client CPU per call), which is an identity for this body.
-                resp = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+                resp = await client.post("/chat/completions", content=content, cast_to=ChatCompletion)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 retryable = status in (408, 409, 429) or status >= 500
