@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
+    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
     "max_concurrency",
     "timeout",
     "max_retries",
@@ -62,7 +63,7 @@ class EvalSettings:
     search: str = "serper"
     search_cache: str = "readwrite"
     cache_dir: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
     max_concurrency: int = 32
     run_dir: str | None = None
@@ -396,6 +397,9 @@ def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
+    endpoints = getattr(getattr(model, "model", model), "endpoint_stats", None)
+    if endpoints is not None:
+        run["endpoints"] = endpoints()
     plan.run.write_summary(summary)
     return summary
 

@@ -106,6 +106,10 @@ def test_merge_equals_the_unsharded_run(shard_runs, capsys):
     lb = tmp / "lb"
     assert main(["submit", str(out), "--name", "merged", "--leaderboard-dir", str(lb)]) == 0
     assert "recorded" in capsys.readouterr().out
+    # resuming the merged run, on another server, has nothing left to do
+    with FakeOpenAIServer(_policy) as srv:
+        assert _eval(srv, tmp, "--run-dir", str(out)) == 0
+        assert srv.calls == 0
 
 
 def test_merge_refuses_what_does_not_cover_the_task_once(shard_runs, tmp_path):

@@ -50,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
     )
     p.add_argument(
-        "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`"
+        "--base-url",
+        action="append",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`; repeat for replicas "
+        "of the same model (each call goes to the one with the fewest in flight; a failing one is drained)",
     )
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument("--max-concurrency", type=int, default=32, help="model calls in flight (default 32)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
 from matbench.models.body import encode_json_body
 from matbench.models.images import image_data_url
+from matbench.models.pool import EndpointPool
 from matbench.models.registry import register_model
 
 log = logging.getLogger("matbench.models.openai")
@@ -192,7 +194,7 @@ class OpenAIModel(Model):
         *,
         display_name: str | None = None,
         requested_backend: str = "openai",
-        base_url: str | None = None,
+        base_url: str | list[str] | None = None,
         api_key_env: str | None = None,
         max_concurrency: int = 32,
         timeout: float = 600.0,
@@ -207,7 +209,9 @@ class OpenAIModel(Model):
         self.display_name = display_name or model_id
         self.requested_backend = requested_backend
         self.name = f"openai:{model_id}"
-        self.base_url = base_url.rstrip("/") if base_url else None
+        urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+        self.base_urls = list(dict.fromkeys(u.rstrip("/") for u in urls if u))  # replicas of one model
+        self.base_url = self.base_urls[0] if self.base_urls else None
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
         key = os.environ.get(self.api_key_env) or None
         if key is None:
@@ -231,7 +235,10 @@ class OpenAIModel(Model):
         self.reasoning = is_reasoning_model(model_id)
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._limiter = AdaptiveLimiter(self.max_concurrency)
+        self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()])
+        for ep in self.pool.endpoints:
+            ep.limiter = AdaptiveLimiter(self.max_concurrency)
+        self._limiter = self.pool.endpoints[0].limiter
         self.transport_in_use: str | None = None
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -240,10 +247,19 @@ class OpenAIModel(Model):
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
     def _ensure_client(self) -> Any:
-        """One client per event loop: aiohttp sessions and our limiter's futures are loop-bound."""
+        """One client per endpoint and event loop: aiohttp sessions and our limiters' futures are loop-bound."""
         loop = asyncio.get_running_loop()
         if self._client is not None and self._client_loop is loop:
             return self._client
+        for ep in self.pool.endpoints:
+            ep.client = self._new_client(ep.url)
+            ep.limiter = AdaptiveLimiter(self.max_concurrency)
+        self._client, self._limiter = self.pool.endpoints[0].client, self.pool.endpoints[0].limiter
+        self._client_loop = loop
+        self.pool.start_health_checks()
+        return self._client
+
+    def _new_client(self, base_url: str) -> Any:
         import openai
 
         http_client = None
@@ -258,16 +274,13 @@ class OpenAIModel(Model):
         if http_client is None:
             http_client = openai.DefaultAsyncHttpxClient(timeout=self.timeout)
             self.transport_in_use = "httpx"
-        self._client = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=self._api_key,
-            base_url=self._effective_base_url(),
+            base_url=base_url,
             max_retries=0,
             timeout=self.timeout,
             http_client=http_client,
         )
-        self._client_loop = loop
-        self._limiter = AdaptiveLimiter(self.max_concurrency)
-        return self._client
 
     def _scrub(self, text: str) -> str:
         if self._api_key and self._api_key != DUMMY_API_KEY and len(self._api_key) >= 4:
@@ -307,19 +320,39 @@ class OpenAIModel(Model):
             return ModelOutput(
                 text=None, error=f"cannot read image: {exc}", latency=time.perf_counter() - start
             )
-        limiter = self._limiter
-        attempt = 0
+        pool = self.pool
+        attempt = moves = 0
+        avoid = None
         while True:
             retry_after: float | None = None
-            await limiter.acquire()
+            ep = pool.pick(avoid)
+            if ep is None:  # every endpoint drained: wait for a health check to bring one back
+                if attempt >= self.max_retries:
+                    error = "no endpoint left: " + "; ".join(f"{e.url}: {e.reason}" for e in pool.endpoints)
+                    log.warning("%s %s: %s", self.name, request.tag or "-", error)
+                    return ModelOutput(
+                        text=None, error=error, latency=time.perf_counter() - start, retries=attempt
+                    )
+                await pool.wait_for_one(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            limiter = ep.limiter
+            pool.begin(ep)
+            try:
+                await limiter.acquire()
+            except BaseException:
+                pool.released(ep)
+                raise
+            fault = refused = False  # a failure of the endpoint, not of this request
             try:
                 # client.post is the SDK's documented raw-request path: the same POST, auth, timeout and
                 # error mapping as chat.completions.create, minus its per-call TypedDict transform of
                 # the params (~20% of the client CPU per call), which is an identity for this body.
-                resp = await client.post("/chat/completions", content=content, cast_to=ChatCompletion)
+                resp = await ep.client.post("/chat/completions", content=content, cast_to=ChatCompletion)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 retryable = status in (408, 409, 429) or status >= 500
+                fault = status >= 500
                 error = f"HTTP {status}: {_describe(exc)}"
                 retry_after = parse_retry_after(exc.response.headers)
                 if status == 429:
@@ -327,18 +360,38 @@ class OpenAIModel(Model):
                         retry_after if retry_after is not None else self._backoff(attempt, None)
                     )
             except openai.APITimeoutError as exc:
-                retryable, error = True, _timeout_or_connection(exc, self.timeout)
+                retryable, fault, error = True, True, _timeout_or_connection(exc, self.timeout)
+                refused = _refused(exc)
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc.__context__
-                retryable, error = True, f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
+                retryable, fault = True, True
+                error = f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
+                refused = _refused(exc)
             except openai.OpenAIError as exc:  # e.g. a response that does not parse
                 retryable, error = False, f"{type(exc).__name__}: {exc}"
+            except BaseException:
+                pool.released(ep)
+                raise
             else:
                 limiter.on_success()
+                pool.succeeded(ep)
                 return _to_output(resp, time.perf_counter() - start, attempt)
             finally:
                 limiter.release()
             error = self._scrub(error)
+            if fault:
+                pool.failed(ep, error, fatal=refused)
+            else:
+                pool.released(ep)
+            if fault and moves < 2 * len(pool) and pool.pick(avoid=ep) not in (None, ep):
+                # the endpoint failed, not the request: send it to another endpoint at once
+                ep.moved += 1
+                moves += 1
+                avoid = ep
+                log.info(
+                    "%s %s: %s on %s; moved to another endpoint", self.name, request.tag or "-", error, ep.url
+                )
+                continue
             if not retryable or attempt >= self.max_retries:
                 if retryable:
                     error = f"{error} (gave up after {attempt + 1} attempts)"
@@ -365,7 +418,7 @@ class OpenAIModel(Model):
             "model": self.model_id,
             "alias": self.display_name,
             "served_by": "vllm serve (OpenAI-compatible)" if self.requested_backend == "vllm" else None,
-            "base_url": self._effective_base_url(),
+            "base_url": self.base_urls if len(self.base_urls) > 1 else self._effective_base_url(),
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
             "token_param": "max_completion_tokens" if self.reasoning else "max_tokens",
@@ -380,10 +433,19 @@ class OpenAIModel(Model):
             "http_transport": self.http_transport,
         }
 
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per endpoint: calls answered, failures, calls moved elsewhere, drained or not, calls/s."""
+        return self.pool.stats()
+
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.close()
+        await self.pool.stop()
+        self._client = None
+        if self._client_loop is asyncio.get_running_loop():
+            for ep in self.pool.endpoints:
+                if ep.client is not None:
+                    await ep.client.close()
+        for ep in self.pool.endpoints:
+            ep.client = None
         self._client_loop = None
 
 
@@ -400,6 +462,18 @@ def _timeout_or_connection(exc: BaseException, timeout: float) -> str:
     if type(root).__name__ == "ClientConnectorError":
         return f"connection error: {root}"
     return f"timeout after {timeout:g} s"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens at the endpoint (connection refused), by the root cause of a client error."""
+    root: BaseException | None = exc
+    for _ in range(10):
+        if isinstance(root, ConnectionRefusedError) or getattr(root, "errno", None) == errno.ECONNREFUSED:
+            return True
+        if root is None or (root.__cause__ or root.__context__) is None:
+            break
+        root = root.__cause__ or root.__context__
+    return False
 
 
 def _describe(exc: Any) -> str:
