@@ -95,3 +95,70 @@ def test_resume_on_other_endpoints(tmp_path):
         assert b.calls + c.calls == 4
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["n"] == 10 and summary["run"]["finished"]
+
+
+class _RootServer(FakeOpenAIServer):
+    """A replica whose GET /v1/models says which checkpoint serves the name (as vLLM's ``root`` does)."""
+
+    def __init__(self, root: str, **kw):
+        super().__init__("<answer> x </answer>", **kw)
+        self.root = root
+
+    async def _models(self, request):
+        from aiohttp import web
+
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake", "object": "model", "root": self.root}]}
+        )
+
+
+def test_endpoints_must_serve_the_same_model(tmp_path, capsys):
+    with _RootServer("org/ckpt-a") as a, _RootServer("org/ckpt-b") as b:
+        assert _eval([a.base_url, b.base_url], tmp_path, "--limit", "2") == 2
+        assert a.calls == b.calls == 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the endpoints serve different models" in err
+    assert "ckpt-a" in err and "ckpt-b" in err
+    with _RootServer("org/ckpt-a") as a, _RootServer("org/ckpt-a") as b:
+        assert _eval([a.base_url, b.base_url], tmp_path, "--limit", "4", "--max-concurrency", "2") == 0
+        assert a.calls + b.calls == 4
+    cfg = RunDir(tmp_path / "run").read_config()
+    assert cfg["model"]["served_model"]["root"] == "org/ckpt-a"
+
+
+def test_a_dead_endpoint_at_the_start_is_drained_then_the_run_goes_on(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with FakeOpenAIServer("<answer> x </answer>") as live:
+        assert _eval([dead, live.base_url], tmp_path, "--limit", "5") == 0
+        assert live.calls == 5
+    eps = {e["url"]: e for e in RunDir(tmp_path / "run").read_summary()["run"]["endpoints"]}
+    assert not eps[dead]["healthy"] and "cannot reach" in eps[dead]["reason"] and eps[dead]["calls"] == 0
+
+
+def test_health_checks_drain_and_bring_back(tmp_path):
+    import asyncio
+
+    from matbench.models import get_model
+
+    async def scenario(model, a, b):
+        pool = model.pool
+        model._ensure_client()
+        await pool.check_all()
+        assert [e.healthy for e in pool.endpoints] == [True, True]
+        b.models = ["something-else"]  # the replica was restarted with another model
+        await pool.check_all()
+        assert [e.healthy for e in pool.endpoints] == [True, False]
+        assert pool.pick() is pool.endpoints[0]
+        b.models = ["fake"]
+        await pool.check_all()
+        assert [e.healthy for e in pool.endpoints] == [True, True]
+        await model.aclose()
+
+    with FakeOpenAIServer("x") as a, FakeOpenAIServer("x") as b:
+        model = get_model("openai:fake", base_url=[a.base_url, b.base_url])
+        model.preflight()
+        asyncio.run(scenario(model, a, b))

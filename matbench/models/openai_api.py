@@ -29,6 +29,7 @@ from typing import Any
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
 from matbench.models.body import encode_json_body
+from matbench.models.endpoints import ServedModel, check_served_model, served_models
 from matbench.models.images import image_data_url
 from matbench.models.pool import EndpointPool
 from matbench.models.registry import register_model
@@ -235,11 +236,12 @@ class OpenAIModel(Model):
         self.reasoning = is_reasoning_model(model_id)
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()])
+        self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()], probe=self._serves_model)
         for ep in self.pool.endpoints:
             ep.limiter = AdaptiveLimiter(self.max_concurrency)
         self._limiter = self.pool.endpoints[0].limiter
         self.transport_in_use: str | None = None
+        self.served: ServedModel | None = None  # what GET /models reported, after preflight()
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -295,6 +297,20 @@ class OpenAIModel(Model):
         return delay
 
     # -- API ------------------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """``GET /models`` once per endpoint: it answers, accepts the key and serves this model name (with
+        several endpoints, the same model on each; models/pool.py)."""
+        self.served = self.pool.preflight(
+            lambda url: check_served_model(url, self.model_id, self._api_key, key_hint=self.api_key_env)
+        )
+
+    def _serves_model(self, url: str) -> bool:
+        """The pool's health check: the endpoint still serves the model the run started with."""
+        for m in served_models(url, self._api_key, key_hint=self.api_key_env, timeout=5.0, attempts=1):
+            if m.id == self.model_id:
+                return self.served is None or m.identity() == self.served.identity()
+        return False
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         client = self._ensure_client()
@@ -419,6 +435,7 @@ class OpenAIModel(Model):
             "alias": self.display_name,
             "served_by": "vllm serve (OpenAI-compatible)" if self.requested_backend == "vllm" else None,
             "base_url": self.base_urls if len(self.base_urls) > 1 else self._effective_base_url(),
+            "served_model": self.served.identity() if self.served is not None else None,
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
             "token_param": "max_completion_tokens" if self.reasoning else "max_tokens",

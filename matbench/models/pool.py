@@ -184,3 +184,38 @@ class EndpointPool:
 
     def stats(self) -> list[dict[str, Any]]:
         return [e.stats() for e in self.endpoints]
+
+    # --- preflight -----------------------------------------------------------------------------------------
+    def preflight(self, check: Callable[[str], Any]) -> Any:
+        """Ask every endpoint what it serves (``check(url)`` -> ServedModel, raising ``EndpointError``).
+
+        One endpoint that cannot serve ends the run before it starts, as without a pool; of several, those that
+        cannot are drained (health checks may bring them back) as long as one can. The endpoints that answer
+        must serve the same model (the same ``identity()``: name, checkpoint, context length).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from matbench.models.endpoints import EndpointError
+
+        def ask(ep: Endpoint) -> EndpointError | None:
+            try:
+                ep.served = check(ep.url)
+            except EndpointError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(16, len(self.endpoints))) as ex:
+            errors = list(ex.map(ask, self.endpoints))
+        if len(self.endpoints) == 1 and errors[0] is not None:
+            raise errors[0]
+        live = [e for e in self.endpoints if e.served is not None]
+        if not live:
+            raise EndpointError("no endpoint can serve this run: " + "; ".join(str(e) for e in errors))
+        identities = {repr(sorted(e.served.identity().items())) for e in live}
+        if len(identities) > 1:
+            shown = "; ".join(f"{e.url} serves {e.served.identity()}" for e in live)
+            raise EndpointError(f"the endpoints serve different models ({shown}): give replicas of one model")
+        for ep, err in zip(self.endpoints, errors, strict=True):
+            if err is not None:
+                self.drain(ep, str(err))
+        return live[0].served
