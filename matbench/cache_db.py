@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import sqlite3
 import threading
 from pathlib import Path
@@ -38,13 +37,17 @@ class CacheDB:
     def __init__(self, path: Path, schema: str, *, readonly: bool):
         self.path = path
         self.readonly = readonly
-        self._lock = threading.Lock()
+        self._conn_lock = threading.Lock()  # the connection: one statement (or one batch) at a time
+        self._lock = threading.Lock()  # the pending rows and the batch: held only for dict/list updates
+        self._idle = threading.Condition(self._lock)
         self._pending: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        self._queue: queue.Queue[tuple[str, str, str, dict[str, Any]] | None] = queue.Queue()
+        self._batch: list[tuple[str, str, str, dict[str, Any]]] = []
+        self._in_flight = 0
+        self._wake = threading.Event()  # set by the first store of a batch (later stores wake nobody)
+        self._urgent = threading.Event()  # flush() or close(): commit now, do not wait for more rows
+        self._stop = False
         self._users = 0
         self._writer: threading.Thread | None = None
-        self._idle = threading.Condition(self._lock)
-        self._in_flight = 0
         try:
             if readonly:
                 self._conn = sqlite3.connect(
@@ -82,9 +85,11 @@ class CacheDB:
         """``SELECT columns FROM table WHERE key = ?``; a row stored but not yet committed is returned too."""
         with self._lock:
             pending = self._pending.get((table, key))
-            if pending is not None:
-                row = pending[1]
-                return tuple(row[c.strip()] for c in columns.split(","))
+        if pending is not None:
+            row = pending[1]
+            return tuple(row[c.strip()] for c in columns.split(","))
+        # the writer commits a row before it leaves the pending map, so it is always found in one of them
+        with self._conn_lock:
             return self._conn.execute(f"SELECT {columns} FROM {table} WHERE key = ?", (key,)).fetchone()
 
     def put(self, table: str, key: str, row: dict[str, Any], *, replace: bool = False) -> None:
@@ -96,45 +101,50 @@ class CacheDB:
             if not replace and (table, key) in self._pending:
                 return
             self._pending[(table, key)] = (verb, row)
+            self._batch.append((table, key, verb, row))
             self._in_flight += 1
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name=f"cache-writer:{self.path.name}",
-                                                daemon=True)
+                self._writer = threading.Thread(
+                    target=self._write_loop, name=f"cache-writer:{self.path.name}", daemon=True
+                )
                 self._writer.start()
-        self._queue.put((table, key, verb, row))
+            first = not self._wake.is_set()
+        if first:
+            self._wake.set()
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Any other statement (counts, maintenance), after the queued rows are committed."""
         self.flush()
-        with self._lock:
+        with self._conn_lock:
             return self._conn.execute(sql, params).fetchall()
 
     def flush(self) -> None:
         """Wait until every queued row is committed."""
         with self._idle:
+            if not self._in_flight:
+                return
+            self._urgent.set()
+            self._wake.set()
             while self._in_flight:
                 self._idle.wait(timeout=1.0)
 
     # ----------------------------------------------------------------------------------------------
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            self._wake.wait()
+            self._urgent.wait(FLUSH_S)  # let the rows of the next few moments join this batch
+            with self._lock:
+                batch, self._batch = self._batch, []
+                self._wake.clear()
+                self._urgent.clear()
+                stop = self._stop
+            for start in range(0, len(batch), BATCH):
+                self._commit(batch[start : start + BATCH])
+            if stop:
                 return
-            batch = [first]
-            try:
-                while len(batch) < BATCH:
-                    item = self._queue.get(timeout=FLUSH_S if len(batch) == 1 else 0.0)
-                    if item is None:
-                        self._queue.put(None)
-                        break
-                    batch.append(item)
-            except queue.Empty:
-                pass
-            self._commit(batch)
 
     def _commit(self, batch: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        with self._lock:
+        with self._conn_lock:
             try:
                 self._conn.execute("BEGIN")
                 for table, _key, verb, row in batch:
@@ -148,6 +158,7 @@ class CacheDB:
                 except sqlite3.Error:
                     pass
                 logger.warning("could not store %d cache row(s) in %s: %s", len(batch), self.path, exc)
+        with self._lock:
             for table, key, _verb, row in batch:
                 if self._pending.get((table, key), (None, None))[1] is row:
                     del self._pending[(table, key)]
@@ -169,11 +180,14 @@ class CacheDB:
 
     def _shutdown(self) -> None:
         self.flush()
-        writer = self._writer
-        if writer is not None:
-            self._queue.put(None)
-            writer.join(timeout=30)
         with self._lock:
+            self._stop = True
+            writer = self._writer
+        if writer is not None:
+            self._urgent.set()
+            self._wake.set()
+            writer.join(timeout=30)
+        with self._conn_lock:
             try:
                 self._conn.close()
             except sqlite3.Error:
