@@ -28,6 +28,7 @@ COMMANDS: list[str] = [
     "compare",
     "view",
     "cache",
+    "merge",
 ]
 
 
