@@ -109,7 +109,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     rows: list[dict] = []
     blobs: dict[str, dict] = {}
-    for rec in run.read_records():
+    for rec in run.iter_records():  # streamed: only the compact row and the detail are kept
         row = index_row(rec)
         rows.append(row)
         blobs[row["id"]] = detail(rec, images)
