@@ -61,7 +61,7 @@ class EvalSettings:
     protocol: str | None = None
     protocol_file: str | None = None
     search: str = "serper"
-    search_cache: str = "readwrite"
+    search_cache: str = "auto"
     cache_dir: str | None = None
     base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
@@ -249,7 +249,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             shared["search"] = _search_tool(settings)
         search_cache, search_info = shared["search"]
         tools.search = search_cache
-        search_info = {**search_info, "cache": settings.search_cache}
+        search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
     if "code" in spec.tools and not direct:
         from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 

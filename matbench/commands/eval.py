@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--search-cache",
-        choices=["off", "read", "readwrite"],
-        default="readwrite",
-        help="read replays a run offline from the cache",
+        choices=["auto", "off", "read", "readwrite"],
+        default="auto",
+        help="read replays a run offline from the cache; auto (default): readwrite, but off for local BM25",
     )
     p.add_argument(
         "--cache-dir", help="search and response caches (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)"
