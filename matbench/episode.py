@@ -8,16 +8,16 @@ the model: concurrently over HTTP, or in lock-step batches for an in-process eng
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.data.sample import Sample
+from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
-from matbench.records import DiskFull, SampleRecord, as_disk_full, cap_text
+from matbench.records import SampleRecord, as_disk_full, cap_text
 from matbench.scoring import Scorer
 
 
@@ -70,27 +70,20 @@ class Episode:
         self.text = fill(t["first"], instructions=t["instructions"], question=self.sample.question)
         if self.sample.image is not None:
             try:
-                self.image = self._keep_image(self.sample.image, "input")
+                self.image = self._keep_image(self.sample.image)
             except OSError as exc:  # vanished or unreadable since loading: an input error, not a crash
                 self.done, self.status, self.error = True, "input_error", f"cannot read image: {exc}"
 
     # --- images ------------------------------------------------------------------------------------------
-    @property
-    def _image_dir(self) -> Path:
-        return self.run_dir / "images" / _safe(self.sample.id)
+    def _keep_image(self, src: Path) -> Path:
+        """Store an image in the run directory, once per content (records reference files, never bytes).
 
-    def _keep_image(self, src: Path, stem: str) -> Path:
-        """Copy an image into the run directory (records reference files, never inline bytes)."""
-        dst = self._image_dir / f"{stem}{src.suffix.lower() or '.png'}"
+        A full disk stops the run (``DiskFull``); any other failure is the source image's.
+        """
         try:
-            self._image_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-        except OSError as exc:  # a full disk stops the run (DiskFull); anything else is the source's fault
-            err = as_disk_full(exc, dst, _size_or_zero(src))
-            if isinstance(err, DiskFull):
-                dst.unlink(missing_ok=True)
-            raise err from exc
-        return dst
+            return ImageStore(self.run_dir).put(src)
+        except OSError as exc:
+            raise as_disk_full(exc, self.run_dir / "images", _size_or_zero(src)) from exc
 
     def _rel(self, path: Path | None) -> str | None:
         return str(path.relative_to(self.run_dir)) if path is not None else None
@@ -246,7 +239,7 @@ class Episode:
             wall_time=res.wall_time,
         )
         if res.ok and res.output_image is not None:
-            kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}")
+            kept = self._keep_image(Path(res.output_image))
             info["output_image"] = self._rel(kept)
             self.image = kept  # the output image REPLACES the image in the next turn
         self._count("code", not res.ok)
@@ -280,7 +273,3 @@ def _size_or_zero(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text) or "_"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
-from matbench.records import PREDICTIONS_FILE, RunDir, read_text_utf8
+from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec, get_task
 
@@ -44,12 +46,39 @@ def read_predictions(path: str | Path) -> list[PredRow]:
         path = path / PREDICTIONS_FILE
     if not path.exists():
         raise InputError("predictions file not found", file=str(path))
-    text = read_text_utf8(path)
-    stripped = text.lstrip()
-    rows = _authors_rows(path, text) if stripped.startswith("[") else _jsonl_rows(path, text)
+    try:
+        with path.open("rb") as fh:
+            if _first_byte(fh) == b"[":  # the authors' format: one JSON list, read whole
+                fh.seek(0)
+                rows = _authors_rows(path, decode_utf8(fh.read(), path))
+            else:
+                fh.seek(0)
+                rows = _jsonl_rows(path, _utf8_lines(path, fh))  # JSON Lines: streamed, a line at a time
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     if not rows:
         raise InputError("holds no predictions (an empty file scores nothing)", file=str(path))
     return rows
+
+
+def _first_byte(fh: BinaryIO) -> bytes:
+    while chunk := fh.read(4096):
+        if stripped := chunk.lstrip():
+            return stripped[:1]
+    return b""
+
+
+def _utf8_lines(path: Path, fh: BinaryIO) -> Iterator[str]:
+    """Each line as text; bytes that are not UTF-8 are one clear error naming the row and column."""
+    for no, raw in enumerate(fh, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                file=str(path),
+                row=no,
+            ) from None
 
 
 def run_config_of(path: str | Path) -> dict | None:
@@ -114,9 +143,8 @@ def _authors_rows(path: Path, text: str) -> list[PredRow]:
     return rows
 
 
-def _jsonl_rows(path: Path, text: str) -> list[PredRow]:
+def _jsonl_rows(path: Path, lines: Iterable[str]) -> list[PredRow]:
     by_id: dict[str, PredRow] = {}
-    lines = text.splitlines()
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue

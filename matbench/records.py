@@ -27,6 +27,8 @@ MAX_TEXT_BYTES = 256 * 1024
 CONFIG_FILE = "config.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
+# The start of a line written by RunDir.append: the id is the first field (a JSON string).
+_ID_PREFIX = re.compile(rb'\{"id": ("(?:[^"\\]|\\.)*")')
 
 
 @dataclass
@@ -153,29 +155,82 @@ class RunDir:
                 _truncate_quietly(fh, start)
                 raise as_disk_full(exc, self.predictions_path, len(data)) from exc
 
-    def read_records(self, *, latest: bool = True) -> list[dict]:
-        """All records (the latest per id when ``latest``, in first-seen order); see :func:`iter_jsonl`."""
+    def lines(self) -> Iterator[tuple[int, int, dict]]:
+        """``(row number, byte offset, record)`` of each line, streamed: one line in memory at a time.
+
+        See :func:`iter_lines`: a damaged line is one clear error naming the row; a torn last line is skipped.
+        """
         if not self.predictions_path.is_file():
-            return []
-        rows = [row for _, row in iter_jsonl(self.predictions_path)]
+            return
+        yield from iter_lines(self.predictions_path)
+
+    def latest_offsets(self) -> dict[str, int]:
+        """Byte offset of the latest line of each id, in first-seen order; only ids are kept.
+
+        Lines written by :meth:`append` start with the id and end with a newline, so the id is read without
+        parsing the whole (trajectory-sized) line; anything else is parsed.
+        """
+        offsets: dict[str, int] = {}
+        if not self.predictions_path.is_file():
+            return offsets
+        with self.predictions_path.open("rb") as fh:
+            offset = 0
+            for line in fh:
+                start, offset = offset, offset + len(line)
+                m = _ID_PREFIX.match(line) if line.endswith(b"\n") else None
+                if m is not None:
+                    try:
+                        offsets[json.loads(m.group(1))] = start
+                        continue
+                    except ValueError:
+                        pass
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # reported by lines() when it is not a torn last line
+                offsets[str(row.get("id"))] = start
+        return offsets
+
+    def iter_records(self, *, latest: bool = True) -> Iterator[dict]:
+        """Every record streamed (the latest per id when ``latest``, in first-seen order).
+
+        Callers keep only the fields they need, so reading a 12,576-sample run costs one record of memory.
+        """
         if not latest:
-            return rows
-        by_id: dict[str, dict] = {}
-        for row in rows:
-            by_id[str(row.get("id"))] = row  # dicts keep first-insertion order; values take the last
-        return list(by_id.values())
+            yield from (row for _, _, row in self.lines())
+            return
+        offsets = self.latest_offsets()
+        wanted = list(offsets.values())
+        # No id written twice (the usual case): one sequential pass.
+        if all(a < b for a, b in zip(wanted, wanted[1:], strict=False)):
+            keep = set(wanted)
+            yield from (row for _, off, row in self.lines() if off in keep)
+            return
+        for _ in self.lines():  # validate the file (a torn line in the middle is an error) before seeking
+            pass
+        with self.predictions_path.open("rb") as fh:
+            for off in wanted:
+                fh.seek(off)
+                yield json.loads(fh.readline())
+
+    def read_records(self, *, latest: bool = True) -> list[dict]:
+        """All records in a list (small runs and tests; large readers use :meth:`iter_records`)."""
+        return list(self.iter_records(latest=latest))
+
+    def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
+        """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
+        status: dict[str, bool] = {}
+        for _, _, row in self.lines():
+            status[str(row.get("id"))] = row.get("status") == "error"
+        return {rid for rid, err in status.items() if not (retry_errors and err)}
 
     def repair(self) -> int:
         """Before appending to an existing run: cut a torn last line (see :func:`repair_tail`)."""
         if not self.predictions_path.is_file():
             return 0
         return repair_tail(self.predictions_path)
-
-    def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
-        """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
-        return {
-            str(r["id"]) for r in self.read_records() if not (retry_errors and r.get("status") == "error")
-        }
 
     # --- summary ---------------------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:
@@ -191,39 +246,41 @@ class RunDir:
 
 
 # --- reading and repairing JSON Lines ---------------------------------------------------------------------------
-def _line_error(raw: bytes) -> str | None:
-    """Why a line is not a UTF-8 JSON object, or None."""
+def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """(the record, None), or (None, why the line is not a UTF-8 JSON object)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        return None, f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
     try:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"not valid JSON: {exc}"
-    return None if isinstance(row, dict) else "row is not a JSON object"
+        return None, f"not valid JSON: {exc}"
+    return (row, None) if isinstance(row, dict) else (None, "row is not a JSON object")
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each record line of a JSON Lines file, streaming.
+def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
+    """``(line number, byte offset, object)`` of each record line of a JSON Lines file, streamed.
 
     Every reader of run records goes through here, so that a damaged file gives one clear line naming the file
     and the row (bad UTF-8, bad JSON, not an object). A last line without its newline is a write that was cut
-    short (a killed process, a full disk): it is skipped when it does not parse; resume cuts it off.
+    short (a killed process, a full disk): it is skipped when it does not parse; a resume cuts it off.
     """
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     with fh:
+        offset = 0
         for no, raw in enumerate(fh, 1):
+            start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue
-            why = _line_error(raw)
-            if why is None:
-                yield no, json.loads(raw)
+            row, why = _parse_line(raw)
+            if row is not None:
+                yield no, start, row
             elif raw.endswith(b"\n"):
-                raise InputError(why, file=str(path), row=no)
+                raise InputError(why or "unreadable", file=str(path), row=no)
 
 
 def read_text_utf8(path: Path) -> str:
@@ -234,6 +291,11 @@ def read_text_utf8(path: Path) -> str:
         raise InputError("file not found", file=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 text, or an :class:`InputError` naming the line and column of the first bad byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -271,7 +333,7 @@ def repair_tail(path: Path) -> int:
                 break
         fh.seek(keep)
         tail = fh.read()
-        if _line_error(tail) is None:
+        if _parse_line(tail)[0] is not None:
             fh.write(b"\n")
             return 0
         fh.truncate(keep)

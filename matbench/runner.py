@@ -24,18 +24,21 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
 from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
 from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
+from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
+    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
     "max_concurrency",
     "timeout",
     "max_retries",
@@ -59,9 +62,9 @@ class EvalSettings:
     protocol: str | None = None
     protocol_file: str | None = None
     search: str = "serper"
-    search_cache: str = "readwrite"
+    search_cache: str = "auto"
     cache_dir: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
     max_concurrency: int = 32
     run_dir: str | None = None
@@ -75,9 +78,11 @@ class EvalSettings:
     crop_assist: bool | None = None
     code_timeout: float | None = None
     sandbox_workers: int = 2
+    unsafe_no_sandbox: bool = False
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
+    shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
 
 
 @dataclass
@@ -94,6 +99,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    totals: RunTotals | None = None
     lock: RunLock | None = None
 
 
@@ -145,50 +151,63 @@ def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spe
     return samples[:limit] if limit is not None else samples
 
 
-def _same_run_target(path: Path, model: str, task: str) -> bool:
-    """A previous run directory of this model and task (the name alone can be ambiguous)."""
+def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bool:
+    """A previous run directory of this model, task and shard (the name alone can be ambiguous)."""
     try:
         cfg = RunDir(path).read_config()
     except (ConfigError, InputError):
         return False
-    return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
+    return (
+        cfg.get("model", {}).get("spec") == model
+        and cfg.get("task", {}).get("name") == task
+        and (cfg.get("selection") or {}).get("shard") == shard
+    )
 
 
-def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec) -> RunDir:
-    """The run directory: ``--run-dir``, else the latest previous run of this model and task, else a new one."""
+def _run_path(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> Path:
     model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
+    return Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}"
+
+
+def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
+    """The run directory: ``--run-dir``, else the latest previous run of this model, task and shard, else new."""
+    model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
     if settings.run_dir:
         path = Path(settings.run_dir)
         if len(settings.tasks) > 1:
             path = path / spec.name
     else:
         root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
-        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
+        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
+        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
+        path = previous[-1] if previous else _run_path(settings, spec, shard)
     return RunDir(path)
 
 
-def _overwrite(run: RunDir, settings: EvalSettings, spec: TaskSpec) -> RunDir:
+def _overwrite(run: RunDir, settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
     """Remove an existing run (under its lock, so that a running `eval` is never pulled from under)."""
     with RunLock(run.path):
         shutil.rmtree(run.path)
-    if settings.run_dir:
-        return run
-    return RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{safe_name(settings.model)}_{spec.name}")
+    return run if settings.run_dir else RunDir(_run_path(settings, spec, shard))
 
 
-def _check_resume(run: RunDir, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
+def _check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
     """Refuse a changed configuration naming each changed key; accept an extended selection (and record it)."""
-    old = run.read_config()
     hint = "pass --run-dir DIR for a new run, or --overwrite to replace it"
+    old_sel, new_sel = old.get("selection") or {}, config.get("selection") or {}
+    if old_sel.get("shard") != new_sel.get("shard"):
+        raise ConfigError(
+            f"{run.path} holds shard {old_sel.get('shard') or 'none (all samples)'}, "
+            f"not {new_sel.get('shard') or 'all samples'}: pass another --run-dir"
+        )
     changed = changed_keys(old, config)
     if changed:
         raise ConfigError(
             f"{run.path} was run with a different configuration (changed: {', '.join(changed)}); {hint}"
         )
-    old_sel, new_sel = old.get("selection") or {}, config.get("selection") or {}
-    if old_sel == new_sel:
+    if all(old_sel.get(k) == new_sel.get(k) for k in ("limit", "ids")):
         return
     try:
         before = {s.id for s in _select(samples_all, old_sel.get("ids"), old_sel.get("limit"), spec)}
@@ -232,6 +251,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     get_scorer(scoring)  # unknown scoring fails here, before any call
     samples_all = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
     samples = _select(samples_all, settings.ids, settings.limit, spec)
+    n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
+    shard = parse_shard(settings.shard) if settings.shard else None
+    if shard is not None:
+        samples = shard.select(samples)
     limits = spec.limits
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
@@ -254,16 +277,17 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             shared["search"] = _search_tool(settings)
         search_cache, search_info = shared["search"]
         tools.search = search_cache
-        search_info = {**search_info, "cache": settings.search_cache}
+        search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
     if "code" in spec.tools and not direct:
-        from matbench.tools.sandbox import Sandbox
+        from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 
         timeout = settings.code_timeout or float(limits.get("code_timeout", 20))
         key = ("sandbox", timeout)
         if key not in shared:
-            shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
+            workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
+            shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
         tools.sandbox = shared[key]
-        sandbox_info = {"timeout": timeout, "isolation": tools.sandbox.isolation}
+        sandbox_info = sandbox_config(tools.sandbox, timeout)
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
@@ -275,7 +299,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
-            "n_samples": len(samples),
+            "n_samples": n_selected,
             "spec_sha256": file_sha256(spec.path),
         },
         "model": {"spec": settings.model, **semantic_model},
@@ -301,29 +325,43 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "seed": options.seed,
         },
         "seed": settings.seed,
-        "selection": {"limit": settings.limit, "ids": settings.ids},
+        "selection": {
+            "limit": settings.limit,
+            "ids": settings.ids,
+            "shard": str(shard) if shard else None,
+            "shard_samples": len(samples) if shard else None,
+        },
         "packages": _packages(),
     }
     config["fingerprint"] = config_fingerprint(config)
-    run = _resolve_run_dir(settings, spec)
+    shard_label = config["selection"]["shard"]
+    run = _resolve_run_dir(settings, spec, shard_label)
     if run.exists() and settings.overwrite:
-        run = _overwrite(run, settings, spec)
+        run = _overwrite(run, settings, spec, shard_label)
     plan = TaskPlan(
         spec, templates, samples, list(samples), run, config, options, scoring, tools, search_cache
     )
-    if run.exists():  # resume: under the run's lock, after cutting a torn last line
-        plan.lock = RunLock(run.path).acquire()
-        try:
-            _check_resume(run, config, samples_all, spec)
-            cut = run.repair()
-            if cut:
-                log.warning("%s: cut a torn last line (%d bytes) before resuming", run.predictions_path, cut)
-            finished = run.finished_ids(retry_errors=settings.retry_errors)
-        except BaseException:
-            plan.lock.release()
-            raise
-        plan.todo = [s for s in samples if s.id not in finished]
-        print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
+    if not run.exists():
+        plan.totals = RunTotals(spec, scoring)
+        return plan
+    plan.lock = RunLock(run.path).acquire()  # resume: under the run's lock, after cutting a torn last line
+    try:
+        old = run.read_config()
+        if sandbox_info is not None:
+            from matbench.tools.sandbox_policy import check_resume
+
+            check_resume(old, sandbox_info, run.path)
+        _check_resume(run, old, config, samples_all, spec)
+        cut = run.repair()
+        if cut:
+            log.warning("%s: cut a torn last line (%d bytes) before resuming", run.predictions_path, cut)
+        plan.totals = RunTotals.from_run(run, spec, scoring)  # one pass over the file, small rows per id
+    except BaseException:
+        plan.lock.release()
+        raise
+    finished = plan.totals.finished_ids(retry_errors=settings.retry_errors)
+    plan.todo = [s for s in samples if s.id not in finished]
+    print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
     return plan
 
 
@@ -362,11 +400,12 @@ def _default_cache_dir() -> Path:
 
 # --- scheduling ----------------------------------------------------------------------------------------------
 async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done) -> None:
-    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
-    sem = asyncio.Semaphore(max(1, limit))
+    """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
+    an episode (and its task) exists only while it runs: memory does not grow with the number of samples."""
+    makers = iter(episodes)
 
-    async def one(make: Callable[[], Episode]) -> None:
-        async with sem:
+    async def worker() -> None:
+        for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
             ep = make()
             try:
                 while not ep.done:
@@ -379,7 +418,7 @@ async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit
                 ep.fail(exc)
             on_done(ep)
 
-    await asyncio.gather(*(one(m) for m in episodes))
+    await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
 
 async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
@@ -410,38 +449,23 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 
 # --- one task ------------------------------------------------------------------------------------------------
 def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
-    records = plan.run.read_records()
-    result = score_rows(
-        [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
+    """The summary from the running totals (loaded once at resume, added to as samples finish)."""
+    totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+    summary = totals.summary(
+        model=plan.config["model"]["spec"],
+        run_dir=str(plan.run.path),
+        fingerprint=plan.config["fingerprint"],
+        sample_ids=[s.id for s in plan.samples],
+        duration=duration,
     )
-    calls = sum(r.get("turns", 0) for r in records)
-    tool_calls: dict[str, int] = {}
-    for r in records:
-        for k, v in (r.get("tool_calls") or {}).items():
-            tool_calls[k] = tool_calls.get(k, 0) + v
-    done_ids = {str(r["id"]) for r in records}
-    run = {
-        "model": plan.config["model"]["spec"],
-        "run_dir": str(plan.run.path),
-        "fingerprint": plan.config["fingerprint"],
-        "samples": len(plan.samples),
-        "finished": all(s.id in done_ids for s in plan.samples),
-        "errors": sum(r.get("status") == "error" for r in records),
-        "input_errors": sum(r.get("status") == "input_error" for r in records),
-        "calls": calls,
-        "tool_calls": tool_calls,
-        "tool_errors": sum(r.get("tool_errors", 0) for r in records),
-        "tokens": {
-            "input": sum((r.get("tokens") or {}).get("input", 0) for r in records),
-            "output": sum((r.get("tokens") or {}).get("output", 0) for r in records),
-        },
-        "duration_s": round(duration, 3),
-    }
+    run = summary["run"]
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
-    summary = {**result, "run": run}
+    endpoints = getattr(getattr(model, "model", model), "endpoint_stats", None)
+    if endpoints is not None:
+        run["endpoints"] = endpoints()
     plan.run.write_summary(summary)
     return summary
 
@@ -495,10 +519,12 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if plan.totals is not None:
+            plan.totals.add(rec.to_dict())
         progress.update(rec)
 
     try:
-        makers = [make(s) for s in plan.todo]
+        makers = (make(s) for s in plan.todo)
         if getattr(model, "lockstep", False):
             await run_lockstep(makers, model, on_done)
         else:

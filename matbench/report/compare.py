@@ -10,6 +10,7 @@ groups overlap and their sizes add up to more than the total.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,12 +93,12 @@ def load_side(
     if config is not None:
         run = RunDir(path if path.is_dir() else path.parent)
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        records = run.read_records()
-        if not records:
+        side = _side_from_run(path, run.iter_records(), spec, scoring, samples)  # streamed
+        if not side.ids:
             raise InputError(
                 "holds no predictions (an empty run compares nothing)", file=str(run.predictions_path)
             )
-        return _side_from_run(path, records, spec, scoring, samples)
+        return side
     scoring = scoring or spec.default_scoring
     rows = read_predictions(path)
     check_ids(rows, spec, samples, str(path))
@@ -115,7 +116,7 @@ def load_side(
 
 
 def _side_from_run(
-    path: Path, records: list[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
+    path: Path, records: Iterable[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
 ) -> Side:
     scorer = get_scorer(scoring, cjk=spec.cjk)
     by_sample = {s.id: s for s in samples or []}

@@ -172,10 +172,9 @@ def check_trajectories(records: list[dict]) -> None:
                     f"sample {rid}: status {rec.get('status')} with a prediction: the record was edited"
                 )
             continue
-        trajectory = rec.get("trajectory") or []
-        if not trajectory or not isinstance(trajectory[-1], dict):
+        if not rec.get("has_trajectory"):
             raise Refused(f"sample {rid} has no trajectory, so its prediction cannot be checked")
-        answer = trajectory[-1].get("answer")
+        answer = rec.get("last_answer")
         if pred != answer:
             shown = json.dumps(pred, ensure_ascii=False)[:80]
             real = json.dumps(answer, ensure_ascii=False)[:80]
@@ -239,6 +238,17 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int], mo
             )
 
 
+def _needed(rec: dict) -> dict:
+    """The fields validation reads: a record without its trajectory (but its last turn's answer), question and
+    metadata."""
+    out = {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
+    trajectory = rec.get("trajectory") or []
+    last = trajectory[-1] if trajectory else None
+    out["has_trajectory"] = isinstance(last, dict)
+    out["last_answer"] = last.get("answer") if isinstance(last, dict) else None
+    return out
+
+
 def validate_run(
     run_dir: str | Path,
     *,
@@ -259,7 +269,7 @@ def validate_run(
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
     check_config(config, spec)
-    records = run.read_records()
+    records = [_needed(r) for r in run.iter_records()]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
     model = _get(config, "model")
