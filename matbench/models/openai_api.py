@@ -324,7 +324,8 @@ class OpenAIModel(Model):
 
         start = time.perf_counter()
         try:
-            body = build_body(
+            body = await asyncio.to_thread(  # reads and may re-encode images: never on the event loop
+                build_body,
                 self.model_id,
                 request,
                 reasoning=self.reasoning,
