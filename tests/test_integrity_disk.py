@@ -102,7 +102,7 @@ def test_disk_full_stops_in_one_line_and_a_rerun_finishes(tmp_path, fixtures_dir
     assert (out / "1.rc").read_text().strip() != "0"
     assert len(err1) == 1 and "No space left on device while writing" in err1[0], err1
     need = (data / "dark_1_proc.png").stat().st_size / 1024  # id 22's image
-    assert f"run/images/22/input.png (needs {need:.1f} KiB more" in err1[0]
+    assert f"{small}/run/images (needs {need:.1f} KiB more" in err1[0]
     assert "rerun the same command" in err1[0]
     raw = (out / "run1" / "predictions.jsonl").read_bytes()
     first = [json.loads(line) for line in raw.splitlines()]

@@ -182,9 +182,11 @@ def test_extending_a_run_resumes_it_and_refusals_name_the_key(tmp_path, fixtures
         smaller = run_eval(["--base-url", srv.base_url, *_args(fixtures_dir, run, "--limit", "2")])
         assert smaller.returncode == 2
         assert "changed: selection.limit, selection.ids" in smaller.stderr
-        moved = run_eval(["--base-url", other.base_url, *_args(fixtures_dir, run, *ids)])
-        assert moved.returncode == 2
-        assert "different configuration (changed: model.base_url)" in moved.stderr
+        warmer = run_eval(
+            ["--base-url", other.base_url, *_args(fixtures_dir, run, *ids, "--temperature", "0.5")]
+        )
+        assert warmer.returncode == 2
+        assert "different configuration (changed: decoding.temperature)" in warmer.stderr
         assert other.calls == 0
 
 
