@@ -371,8 +371,10 @@ def open_run(plan: TaskPlan) -> None:
         return
     plan.run.path.mkdir(parents=True, exist_ok=True)
     plan.lock = RunLock(plan.run.path).acquire()
-    if not plan.run.exists():
-        plan.run.create(plan.config)
+    if plan.run.exists():  # another `eval` made it since this one planned: resume it instead, never twice
+        plan.lock.release()
+        raise ConfigError(f"{plan.run.path} was just started by another `matbench eval`; rerun to resume it")
+    plan.run.create(plan.config)
 
 
 def build_model(settings: EvalSettings):
