@@ -26,6 +26,7 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.endpoints import ServedModel, check_served_model
 from matbench.models.images import image_data_url
 from matbench.models.registry import register_model
 
@@ -231,6 +232,7 @@ class OpenAIModel(Model):
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._limiter = AdaptiveLimiter(self.max_concurrency)
         self.transport_in_use: str | None = None
+        self.served: ServedModel | None = None  # what GET /models reported, after preflight()
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -280,6 +282,12 @@ class OpenAIModel(Model):
         return delay
 
     # -- API ------------------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """``GET /models`` once: the endpoint answers, accepts the key and serves this model name."""
+        self.served = check_served_model(
+            self._effective_base_url(), self.model_id, self._api_key, key_hint=self.api_key_env
+        )
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         client = self._ensure_client()
@@ -363,6 +371,7 @@ class OpenAIModel(Model):
             "alias": self.display_name,
             "served_by": "vllm serve (OpenAI-compatible)" if self.requested_backend == "vllm" else None,
             "base_url": self._effective_base_url(),
+            "served_model": self.served.identity() if self.served is not None else None,
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
             "token_param": "max_completion_tokens" if self.reasoning else "max_tokens",
