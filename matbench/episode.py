@@ -271,4 +271,3 @@ class Episode:
             metadata=dict(self.sample.metadata),
             trajectory=self.turns,
         )
-
