@@ -206,9 +206,11 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
     from matbench.tools.search import CachedSearch, get_search_backend
 
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
+    # --compat strict: every organic result Serper returns is used, as in the authors' script.
+    strict = {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
     backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
     )
     cached = CachedSearch(
         backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache

@@ -6,6 +6,7 @@ import json
 
 from fake_openai_server import FakeOpenAIServer
 from runtime_helpers import run_dir_of, run_eval
+from test_search_http import FakeServer, Reply, serper
 
 
 def _eval(srv, tmp_path, fixtures_dir, *extra):
@@ -45,23 +46,10 @@ def test_config_records_the_faithful_defaults(tmp_path, fixtures_dir):
     assert cfg["task"]["revision"] is None and cfg["task"]["revision_pinned"] is None  # local data
 
 
-def test_switches_are_recorded_and_change_the_fingerprint(tmp_path, fixtures_dir):
+def test_switches_are_recorded(tmp_path, fixtures_dir):
     with FakeOpenAIServer("<answer> x </answer>") as srv:
-        first = _eval(srv, tmp_path, fixtures_dir, "--run-dir", str(tmp_path / "r"))
-        assert first.returncode == 0, first.stderr
-        again = _eval(srv, tmp_path, fixtures_dir, "--run-dir", str(tmp_path / "r"), "--compat", "strict")
-        assert again.returncode == 2 and "changed: options" in again.stderr
-        other = _eval(
-            srv,
-            tmp_path,
-            fixtures_dir,
-            "--protocol",
-            "matbench-wording",
-            "--compat",
-            "strict",
-            "--exec-scope",
-            "fresh",
-        )
+        args = ("--protocol", "matbench-wording", "--compat", "strict", "--exec-scope", "fresh")
+        other = _eval(srv, tmp_path, fixtures_dir, *args)
         assert other.returncode == 0, other.stderr
     cfg = json.loads((run_dir_of(other.stdout) / "config.json").read_text())
     assert cfg["protocol"]["wording"] == "matbench" and cfg["options"]["compat"] == "strict"
@@ -80,3 +68,17 @@ def test_exec_scope_authors_needs_their_script(tmp_path, fixtures_dir):
     with FakeOpenAIServer("x") as srv:
         out = _eval(srv, tmp_path, fixtures_dir, "--protocol", "matbench-wording", "--exec-scope", "authors")
     assert out.returncode == 2 and "--exec-scope authors needs" in out.stderr
+
+
+def test_strict_serper_uses_every_returned_result():
+    organic = [{"title": t, "link": f"https://{t}", "snippet": f"s{t}"} for t in "ABCDEF"]
+    server = FakeServer("serper")
+    try:
+        server.script = [Reply(body={"organic": organic})] * 2
+        with serper(server) as fixed, serper(server, all_results=True) as strict:
+            assert len(fixed.search("q", 4)) == 4
+            assert [h.title for h in strict.search("q", 4)] == list("ABCDEF")
+            assert strict.params()["all_results"] is True and "all_results" not in fixed.params()
+        assert [r.body["num"] for r in server.requests] == [4, 4]  # both ask for num=4, as theirs
+    finally:
+        server.close()
