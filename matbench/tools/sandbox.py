@@ -621,8 +621,12 @@ class Sandbox:
         workdir: str | Path | None = None,
         *,
         timeout: float | None = None,
+        scope: dict | None = None,
     ) -> CodeResult:
         """Run ``code`` on ``image``; files end up in ``workdir`` (a fresh dir under the root if None).
+
+        ``scope``: None runs the code in one fresh namespace; ``{"globals": [[name, module, attr], ...]}``
+        runs it like ``exec(code, globals, locals)`` with those imports seeded (see ``sandbox_worker``).
 
         Without ``workdir`` the files live under the sandbox root until ``close()`` and only for the
         newest ``keep_calls`` calls: copy what you need to keep.
@@ -635,7 +639,7 @@ class Sandbox:
         isolation = self.isolation
         worker = self._idle.get()
         try:
-            return self._run_on(worker, isolation, code, image, workdir, timeout, started)
+            return self._run_on(worker, isolation, code, image, workdir, timeout, started, scope)
         finally:
             self._idle.put(worker)
 
@@ -646,9 +650,10 @@ class Sandbox:
         workdir: str | Path | None = None,
         *,
         timeout: float | None = None,
+        scope: dict | None = None,
     ) -> CodeResult:
         """``run`` without blocking the event loop."""
-        return await asyncio.to_thread(self.run, code, image, workdir, timeout=timeout)
+        return await asyncio.to_thread(self.run, code, image, workdir, timeout=timeout, scope=scope)
 
     def warmup(self) -> None:
         """Start every worker now instead of on first use (benchmarks, long evaluations)."""
@@ -671,6 +676,7 @@ class Sandbox:
         workdir: str | Path | None,
         timeout: float | None,
         started: float,
+        scope: dict | None = None,
     ) -> CodeResult:
         number = next(self._counter)
         job_dir = worker.dir / f"j{number}"
@@ -688,7 +694,7 @@ class Sandbox:
             mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
-            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number)
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope)
             if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
                 worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
@@ -715,7 +721,14 @@ class Sandbox:
             _rmtree(path)
 
     def _execute(
-        self, worker: _Worker, isolation: str, seen_dir: str, code: str, timeout: float, number: int
+        self,
+        worker: _Worker,
+        isolation: str,
+        seen_dir: str,
+        code: str,
+        timeout: float,
+        number: int,
+        scope: dict | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
         for attempt in (1, 2):
@@ -727,6 +740,7 @@ class Sandbox:
                 "code": code,
                 "timeout": timeout,
                 "cpu": int(math.ceil(timeout)) + 1,
+                "scope": scope,
             }
             try:
                 return worker.execute(request, grace=self.grace), None

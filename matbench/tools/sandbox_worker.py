@@ -402,11 +402,55 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     except BaseException as exc:  # noqa: BLE001 - the harness must get a reason, whatever it is
         report["setup_error"] = f"{type(exc).__name__}: {exc}"
         _finish(me, report, 1)
-    _execute(me, source, report)
+    _execute(me, source, report, req.get("scope"))
 
 
-def _execute(me: int, source: str, report: dict) -> None:
-    scope = {"__name__": "__main__", "__file__": SCRIPT_NAME, "__builtins__": __builtins__}
+class _Imported:
+    """A name the authors' script had imported, imported on first use (torch or transformers would cost
+    seconds per snippet if imported eagerly, and most snippets never touch them)."""
+
+    def __init__(self, module: str, attribute: str | None) -> None:
+        object.__setattr__(self, "_spec", (module, attribute))
+
+    def _target(self):
+        import importlib
+
+        module, attribute = object.__getattribute__(self, "_spec")
+        value = importlib.import_module(module)
+        if attribute:
+            found = getattr(value, attribute, None)
+            value = found if found is not None else importlib.import_module(f"{module}.{attribute}")
+        return value
+
+    def __getattr__(self, name: str):
+        return getattr(self._target(), name)
+
+    def __call__(self, *args, **kwargs):
+        return self._target()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self._target())
+
+
+def _namespaces(scope: dict | None) -> tuple[dict, dict]:
+    """(globals, locals) for the snippet's exec.
+
+    Default: one fresh namespace. ``{"globals": [[name, module, attribute], ...]}``: the authors'
+    ``exec(code, globals(), local_vars)``: a globals dict holding what their script had imported, under
+    the same names, and a separate, empty locals dict (so functions and comprehensions defined in the
+    snippet do not see the names it bound).
+    """
+    env = {"__name__": "__main__", "__file__": SCRIPT_NAME, "__builtins__": __builtins__}
+    if not scope:
+        return env, env
+    for name, module, attribute in scope.get("globals", []):
+        loaded = sys.modules.get(module) if not attribute else None
+        env[name] = loaded if loaded is not None else _Imported(module, attribute)
+    return env, {}
+
+
+def _execute(me: int, source: str, report: dict, scope: dict | None = None) -> None:
+    env, local_vars = _namespaces(scope)
     # Tracebacks quote the snippet's lines without a file on disk (mtime None: never invalidated).
     linecache.cache[SCRIPT_NAME] = (len(source), None, source.splitlines(True), SCRIPT_NAME)
     code_rc = 0
@@ -414,7 +458,7 @@ def _execute(me: int, source: str, report: dict) -> None:
     try:
         compiled = compile(source, SCRIPT_NAME, "exec")
         started = time.perf_counter()
-        exec(compiled, scope)
+        exec(compiled, env, local_vars)
         report["ok"] = True
     except SystemExit as exc:
         code = exc.code
@@ -558,7 +602,7 @@ def _discard(spare: Spare) -> None:
 def _run_job(req: dict, spare: Spare | None, config: dict, send) -> dict:
     """Hand the job to a (fresh if need be) spare, wait, and build the reply; the spare is consumed."""
     started = time.perf_counter()
-    job = {"dir": req["dir"], "code": req["code"], "cpu": int(req.get("cpu", 30))}
+    job = {"dir": req["dir"], "code": req["code"], "cpu": int(req.get("cpu", 30)), "scope": req.get("scope")}
     for _ in range(3):
         if spare is None or not _alive(spare):
             if spare is not None:
