@@ -10,6 +10,7 @@ A wall-clock timeout kills the job's whole process group; a worker the code mana
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import itertools
 import json
@@ -244,6 +245,17 @@ def _hide_harness() -> None:
         log.warning("could not make the harness non-dumpable: %s", exc)
 
 
+def _namespace_guard() -> tuple[str | None, str]:
+    """(the seccomp program that denies namespaces, base64, or None; how namespaces are denied)."""
+    from matbench.tools.sandbox_seccomp import SeccompUnavailable, namespace_filter
+
+    try:
+        return base64.b64encode(namespace_filter()).decode("ascii"), "seccomp"
+    except (SeccompUnavailable, OSError) as exc:
+        log.warning("job code may create namespaces: %s", exc)
+        return None, f"not denied ({exc})"
+
+
 def _count_tasks(uid: int) -> int:
     """Tasks (threads included, as RLIMIT_NPROC counts them) that ``uid`` runs on this host now."""
     count = 0
@@ -391,6 +403,8 @@ class _Worker:
             "env": _minimal_env(),
             "limits": sb.limits.rlimits(),
         }
+        if sb._seccomp is not None:
+            config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
         if sb.as_root:
@@ -531,6 +545,7 @@ class Sandbox:
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
         self.bwrap = find_bwrap()
+        self._seccomp, self.namespace_guard = _namespace_guard()
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)

@@ -11,6 +11,7 @@ with ``{"event": "ready"}`` once, then per job ``{"event": "started", "pid": ...
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import fcntl
 import json
@@ -34,6 +35,8 @@ SCRIPT_NAME = "snippet.py"
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 
 def _prctl(option: int, value: int) -> None:
@@ -43,6 +46,25 @@ def _prctl(option: int, value: int) -> None:
         libc.prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _load_seccomp(encoded: str) -> None:
+    """Install a seccomp program (BPF exported by libseccomp in the harness, base64); raises on failure.
+
+    Needs PR_SET_NO_NEW_PRIVS first; the filter stays for this process and everything it starts."""
+    program = base64.b64decode(encoded)
+    if not program or len(program) % 8:
+        raise OSError("seccomp program has a bad size")
+    buffer = ctypes.create_string_buffer(program, len(program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"could not load the seccomp filter: {os.strerror(code)}")
 
 
 def _drop_privileges(uid: int, gid: int) -> None:
@@ -352,6 +374,8 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     os.environ.update(config.get("env", {}))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _set_limits(config.get("limits", {}))
+    if config.get("job_seccomp"):  # e.g. one process per job, where no cgroup caps the job's memory
+        _load_seccomp(config["job_seccomp"])
     data = b""
     while b"\n" not in data:
         chunk = os.read(JOB_FD, 1 << 20)
@@ -649,6 +673,8 @@ def main(argv: list[str]) -> int:
     if drop is not None:  # after the preload: the interpreter may live where nobody cannot read
         _drop_privileges(int(drop[0]), int(drop[1]))
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if config.get("seccomp"):  # no namespaces, for this server and every job it forks
+        _load_seccomp(config["seccomp"])
     _prctl(PR_SET_DUMPABLE, 0)  # jobs run under our uid: they must not ptrace or read our memory
     import gc
 
