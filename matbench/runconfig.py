@@ -47,13 +47,13 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return [k for k in keys if a.get(k, _MISSING) != b.get(k, _MISSING)]
 
 
-def spec_limits(spec: TaskSpec, direct: bool) -> dict[str, int]:
-    """The per-episode limits a task spec sets (a direct run gets one call): runs are made with these, and
-    `matbench submit` refuses a run whose config says otherwise."""
+def spec_limits(spec: TaskSpec, direct: bool, protocol_max_new_tokens: int | None = None) -> dict[str, int]:
+    """The per-episode limits a task spec sets (a direct run gets one call; a protocol may set its own token
+    limit): runs are made with these, and `matbench submit` refuses a run whose config says otherwise."""
     limits = spec.limits
     return {
         "max_calls": 1 if direct else int(limits.get("max_calls", 5)),
-        "max_new_tokens": int(limits.get("max_new_tokens", 1024)),
+        "max_new_tokens": protocol_max_new_tokens or int(limits.get("max_new_tokens", 1024)),
         "top_k": int(limits.get("top_k", 4)),
     }
 

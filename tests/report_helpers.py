@@ -13,13 +13,17 @@ import shutil
 from pathlib import Path
 
 from matbench.predictions import read_predictions
-from matbench.protocols.templates import load_templates
+from matbench.protocols.resolve import resolve_protocol
 from matbench.records import RunDir, SampleRecord
 from matbench.runconfig import config_fingerprint, file_sha256
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import get_task
 
 PRED = Path("predictions") / "visual-arft"
+# The authors' scripts (their protocol strings), in the shared fixtures.
+AUTHORS_REPO = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "visual-arft-repo"
+).resolve()
 DEMO = Path("mat") / "coding-demo"
 
 
@@ -64,7 +68,9 @@ def make_coding_data(fixtures: Path, root: Path) -> Path:
 def coding_config(data_dir: Path | None, *, spec: str = "qwen2.5-vl-7b", seed: int = 0) -> dict:
     """The config.json `matbench eval` writes for a stock visual-arft MAT-Coding run (fingerprint included)."""
     task = get_task("mat-coding")
-    templates = load_templates(task.prompt_file("visual-arft"))
+    protocol = resolve_protocol(
+        task, "visual-arft", None, authors_repo=str(AUTHORS_REPO), cache_dir=AUTHORS_REPO.parent
+    )
     core = {
         "task": {
             "name": task.name,
@@ -81,12 +87,7 @@ def coding_config(data_dir: Path | None, *, spec: str = "qwen2.5-vl-7b", seed: i
             "model": "Qwen/Qwen2.5-VL-7B-Instruct",
             "base_url": "http://127.0.0.1:8000/v1",
         },
-        "protocol": {
-            "name": "visual-arft",
-            "layout": templates.layout,
-            "file": str(templates.path),
-            "sha256": templates.sha256,
-        },
+        "protocol": protocol.config(custom=False),
         "scoring": "visual-arft",
         "search": None,
         "options": {"crop_assist": True, "max_calls": 5, "top_k": 4},
@@ -336,7 +337,11 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                         "name": "search",
                         "input": q,
                         "results": [
-                            {"title": text(2), "url": f"local://{rng.randrange(21_000_000)}", "snippet": text(36)}
+                            {
+                                "title": text(2),
+                                "url": f"local://{rng.randrange(21_000_000)}",
+                                "snippet": text(36),
+                            }
                             for _ in range(4)
                         ],
                         "error": None,
@@ -375,7 +380,9 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                 error=None if status == "ok" else "model server returned HTTP 500",
                 turns=len(traj),
                 tool_calls={"search": n_search},
-                metadata={"type": rng.choice(["compositional", "comparison", "inference", "bridge_comparison"])},
+                metadata={
+                    "type": rng.choice(["compositional", "comparison", "inference", "bridge_comparison"])
+                },
                 trajectory=traj,
             )
         )

@@ -19,8 +19,8 @@ def _args(fixtures_dir, run, *extra: str) -> list[str]:
         "bamboogle",
         "--data-dir",
         str(fixtures_dir / "multihop"),
-        "--protocol",
-        "direct",
+        "--search",
+        "retriever:http://127.0.0.1:9",  # never called: every reply answers at once
         "--max-concurrency",
         "1",
         "--no-response-cache",

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
+from matbench.protocols.authors_source import AUTHORS_COMMIT
+from matbench.protocols.authors_strings import EXPECTED
+from matbench.protocols.authors_strings import sha256 as strings_sha256
 from matbench.protocols.templates import load_templates
 from matbench.records import RunDir
 from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
@@ -141,25 +144,51 @@ def check_config(config: dict, spec: TaskSpec) -> None:
         )
     name = str(_get(config, "protocol.name"))
     layout = _get(config, "protocol.layout", required=False)
-    if name in spec.protocols:
-        stock = load_templates(spec.prompt_file(name)).sha256
-        used = _get(config, "protocol.sha256", required=False)
-        if used != stock:
-            raise Refused(
-                f"the run's {name} protocol strings (sha256 {str(used)[:12]}) are not the stock ones of "
-                f"{spec.prompt_file(name).name} ({stock[:12]}): an edited or custom protocol cannot pass as {name}"
-            )
-    elif name != "custom":
-        raise Refused(f"config.json names an unknown protocol {name!r}")
-    expected = spec_limits(spec, direct=layout == "direct" or name == "direct")
-    for key, limit in (
-        ("options.max_calls", "max_calls"),
-        ("options.top_k", "top_k"),
-        ("decoding.max_new_tokens", "max_new_tokens"),
-    ):
+    protocol_tokens = check_protocol(config, spec, name)
+    expected = spec_limits(spec, layout == "direct" or name == "direct", protocol_tokens)
+    checked = ["options.max_calls", "options.top_k"]
+    if name != "custom":  # a custom protocol file may set its own token limit
+        checked.append("decoding.max_new_tokens")
+    for key in checked:
+        limit = key.split(".")[1]
         got = _get(config, key, required=False)
         if got != expected[limit]:
             raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
+
+
+def check_protocol(config: dict, spec: TaskSpec, name: str) -> int | None:
+    """A stock protocol's strings must be the stock ones: matbench's template file, or the authors' strings
+    pinned by sha256 (each one, at the pinned commit). Returns the protocol's own token limit."""
+    if name == "custom":
+        return None
+    try:
+        ref = spec.protocol(name)
+    except ConfigError:
+        raise Refused(f"config.json names protocol {name!r}, which task {spec.name} does not have") from None
+    used = str(_get(config, "protocol.sha256", required=False))
+    if ref.file is not None:
+        stock = load_templates(ref.file).sha256
+        ok, what = used == stock, f"{ref.file.name} ({stock[:12]})"
+    else:
+        source = _get(config, "protocol.source", required=False) or {}
+        hashes = source.get("strings_sha256") or {}
+        prefix = f"{ref.layout or spec.kind}."
+        wanted = {k for k in EXPECTED if k.startswith(prefix)}
+        combined = strings_sha256("\n".join(f"{k}={v}" for k, v in sorted(hashes.items())))
+        ok = (
+            set(hashes) == wanted
+            and all(v in EXPECTED[k] for k, v in hashes.items())
+            and combined == used
+            and source.get("commit") == AUTHORS_COMMIT
+            and source.get("file") == ref.authors
+        )
+        what = f"the authors' strings pinned for {ref.authors} at {AUTHORS_COMMIT[:12]}"
+    if not ok:
+        raise Refused(
+            f"the run's {name} protocol strings (sha256 {used[:12]}) are not the stock ones of {what}: "
+            f"an edited or custom protocol cannot pass as {name}"
+        )
+    return ref.max_new_tokens
 
 
 def check_trajectories(records: list[dict]) -> None:
