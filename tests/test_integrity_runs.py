@@ -186,7 +186,7 @@ def test_extending_a_run_resumes_it_and_refusals_name_the_key(tmp_path, fixtures
             ["--base-url", other.base_url, *_args(fixtures_dir, run, *ids, "--temperature", "0.5")]
         )
         assert warmer.returncode == 2
-        assert "different configuration (changed: decoding.temperature)" in warmer.stderr
+        assert "different configuration (changed: decoding.temperature" in warmer.stderr
         assert other.calls == 0
 
 
