@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,11 @@ def cache_key(config: dict[str, Any], request: ChatRequest) -> str:
         "top_p": request.top_p,
         "seed": request.seed,
     }
+    if request.messages is not None:  # the native tool protocol: the whole conversation and the tools
+        payload["messages"] = [
+            {**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages
+        ]
+        payload["tools"] = [asdict(t) for t in request.tools]
     blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
