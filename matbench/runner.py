@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench import __version__
+from matbench.cost import Price, SpendMeter, add_usage, find_price, load_prices, run_cost, spent
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
@@ -78,6 +79,8 @@ class EvalSettings:
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
+    prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
+    max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
 
 
 @dataclass
@@ -94,6 +97,8 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    episode_cls: type[Episode] = Episode
+    price: Price | None = None
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -199,7 +204,8 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     spec = get_task(name)
     protocol = settings.protocol or spec.default_protocol
     templates = load_templates(settings.protocol_file or spec.prompt_file(protocol))
-    if templates.layout not in (spec.kind, "direct"):
+    native = templates.layout == "tools"  # native function calling (episode_tools.py)
+    if templates.layout not in (spec.kind, "direct") and not (native and templates["kind"] == spec.kind):
         raise ConfigError(
             f"{templates.path}: layout {templates.layout!r} does not fit task {spec.name} (needs {spec.kind!r})"
         )
@@ -212,14 +218,17 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
     )
+    max_new_tokens = int(limits.get("max_new_tokens", 1024))
+    if native and model_config.get("reasoning_model"):  # room for the reasoning the tokens limit also counts
+        max_new_tokens = int(templates.data.get("max_new_tokens_reasoning", max_new_tokens))
     options = EpisodeOptions(
         max_calls=1 if direct else int(limits.get("max_calls", 5)),
-        max_new_tokens=int(limits.get("max_new_tokens", 1024)),
+        max_new_tokens=max_new_tokens,
         top_k=int(limits.get("top_k", 4)),
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,
-        crop_assist=crop_assist and spec.kind == "coding" and not direct,
+        crop_assist=crop_assist and spec.kind == "coding" and not direct and not native,
     )
     tools = Tools()
     search_info = sandbox_info = None
@@ -260,6 +269,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "file": str(templates.path),
             "sha256": templates.sha256,
         },
+        **({"tools_protocol": _tools_protocol(templates, tools, options, model_config)} if native else {}),
         "scoring": scoring,
         "search": search_info,
         "sandbox": sandbox_info,
@@ -278,13 +288,34 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         "selection": {"limit": settings.limit, "ids": settings.ids},
         "packages": _packages(),
     }
-    config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
+    keys = FINGERPRINT_KEYS + (("tools_protocol",) if native else ())
+    config["fingerprint"] = fingerprint({k: config[k] for k in keys})
     run = _resolve_run_dir(settings, spec, config)
     if not run.exists():
         run.create(config)
     finished = run.finished_ids(retry_errors=settings.retry_errors)
     todo = [s for s in samples if s.id not in finished]
-    return TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    plan = TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    if native:
+        from matbench.episode_tools import ToolsEpisode
+
+        plan.episode_cls = ToolsEpisode
+    return plan
+
+
+def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions, model_config: dict) -> dict:
+    """What config.json records of a native tool-calling run: functions, how it ends, budget, API shape."""
+    from matbench.protocols.native_tools import declare
+
+    task_tools = tuple(t for t, on in (("search", tools.search), ("code", tools.sandbox)) if on)
+    declared = declare(templates, task_tools)
+    return {
+        "functions": [t.name for t in declared.specs],
+        "final": declared.final,
+        "max_model_calls": options.max_calls,
+        "tool_call_budget": options.max_calls,
+        "api": model_config.get("api"),
+    }
 
 
 def build_model(settings: EvalSettings):
@@ -310,16 +341,23 @@ def _default_cache_dir() -> Path:
 
 
 # --- scheduling ----------------------------------------------------------------------------------------------
-async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done) -> None:
-    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
+async def run_concurrent(
+    episodes: Iterable[Callable[[], Episode | None]], model, limit: int, on_done, on_output=None
+) -> None:
+    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily
+    (a maker returning None: the sample is not started, e.g. ``--max-cost`` was reached)."""
     sem = asyncio.Semaphore(max(1, limit))
 
-    async def one(make: Callable[[], Episode]) -> None:
+    async def one(make: Callable[[], Episode | None]) -> None:
         async with sem:
             ep = make()
+            if ep is None:
+                return
             try:
                 while not ep.done:
                     (out,) = await model.generate([ep.request()])
+                    if on_output is not None:
+                        on_output(out)
                     await ep.advance(out)
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
@@ -354,7 +392,7 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 
 
 # --- one task ------------------------------------------------------------------------------------------------
-def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
+def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | None = None) -> dict:
     records = plan.run.read_records()
     result = score_rows(
         [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
@@ -376,12 +414,16 @@ def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
         "calls": calls,
         "tool_calls": tool_calls,
         "tool_errors": sum(r.get("tool_errors", 0) for r in records),
-        "tokens": {
-            "input": sum((r.get("tokens") or {}).get("input", 0) for r in records),
-            "output": sum((r.get("tokens") or {}).get("output", 0) for r in records),
-        },
+        "tokens": _tokens(records),
+        "cost": run_cost(records, plan.price),
         "duration_s": round(duration, 3),
     }
+    if meter is not None:
+        run["max_cost"] = {
+            "limit_usd": meter.limit,
+            "spent_usd": round(meter.spent, 6),
+            "not_started": meter.skipped,
+        }
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
@@ -389,6 +431,13 @@ def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
     summary = {**result, "run": run}
     plan.run.write_summary(summary)
     return summary
+
+
+def _tokens(records: list[dict]) -> dict[str, int]:
+    total = {"input": 0, "output": 0}
+    for r in records:
+        add_usage(total, {k: v for k, v in (r.get("tokens") or {}).items() if isinstance(v, (int, float))})
+    return total
 
 
 class _Progress:
@@ -428,14 +477,20 @@ class _Progress:
             self.bar.close()
 
 
-async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
+async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
     scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
     progress = _Progress(plan, settings.progress)
 
-    def make(sample: Sample) -> Callable[[], Episode]:
-        return lambda: Episode(
-            sample, plan.templates, plan.tools, plan.options, plan.run.path, task=plan.spec.name
-        )
+    def make(sample: Sample) -> Callable[[], Episode | None]:
+        def start() -> Episode | None:
+            if meter is not None and meter.exhausted:
+                meter.skipped += 1
+                return None
+            return plan.episode_cls(
+                sample, plan.templates, plan.tools, plan.options, plan.run.path, task=plan.spec.name
+            )
+
+        return start
 
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
@@ -447,7 +502,9 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
         if getattr(model, "lockstep", False):
             await run_lockstep(makers, model, on_done)
         else:
-            await run_concurrent(makers, model, settings.max_concurrency, on_done)
+            await run_concurrent(
+                makers, model, settings.max_concurrency, on_done, meter.add if meter is not None else None
+            )
     finally:
         progress.close()
 
@@ -459,7 +516,11 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     try:
         model_config = model.config()
         plans = [plan_task(settings, name, model_config, shared) for name in settings.tasks]
-        return asyncio.run(_evaluate(plans, model, settings))
+        price = find_price(load_prices(settings.prices), {"spec": settings.model, **model_config})
+        for plan in plans:
+            plan.price = price
+        meter = _spend_meter(settings, plans, model, price)
+        return asyncio.run(_evaluate(plans, model, settings, meter))
     finally:
         for key, tool in shared.items():
             closer = getattr(tool[0] if key == "search" else tool, "close", None)
@@ -467,7 +528,24 @@ def evaluate(settings: EvalSettings) -> list[dict]:
                 closer()
 
 
-async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> list[dict]:
+def _spend_meter(settings: EvalSettings, plans: list[TaskPlan], model, price: Price | None) -> SpendMeter | None:
+    """``--max-cost``: one budget for the whole invocation, counting what the resumed runs already spent."""
+    if settings.max_cost is None:
+        return None
+    if price is None:
+        raise ConfigError(
+            f"--max-cost needs a price for {settings.model}, which the price table lacks: "
+            "add it with --prices FILE (model: input, cached_input, output, checked)"
+        )
+    if getattr(model, "lockstep", False):
+        raise ConfigError("--max-cost works with HTTP models only (an in-process engine starts every sample at once)")
+    already = sum(spent(plan.run.read_records(), price) for plan in plans)
+    return SpendMeter(settings.max_cost, price, already)
+
+
+async def _evaluate(
+    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None
+) -> list[dict]:
     loop = asyncio.get_running_loop()
     # Search and sandbox calls run in threads: enough of them for every episode in flight.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, min(settings.max_concurrency, 128))))
@@ -475,8 +553,8 @@ async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> lis
     try:
         for plan in plans:
             start = time.monotonic()
-            await _run_plan(plan, model, settings)
-            summaries.append(summarize(plan, time.monotonic() - start, model))
+            await _run_plan(plan, model, settings, meter)
+            summaries.append(summarize(plan, time.monotonic() - start, model, meter))
     finally:
         await model.aclose()
     return summaries
