@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from matbench.errors import ConfigError
+from matbench.errors import ConfigError, InputError
 from matbench.models.base import ModelOutput
 
 PRICES_FILE = Path(__file__).resolve().parent / "data" / "prices.yaml"
@@ -112,6 +112,17 @@ def find_price(prices: dict[str, Price], model: dict[str, Any]) -> Price | None:
         if key and str(key) in prices:
             return prices[str(key)]
     return None
+
+
+def price_of_run(config: dict, summary: dict | None, prices: dict[str, Price] | None = None) -> Price | None:
+    """The price a finished run was costed at (its summary.json), else the table's row for its model."""
+    recorded = (((summary or {}).get("run") or {}).get("cost") or {}).get("price")
+    if isinstance(recorded, dict):
+        try:
+            return Price(**recorded)
+        except TypeError:
+            raise InputError("summary.json: malformed run.cost.price") from None
+    return find_price(prices if prices is not None else load_prices(), config.get("model") or {})
 
 
 def record_usage(record: dict) -> dict[str, int]:

@@ -121,3 +121,67 @@ def test_max_cost_needs_a_price(tmp_path, fixtures_dir):
         assert srv.calls == 0
     assert out.returncode == 2 and "--max-cost needs a price for openai:my-local-model" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cost_in_summary_leaderboard_and_compare(tmp_path, fixtures_dir, capsys):
+    """gpt-4o (shipped price) against a local model priced with --prices: cost next to F1/EM everywhere."""
+    from runtime_helpers import run_dir_of
+
+    from matbench.cli import main
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n  local-7b: {input: 0.1, cached_input: 0.1, output: 0.4, checked: '2026-12-03', source: gpu hour}\n"
+    )
+    usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+    runs = {}
+    for model, extra in (("gpt-4o", []), ("openai:local-7b", ["--prices", str(prices)])):
+        with FakeOpenAIServer(lambda req: Reply(text="<answer> x </answer>", usage=usage)) as srv:
+            out = run_eval(
+                [
+                    "--model",
+                    model,
+                    "--base-url",
+                    srv.base_url,
+                    "--task",
+                    "bamboogle",
+                    "--protocol",
+                    "direct",
+                    "--data-dir",
+                    str(fixtures_dir / "multihop"),
+                    "--runs-root",
+                    str(tmp_path / "runs"),
+                    *extra,
+                ],
+                cache_dir=tmp_path / "cache",
+            )
+        assert out.returncode == 0, out.stderr
+        runs[model] = run_dir_of(out.stdout)
+    assert "cost: $0.0130 ($0.0001/sample)" in out.stdout  # the last run's summary line
+    big = json.loads((runs["gpt-4o"] / "summary.json").read_text())["run"]["cost"]
+    small = json.loads((runs["openai:local-7b"] / "summary.json").read_text())["run"]["cost"]
+    assert big["usd"] == pytest.approx(125 * (1000 * 2.5 + 10 * 10) / 1e6)
+    assert (
+        small["usd"] == pytest.approx(125 * (1000 * 0.1 + 10 * 0.4) / 1e6)
+        and small["price"]["source"] == "gpu hour"
+    )
+    lb = tmp_path / "lb"
+    for name, model in (("GPT-4o", "gpt-4o"), ("Local 7B", "openai:local-7b")):
+        assert main(["submit", str(runs[model]), "--name", name, "--leaderboard-dir", str(lb)]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--format", "md", "--task", "bamboogle", "--leaderboard-dir", str(lb)]) == 0
+    md = capsys.readouterr().out
+    assert "cost ($/sample)" in md
+    assert "| $0.3250 ($0.0026/sample) |" in md and "| $0.0130 ($0.0001/sample) |" in md
+    assert main(["leaderboard", "--format", "json", "--task", "bamboogle", "--leaderboard-dir", str(lb)]) == 0
+    rows = {r["system"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["GPT-4o"]["tasks"]["bamboogle"]["cost"]["per_sample_usd"] == pytest.approx(0.0026)
+    assert main(["compare", str(runs["openai:local-7b"]), str(runs["gpt-4o"]), "--resamples", "200"]) == 0
+    text = capsys.readouterr().out
+    assert "cost (whole runs): A $0.0130 ($0.0001/sample); B $0.3250 ($0.0026/sample)" in text
+    assert (
+        main(["compare", str(runs["openai:local-7b"]), str(runs["gpt-4o"]), "--json", "--resamples", "200"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["cost_b"]["usd"] == pytest.approx(0.325) and data["cost_a"]["price"]["model"] == "local-7b"

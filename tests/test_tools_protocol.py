@@ -142,6 +142,12 @@ def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir, model, pa
     assert cost["usd"] == pytest.approx(expect, abs=1e-6) and cost["price"]["model"] == model
     assert cost["per_sample_usd"] == pytest.approx(expect, abs=1e-6)
     assert f"cost: ${expect:.4f}" in out.stdout
+    if model == "gpt-4o":  # the viewer shows the calls like tag-protocol turns
+        from matbench.cli import main
+
+        assert main(["view", str(run)]) == 0
+        html = (run / "report.html").read_text()
+        assert "run_python(" in html and "Code ran successfully" in html and "turn 1 code output" in html
 
 
 def _search_run(tmp_path, fixtures_dir, policy, *extra: str, model: str = "openai:fake"):

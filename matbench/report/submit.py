@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.cost import price_of_run, run_cost
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.records import RunDir, safe_name
@@ -200,6 +201,7 @@ def validate_run(
     }
     check_summary(run.read_summary(), result, counts)
 
+    cost = run_cost(records, price_of_run(config, run.read_summary()))
     sha = sha256_file(run.predictions_path)
     fingerprint = config.get("fingerprint")
     model = _get(config, "model")
@@ -229,6 +231,7 @@ def validate_run(
         submitted_at=now_utc(),
         fingerprint=fingerprint,
         predictions_sha256=sha,
+        cost=cost,
         source={
             "run_dir": Path(run_dir).resolve().name,
             "created": created,

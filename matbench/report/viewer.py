@@ -163,10 +163,23 @@ class Report:
             json.dumps(tool, ensure_ascii=False, indent=1)
         )
 
+    def native_calls(self, t: dict) -> str:
+        """``--protocol tools`` turns: every function call, its raw arguments and the text sent back."""
+        out = ""
+        for call in t.get("tool_calls") or []:
+            out += f'<div class="kv"><b>call</b> {_e(call.get("function"))}({_e(call.get("arguments"))})</div>'
+            if call.get("name"):
+                out += self.tool(call)
+            if call.get("result") is not None:
+                out += '<div class="kv"><b>result</b></div>' + _pre(call.get("result"))
+        return out
+
     def turn(self, t: dict) -> str:
         tool = t.get("tool") or {}
         images = self.image(t.get("image"), "input" if t.get("turn") == 1 else f"turn {t.get('turn')} input")
         images += self.image(tool.get("output_image"), f"turn {t.get('turn')} code output")
+        for call in t.get("tool_calls") or []:
+            images += self.image(call.get("output_image"), f"turn {t.get('turn')} code output")
         tokens = t.get("tokens") or {}
         head = (
             f"turn {_e(t.get('turn'))} · {_e(t.get('action'))}"
@@ -179,7 +192,7 @@ class Report:
             body += '<div class="kv"><b>think</b></div>' + _pre(t.get("think"))
         if t.get("answer") is not None:
             body += f'<div class="kv"><b>answer</b> {_e(t.get("answer"))}</div>'
-        body += self.tool(t.get("tool"))
+        body += self.tool(t.get("tool")) + self.native_calls(t)
         if t.get("error"):
             body += '<div class="kv"><b>error</b></div>' + _pre(t.get("error"), "err")
         if images:
@@ -194,9 +207,10 @@ class Report:
         for t in traj:
             if t.get("image") and t["image"] not in seen:
                 seen[t["image"]] = "input" if not seen else f"turn {t.get('turn')} input"
-            out = (t.get("tool") or {}).get("output_image")
-            if out and out not in seen:
-                seen[out] = f"turn {t.get('turn')} code output"
+            for call in [t.get("tool") or {}, *(t.get("tool_calls") or [])]:
+                out = call.get("output_image")
+                if out and out not in seen:
+                    seen[out] = f"turn {t.get('turn')} code output"
         return list(seen.items())
 
     def sample(self, rec: dict) -> str:
