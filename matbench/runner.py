@@ -329,6 +329,7 @@ def build_model(settings: EvalSettings):
         max_concurrency=settings.max_concurrency,
         **settings.model_options,
     )
+    model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
     if settings.response_cache:
         cache_dir = Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)

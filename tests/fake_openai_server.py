@@ -240,13 +240,33 @@ def _responses_body(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
-class FakeOpenAIServer:
-    """aiohttp server on 127.0.0.1 in a background thread; use as a context manager."""
+# What ``GET /v1/models`` lists unless a test names its own: the model names the suite sends.
+DEFAULT_MODELS = ("fake", "fake-model", "m", "bench", "weak", "strong", "a", "b", "gpt-4o", "o3")
 
-    def __init__(self, policy: Policy | str = "ok", latency: float = 0.0, port: int = 0) -> None:
+
+class FakeOpenAIServer:
+    """aiohttp server on 127.0.0.1 in a background thread; use as a context manager.
+
+    ``models``: the ids ``GET /v1/models`` lists (matbench's preflight checks the run's model is one).
+    ``api_key``: when set, requests without ``Authorization: Bearer <api_key>`` get ``auth_status``."""
+
+    def __init__(
+        self,
+        policy: Policy | str = "ok",
+        latency: float = 0.0,
+        port: int = 0,
+        *,
+        models: list[str] | tuple[str, ...] = DEFAULT_MODELS,
+        api_key: str | None = None,
+        auth_status: int = 401,
+    ) -> None:
         self.policy: Policy = constant(policy) if isinstance(policy, str) else policy
         self.latency = latency
         self.port = port
+        self.models = list(models)
+        self.api_key = api_key
+        self.auth_status = auth_status
+        self.models_calls = 0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -272,7 +292,18 @@ class FakeOpenAIServer:
         response.headers["x-fake-server-ms"] = f"{(time.time() - received) * 1000:.3f}"
         return response
 
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return None
+        return web.json_response(
+            {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
+            status=self.auth_status,
+        )
+
     async def _chat_inner(self, request: web.Request) -> web.Response:
+        denied = self._unauthorized(request)
+        if denied is not None:
+            return denied
         with self._lock:
             self.calls += 1
             self.in_flight += 1
@@ -353,11 +384,19 @@ class FakeOpenAIServer:
             with self._lock:
                 self.in_flight -= 1
 
-    async def _models(self, _request: web.Request) -> web.Response:
+    async def _models(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.models_calls += 1
+        denied = self._unauthorized(request)
+        if denied is not None:
+            return denied
         return web.json_response(
             {
                 "object": "list",
-                "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "matbench"}],
+                "data": [
+                    {"id": name, "object": "model", "created": int(time.time()), "owned_by": "matbench"}
+                    for name in self.models
+                ],
             }
         )
 

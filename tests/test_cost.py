@@ -114,7 +114,7 @@ def test_max_cost_stops_a_run_cleanly_and_resumes(tmp_path, fixtures_dir):
 
 
 def test_max_cost_needs_a_price(tmp_path, fixtures_dir):
-    with FakeOpenAIServer("<answer> x </answer>") as srv:
+    with FakeOpenAIServer("<answer> x </answer>", models=["my-local-model"]) as srv:
         args = _direct_args(srv, tmp_path, fixtures_dir, "--max-cost", "1")
         args[1] = "openai:my-local-model"
         out = run_eval(args, cache_dir=tmp_path / "c")
@@ -136,7 +136,10 @@ def test_cost_in_summary_leaderboard_and_compare(tmp_path, fixtures_dir, capsys)
     usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
     runs = {}
     for model, extra in (("gpt-4o", []), ("openai:local-7b", ["--prices", str(prices)])):
-        with FakeOpenAIServer(lambda req: Reply(text="<answer> x </answer>", usage=usage)) as srv:
+        served = ["gpt-4o", "local-7b"]
+        with FakeOpenAIServer(
+            lambda req: Reply(text="<answer> x </answer>", usage=usage), models=served
+        ) as srv:
             out = run_eval(
                 [
                     "--model",

@@ -187,19 +187,20 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
         "--search",
         "serper",
     ]
+    srv = FakeOpenAIServer(policy).start()  # the same model server for both runs: its answers are cached
     try:
-        with FakeOpenAIServer(policy) as srv:
-            first = run_eval(
-                [*common, "--base-url", srv.base_url, "--run-dir", str(tmp_path / "live")],
-                env_extra={"SERPER_API_KEY": "serper-secret", "SERPER_BASE_URL": serper.url},
-                cache_dir=tmp_path / "cache",
-            )
-            assert first.returncode == 0, first.stderr
-            assert serper.calls == 1  # both samples search "lego": the second is a cache hit
+        first = run_eval(
+            [*common, "--base-url", srv.base_url, "--run-dir", str(tmp_path / "live")],
+            env_extra={"SERPER_API_KEY": "serper-secret", "SERPER_BASE_URL": serper.url},
+            cache_dir=tmp_path / "cache",
+        )
+        assert first.returncode == 0, first.stderr
+        assert serper.calls == 1  # both samples search "lego": the second is a cache hit
     finally:
         serper.stop()
     # No key, no search server, same model answers from the response cache: a bit-identical replay.
-    with FakeOpenAIServer(policy) as srv:
+    calls, srv.policy = srv.calls, lambda req: "<answer> not from the cache </answer>"
+    try:
         replay = run_eval(
             [
                 *common,
@@ -214,7 +215,9 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
             cache_dir=tmp_path / "cache",
         )
         assert replay.returncode == 0, replay.stderr
-        assert srv.calls == 0
+        assert srv.calls == calls
+    finally:
+        srv.stop()
     a = read_jsonl(tmp_path / "live" / "predictions.jsonl")
     b = read_jsonl(tmp_path / "replay" / "predictions.jsonl")
     strip = [{k: v for k, v in r.items() if k != "latency"} for r in a]

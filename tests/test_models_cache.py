@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from pathlib import Path
@@ -76,22 +77,40 @@ def test_non_deterministic_requests_pass_through(tmp_path: Path) -> None:
     assert srv.calls == 3 and model.stats()["bypassed"] == 3
 
 
-def test_cache_persists_across_instances_and_ignores_endpoint(tmp_path: Path) -> None:
+def test_cache_persists_across_instances_but_never_across_servers(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     with Session() as s, FakeOpenAIServer("remembered") as srv:
         m1 = cached(srv, path, max_concurrency=3)
         s.gen(m1, [ChatRequest("q", temperature=0.0)])
         s.close(m1)
-    with (
-        Session() as s,
-        FakeOpenAIServer("fresh") as srv2,
-    ):  # another port, another concurrency: same semantics
-        m2 = cached(srv2, path, max_concurrency=9)
+        m2 = cached(srv, path, max_concurrency=9)  # same server, other concurrency: same answer
         [out] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
         s.close(m2)
-    assert out.text == "remembered" and out.cached and srv2.calls == 0
+    assert out.text == "remembered" and out.cached
+    with Session() as s, FakeOpenAIServer("fresh") as srv2:  # another server: its own answer
+        m3 = cached(srv2, path)
+        [out] = s.gen(m3, [ChatRequest("q", temperature=0.0)])
+        s.close(m3)
+    assert out.text == "fresh" and not out.cached and srv2.calls == 1
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_served_model_identity_is_part_of_the_key(tmp_path: Path) -> None:
+    with Session() as s, FakeOpenAIServer(lambda req: f"n{srv.calls}", models=["m"]) as srv:
+        model = get_model("openai:m", base_url=srv.base_url)
+        model.preflight()
+        assert model.config()["served_model"]["id"] == "m"
+        c1 = CachedModel(model, tmp_path / "c.sqlite")
+        [a] = s.gen(c1, [ChatRequest("q", temperature=0.0)])
+        s.close(c1)
+        other = get_model("openai:m", base_url=srv.base_url)
+        other.preflight()
+        other.served = dataclasses.replace(other.served, root="/ckpt/another")  # same name, other weights
+        c2 = CachedModel(other, tmp_path / "c.sqlite")
+        [b] = s.gen(c2, [ChatRequest("q", temperature=0.0)])
+        s.close(c2)
+    assert (a.text, b.text) == ("n1", "n2") and not b.cached
 
 
 def test_errors_are_not_cached(tmp_path: Path) -> None:
@@ -149,9 +168,18 @@ def test_is_deterministic_uses_backend_default_temperature() -> None:
     assert not is_deterministic({"default_temperature": 0.0}, ChatRequest("q", temperature=0.5))
 
 
-def test_cache_key_ignores_operational_config() -> None:
+def test_cache_key_ignores_operational_config_but_not_endpoint_or_request_fields() -> None:
     base = {"backend": "openai", "model": "m", "max_concurrency": 4, "timeout": 10, "base_url": "http://a"}
     req = ChatRequest("q", temperature=0.0)
-    assert cache_key(base, req) == cache_key({**base, "max_concurrency": 64, "base_url": "http://b"}, req)
+    assert cache_key(base, req) == cache_key({**base, "max_concurrency": 64, "timeout": 99}, req)
+    assert cache_key(base, req) == cache_key(base, ChatRequest("q", temperature=0.0, tag="x#1"))
+    assert cache_key(base, req) != cache_key({**base, "base_url": "http://b"}, req)
     assert cache_key(base, req) != cache_key({**base, "model": "n"}, req)
-    assert cache_key(base, req) != cache_key(base, ChatRequest("q", temperature=0.0, top_p=0.5))
+    assert cache_key(base, req) != cache_key({**base, "served_model": {"id": "m", "root": "/x"}}, req)
+    for changed in (
+        ChatRequest("q", temperature=0.0, top_p=0.5),
+        ChatRequest("q", temperature=0.0, max_new_tokens=7),
+        ChatRequest("q", temperature=0.0, seed=1),
+        ChatRequest("q!", temperature=0.0),
+    ):
+        assert cache_key(base, req) != cache_key(base, changed)

@@ -288,7 +288,7 @@ def test_retries_errors_and_retry_errors(tmp_path, fixtures_dir):
     with FakeOpenAIServer(policy) as srv:
         args += ["--retry-delay", "0.01", "--max-retries", "3"]
         out = run_eval(["--base-url", srv.base_url, *args], cache_dir=tmp_path / "cache")
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 1 and "--retry-errors" in out.stderr, out.stderr
         recs = {r["id"]: r for r in read_jsonl(tmp_path / "run" / "predictions.jsonl")}
         assert recs["test_0"]["status"] == "error" and recs["test_0"]["prediction"] is None
         assert "500" in recs["test_0"]["error"]

@@ -157,12 +157,13 @@ def run(args: argparse.Namespace) -> int:
     summaries = evaluate(settings)
     if args.json:
         print(json.dumps(summaries))
-        return 0
+        return _exit_code(summaries)
     for s in summaries:
         run = s["run"]
         print(score_table(s))
         print(
             f"errors={run['errors']} input_errors={run['input_errors']} calls={run['calls']} "
+            f"cache_hits={(run.get('response_cache') or {}).get('hits', 0)} "
             f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
             f"finished={run['finished']} time={run['duration_s']}s"
         )
@@ -175,4 +176,17 @@ def run(args: argparse.Namespace) -> int:
                 f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
             )
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
-    return 0
+    return _exit_code(summaries)
+
+
+def _exit_code(summaries: list[dict]) -> int:
+    """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
+    errors = sum(s["run"]["errors"] for s in summaries)
+    if not errors:
+        return 0
+    print(
+        f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
+        "same command plus --retry-errors",
+        file=sys.stderr,
+    )
+    return 1

@@ -114,6 +114,9 @@ class Model(ABC):
     def config(self) -> dict[str, Any]:
         """What the run's config.json records: backend, model id, endpoint, decoding. Never secrets."""
 
+    def preflight(self) -> None:  # noqa: B027 - in-process backends have nothing to ask
+        """Check, before any sample runs, that the backend can serve this model (raise ``ConfigError``)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold something to release
         """Release clients, sessions and engines."""
 

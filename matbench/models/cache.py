@@ -5,11 +5,16 @@ completions twice. Only requests whose answer is a function of the input are cac
 or a fixed seed (or, when the request leaves temperature unset, a backend whose effective default
 temperature is 0). Errors are never stored, so a retry later can still succeed.
 
+The key is what produced the answer: the endpoint (``base_url``), the model as the server reported it
+(``served_model``, from the preflight), the backend's decoding config, and every field of the request
+(images by content). Another server never replays this one's answers.
+
 SQLite in WAL mode: several processes (parallel runs) can share one cache file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -26,7 +31,6 @@ from matbench.models.images import image_digest
 NON_SEMANTIC_CONFIG_KEYS = frozenset(
     {
         "alias",
-        "base_url",
         "api_key_env",
         "max_concurrency",
         "timeout",
@@ -63,22 +67,19 @@ def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NON_SEMANTIC_CONFIG_KEYS}
 
 
+def request_fields(request: ChatRequest) -> dict[str, Any]:
+    """Every field of the request except the log tag; images by content digest, not path."""
+    fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "tag"}
+    fields["images"] = [image_digest(p) for p in request.images]
+    if request.messages is not None:  # the native tool protocol: its conversation, images by content too
+        fields["messages"] = [{**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages]
+    fields["tools"] = [asdict(t) for t in request.tools]
+    return fields
+
+
 def cache_key(config: dict[str, Any], request: ChatRequest) -> str:
-    """sha256 over what determines the answer; images by content, not path."""
-    payload = {
-        "config": semantic_config(config),
-        "text": request.text,
-        "images": [image_digest(p) for p in request.images],
-        "max_new_tokens": request.max_new_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "seed": request.seed,
-    }
-    if request.messages is not None:  # the native tool protocol: the whole conversation and the tools
-        payload["messages"] = [
-            {**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages
-        ]
-        payload["tools"] = [asdict(t) for t in request.tools]
+    """sha256 over what determines the answer: endpoint, served model, decoding config, the request."""
+    payload = {"config": semantic_config(config), "request": request_fields(request)}
     blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -156,6 +157,10 @@ class CachedModel(Model):
                     self._put(key, out)
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
+
+    def preflight(self) -> None:
+        self.model.preflight()
+        self._config = self.model.config()  # the served model is part of every key from now on
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)

@@ -27,6 +27,7 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.endpoints import ServedModel, check_served_model
 from matbench.models.images import image_data_url
 from matbench.models.openai_chat_tools import chat_messages, chat_tool_calls, chat_tools, usage_details
 from matbench.models.openai_responses import build_responses_body, parse_response
@@ -250,6 +251,7 @@ class OpenAIModel(Model):
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._limiter = AdaptiveLimiter(self.max_concurrency)
         self.transport_in_use: str | None = None
+        self.served: ServedModel | None = None  # what GET /models reported, after preflight()
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -299,6 +301,12 @@ class OpenAIModel(Model):
         return delay
 
     # -- API ------------------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """``GET /models`` once: the endpoint answers, accepts the key and serves this model name."""
+        self.served = check_served_model(
+            self._effective_base_url(), self.model_id, self._api_key, key_hint=self.api_key_env
+        )
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         client = self._ensure_client()
@@ -388,6 +396,7 @@ class OpenAIModel(Model):
             "alias": self.display_name,
             "served_by": "vllm serve (OpenAI-compatible)" if self.requested_backend == "vllm" else None,
             "base_url": self._effective_base_url(),
+            "served_model": self.served.identity() if self.served is not None else None,
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
             "api": self.api,

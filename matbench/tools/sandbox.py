@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
+from matbench.tools.sandbox_worker import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -318,20 +319,9 @@ def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
 
 
 def _rmtree(path: Path) -> None:
-    """Remove a job directory even if the code left unwritable/unsearchable directories in it."""
-
-    def fix(func, p, _exc) -> None:  # noqa: ANN001 - shutil callback signature
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
+    """Remove a job directory however the code left it (unwritable, unsearchable, 3,000 levels deep)."""
+    if not remove_tree(str(path)):
+        log.warning("could not remove %s completely", path)
 
 
 class _Worker:
@@ -643,6 +633,8 @@ class Sandbox:
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
             reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number)
+            if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
+                worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
             self._check_output(dir_fd, result)
             result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
@@ -801,7 +793,10 @@ class Sandbox:
             return
         self._closed = True
         for worker in self._workers:
-            worker.kill()
+            try:
+                worker.kill()
+            except Exception:  # noqa: BLE001 - closing must never fail: the root goes in any case
+                log.exception("could not stop sandbox worker %d", worker.index)
         self._spawner.shutdown(wait=True)
         _rmtree(self.root)
 
