@@ -14,6 +14,7 @@ rerun answered from the response cache), ``spent_usd`` only the calls that reall
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -126,36 +127,61 @@ def price_of_run(config: dict, summary: dict | None, prices: dict[str, Price] | 
 
 
 def record_usage(record: dict) -> dict[str, int]:
+    """A record's tokens (all its calls)."""
     return {k: int(v) for k, v in (record.get("tokens") or {}).items() if isinstance(v, (int, float))}
 
 
-def spent(records: list[dict], price: Price) -> float:
-    """$ of the calls that went to the API (response-cache hits cost nothing)."""
-    total = 0.0
-    for rec in records:
-        for turn in rec.get("trajectory") or []:
-            if not turn.get("cached"):
-                total += price.cost(turn.get("tokens") or {})
+def billed_usage(record: dict) -> dict[str, int]:
+    """A record's tokens of the calls that went to the API (response-cache hits cost nothing)."""
+    total: dict[str, int] = {}
+    for turn in record.get("trajectory") or []:
+        if not turn.get("cached"):
+            add_usage(total, {k: v for k, v in (turn.get("tokens") or {}).items() if isinstance(v, (int, float))})
     return total
 
 
-def run_cost(records: list[dict], price: Price | None) -> dict[str, Any]:
+def cost_block(usage: dict[str, int], billed: dict[str, int], n: int, price: Price | None) -> dict[str, Any]:
     """The ``cost`` block of summary.json: totals in $ or ``unknown price``, and the price used."""
-    tokens: dict[str, int] = {}
-    for rec in records:
-        add_usage(tokens, record_usage(rec))
-    n = len(records)
     if price is None:
         return {"usd": None, "per_sample_usd": None, "spent_usd": None, "status": UNKNOWN, "price": None}
-    usd = price.cost(tokens)
-    unreported = tokens.get("unreported", 0)
+    usd = price.cost(usage)
+    unreported = usage.get("unreported", 0)
     return {
         "usd": round(usd, 6),
         "per_sample_usd": round(usd / n, 6) if n else None,
-        "spent_usd": round(spent(records, price), 6),
+        "spent_usd": round(price.cost(billed), 6),
         "status": f"lower bound: {unreported} call(s) reported no usage" if unreported else "ok",
         "price": price.to_dict(),
     }
+
+
+class CostTally:
+    """Adds up records as they stream past (one pass, no record kept)."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {}
+        self.billed: dict[str, int] = {}
+        self.n = 0
+
+    def add(self, record: dict) -> None:
+        add_usage(self.usage, record_usage(record))
+        add_usage(self.billed, billed_usage(record))
+        self.n += 1
+
+    def watch(self, records: Iterable[dict]) -> Iterator[dict]:
+        for record in records:
+            self.add(record)
+            yield record
+
+    def block(self, price: Price | None) -> dict[str, Any]:
+        return cost_block(self.usage, self.billed, self.n, price)
+
+
+def run_cost(records: Iterable[dict], price: Price | None) -> dict[str, Any]:
+    tally = CostTally()
+    for record in records:
+        tally.add(record)
+    return tally.block(price)
 
 
 def cost_text(cost: dict[str, Any] | None) -> str:

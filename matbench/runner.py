@@ -20,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench import __version__
-from matbench.cost import Price, SpendMeter, add_usage, find_price, load_prices, run_cost, spent
+from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
+from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
+    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
     "max_concurrency",
     "timeout",
     "max_retries",
@@ -62,7 +64,7 @@ class EvalSettings:
     search: str = "serper"
     search_cache: str = "readwrite"
     cache_dir: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
     max_concurrency: int = 32
     run_dir: str | None = None
@@ -79,6 +81,7 @@ class EvalSettings:
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
+    shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
     prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
     max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
 
@@ -97,6 +100,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    totals: RunTotals | None = None
     episode_cls: type[Episode] = Episode
     price: Price | None = None
 
@@ -149,34 +153,45 @@ def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spe
     return samples[:limit] if limit is not None else samples
 
 
-def _same_run_target(path: Path, model: str, task: str) -> bool:
-    """A previous run directory of this model and task (the name alone can be ambiguous)."""
+def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bool:
+    """A previous run directory of this model, task and shard (the name alone can be ambiguous)."""
     try:
         cfg = RunDir(path).read_config()
     except (ConfigError, InputError):
         return False
-    return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
+    return (
+        cfg.get("model", {}).get("spec") == model
+        and cfg.get("task", {}).get("name") == task
+        and (cfg.get("selection") or {}).get("shard") == shard
+    )
 
 
 def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+    shard = config["selection"]["shard"]
     model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
     if settings.run_dir:
         path = Path(settings.run_dir)
         if len(settings.tasks) > 1:
             path = path / spec.name
     else:
         root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
-        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
+        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
+        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
+        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{task_part}"
     run = RunDir(path)
     if run.exists():
         if settings.overwrite:
             shutil.rmtree(path)
             if not settings.run_dir:  # a fresh run gets a fresh timestamp
-                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{spec.name}")
+                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}")
         else:
             old = run.read_config()
+            if (old.get("selection") or {}).get("shard") != shard:
+                raise ConfigError(
+                    f"{path} holds shard {(old.get('selection') or {}).get('shard') or 'none (all samples)'}, "
+                    f"not {shard or 'all samples'}: pass another --run-dir"
+                )
             if old.get("fingerprint") != config["fingerprint"]:
                 changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
                 raise ConfigError(
@@ -209,11 +224,20 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         raise ConfigError(
             f"{templates.path}: layout {templates.layout!r} does not fit task {spec.name} (needs {spec.kind!r})"
         )
+    if native and model_config.get("backend") != "openai":
+        raise ConfigError(
+            "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
+            "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
+        )
     direct = templates.layout == "direct"
     scoring = settings.scoring or spec.default_scoring
     get_scorer(scoring)  # unknown scoring fails here, before any call
     samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
     samples = _select(samples, settings.ids, settings.limit, spec)
+    n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
+    shard = parse_shard(settings.shard) if settings.shard else None
+    if shard is not None:
+        samples = shard.select(samples)
     limits = spec.limits
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
@@ -247,7 +271,11 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         if key not in shared:
             shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
         tools.sandbox = shared[key]
-        sandbox_info = {"timeout": timeout, "isolation": tools.sandbox.isolation}
+        sandbox_info = {
+            "timeout": timeout,
+            "isolation": tools.sandbox.isolation,
+            "max_output_pixels": tools.sandbox.max_output_pixels,
+        }
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
@@ -259,7 +287,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
-            "n_samples": len(samples),
+            "n_samples": n_selected,
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
@@ -285,7 +313,12 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "seed": options.seed,
         },
         "seed": settings.seed,
-        "selection": {"limit": settings.limit, "ids": settings.ids},
+        "selection": {
+            "limit": settings.limit,
+            "ids": settings.ids,
+            "shard": str(shard) if shard else None,
+            "shard_samples": len(samples) if shard else None,
+        },
         "packages": _packages(),
     }
     keys = FINGERPRINT_KEYS + (("tools_protocol",) if native else ())
@@ -293,9 +326,12 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     run = _resolve_run_dir(settings, spec, config)
     if not run.exists():
         run.create(config)
-    finished = run.finished_ids(retry_errors=settings.retry_errors)
+    totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
+    finished = totals.finished_ids(retry_errors=settings.retry_errors)
     todo = [s for s in samples if s.id not in finished]
-    plan = TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    plan = TaskPlan(
+        spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
+    )
     if native:
         from matbench.episode_tools import ToolsEpisode
 
@@ -345,15 +381,16 @@ def _default_cache_dir() -> Path:
 async def run_concurrent(
     episodes: Iterable[Callable[[], Episode | None]], model, limit: int, on_done, on_output=None
 ) -> None:
-    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily
-    (a maker returning None: the sample is not started, e.g. ``--max-cost`` was reached)."""
-    sem = asyncio.Semaphore(max(1, limit))
+    """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
+    an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
+    A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
+    makers = iter(episodes)
 
-    async def one(make: Callable[[], Episode | None]) -> None:
-        async with sem:
+    async def worker() -> None:
+        for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
             ep = make()
             if ep is None:
-                return
+                continue
             try:
                 while not ep.done:
                     (out,) = await model.generate([ep.request()])
@@ -365,7 +402,7 @@ async def run_concurrent(
                 ep.fail(exc)
             on_done(ep)
 
-    await asyncio.gather(*(one(m) for m in episodes))
+    await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
 
 async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
@@ -394,31 +431,17 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
 
 # --- one task ------------------------------------------------------------------------------------------------
 def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | None = None) -> dict:
-    records = plan.run.read_records()
-    result = score_rows(
-        [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
+    """The summary from the running totals (loaded once at resume, added to as samples finish)."""
+    totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+    summary = totals.summary(
+        model=plan.config["model"]["spec"],
+        run_dir=str(plan.run.path),
+        fingerprint=plan.config["fingerprint"],
+        sample_ids=[s.id for s in plan.samples],
+        duration=duration,
     )
-    calls = sum(r.get("turns", 0) for r in records)
-    tool_calls: dict[str, int] = {}
-    for r in records:
-        for k, v in (r.get("tool_calls") or {}).items():
-            tool_calls[k] = tool_calls.get(k, 0) + v
-    done_ids = {str(r["id"]) for r in records}
-    run = {
-        "model": plan.config["model"]["spec"],
-        "run_dir": str(plan.run.path),
-        "fingerprint": plan.config["fingerprint"],
-        "samples": len(plan.samples),
-        "finished": all(s.id in done_ids for s in plan.samples),
-        "errors": sum(r.get("status") == "error" for r in records),
-        "input_errors": sum(r.get("status") == "input_error" for r in records),
-        "calls": calls,
-        "tool_calls": tool_calls,
-        "tool_errors": sum(r.get("tool_errors", 0) for r in records),
-        "tokens": _tokens(records),
-        "cost": run_cost(records, plan.price),
-        "duration_s": round(duration, 3),
-    }
+    run = summary["run"]
+    run["cost"] = totals.cost(plan.price)
     if meter is not None:
         run["max_cost"] = {
             "limit_usd": meter.limit,
@@ -429,16 +452,11 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
-    summary = {**result, "run": run}
+    endpoints = getattr(getattr(model, "model", model), "endpoint_stats", None)
+    if endpoints is not None:
+        run["endpoints"] = endpoints()
     plan.run.write_summary(summary)
     return summary
-
-
-def _tokens(records: list[dict]) -> dict[str, int]:
-    total = {"input": 0, "output": 0}
-    for r in records:
-        add_usage(total, {k: v for k, v in (r.get("tokens") or {}).items() if isinstance(v, (int, float))})
-    return total
 
 
 class _Progress:
@@ -496,10 +514,12 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if plan.totals is not None:
+            plan.totals.add(rec.to_dict())
         progress.update(rec)
 
     try:
-        makers = [make(s) for s in plan.todo]
+        makers = (make(s) for s in plan.todo)
         if getattr(model, "lockstep", False):
             await run_lockstep(makers, model, on_done)
         else:
@@ -539,8 +559,11 @@ def _spend_meter(settings: EvalSettings, plans: list[TaskPlan], model, price: Pr
             "add it with --prices FILE (model: input, cached_input, output, checked)"
         )
     if getattr(model, "lockstep", False):
-        raise ConfigError("--max-cost works with HTTP models only (an in-process engine starts every sample at once)")
-    already = sum(spent(plan.run.read_records(), price) for plan in plans)
+        raise ConfigError("--max-cost needs an HTTP model (an in-process engine starts every sample at once)")
+    already = 0.0
+    for plan in plans:
+        totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+        already += totals.spent(price)
     return SpendMeter(settings.max_cost, price, already)
 
 

@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--ids", help="comma-separated sample ids, e.g. 1,5,9")
     p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only shard I of N (I from 0), a fixed slice by sample-id hash; `matbench merge` joins the shards",
+    )
+    p.add_argument(
         "--protocol",
         choices=["visual-arft", "direct", "tools"],
         help="default: the task's (visual-arft); tools = native function calling (API models)",
@@ -49,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
     )
     p.add_argument(
-        "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`"
+        "--base-url",
+        action="append",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`; repeat for replicas "
+        "of the same model (each call goes to the one with the fewest in flight; a failing one is drained)",
     )
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument("--max-concurrency", type=int, default=32, help="model calls in flight (default 32)")
@@ -151,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             if v is not None
         },
         progress=not args.no_progress and not args.json,
+        shard=args.shard,
         prices=args.prices,
         max_cost=args.max_cost,
     )

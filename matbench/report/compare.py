@@ -10,12 +10,13 @@ groups overlap and their sizes add up to more than the total.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from matbench.cost import price_of_run, run_cost
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.predictions import check_ids, read_predictions
@@ -40,7 +41,7 @@ class Side:
     gold: dict[str, list[str]]
     split: dict[str, str | None]
     types: dict[str, list[str]]
-    cost: dict | None = None  # run directories: matbench.cost.run_cost of the whole run
+    cost: dict | None = None  # run directories: matbench.cost's block for the whole run
 
 
 @dataclass
@@ -96,9 +97,9 @@ def load_side(
         config = run.read_config()
         spec = get_task(str((config.get("task") or {}).get("name") or task))
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        records = run.read_records()
-        side = _side_from_run(path, records, spec, scoring, samples)
-        side.cost = run_cost(records, price_of_run(config, run.read_summary()))
+        tally = CostTally()
+        side = _side_from_run(path, tally.watch(run.iter_records()), spec, scoring, samples)  # streamed
+        side.cost = tally.block(price_of_run(config, run.read_summary()))
         return side
     if task is None:
         raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
@@ -120,7 +121,7 @@ def load_side(
 
 
 def _side_from_run(
-    path: Path, records: list[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
+    path: Path, records: Iterable[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
 ) -> Side:
     scorer = get_scorer(scoring, cjk=spec.cjk)
     by_sample = {s.id: s for s in samples or []}

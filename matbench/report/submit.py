@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from matbench.cost import price_of_run, run_cost
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.records import RunDir, safe_name
@@ -169,6 +169,11 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int]) ->
             )
 
 
+def _needed(rec: dict) -> dict:
+    """The fields validation reads: a record without its trajectory, question and metadata."""
+    return {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
+
+
 def validate_run(
     run_dir: str | Path,
     *,
@@ -188,7 +193,8 @@ def validate_run(
     scoring = str(config.get("scoring") or spec.default_scoring)
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
-    records = run.read_records()
+    tally = CostTally()  # tokens add up as the records stream past
+    records = [_needed(r) for r in tally.watch(run.iter_records())]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
     samples = load_task_samples(spec, config, data_dir, data_file)
@@ -201,7 +207,7 @@ def validate_run(
     }
     check_summary(run.read_summary(), result, counts)
 
-    cost = run_cost(records, price_of_run(config, run.read_summary()))
+    cost = tally.block(price_of_run(config, run.read_summary()))
     sha = sha256_file(run.predictions_path)
     fingerprint = config.get("fingerprint")
     model = _get(config, "model")

@@ -42,12 +42,15 @@ OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
 OUTPUT_NAME = "output.jpg"
 SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
 NOBODY = 65534
+# The default max_pixels of the Qwen2.5-VL image processor (16384 patches of 28x28): a vision model never
+# sees more detail than this, so a larger output only costs decode/encode time and memory downstream.
+MAX_OUTPUT_PIXELS = 12845056
 PRELOAD = ("numpy", "cv2", "PIL.Image")
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
     "base64 bisect collections colorsys copy dataclasses datetime decimal fractions functools glob hashlib "
-    "heapq io itertools json math operator pathlib random re shutil statistics string struct tempfile "
+    "heapq io itertools json logging math operator pathlib random re shutil statistics string struct tempfile "
     "textwrap typing"
 ).split()
 
@@ -289,8 +292,16 @@ def _copy_from(dir_fd: int, name: str, dest: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
-    """None if the job wrote a plain file that PIL identifies and verifies as an image, else why not."""
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"the output image is {width}x{height} ({width * height / 1e6:.1f} MP), above the limit of "
+        f"{max_pixels} pixels (the vision processor's max_pixels): write a smaller image"
+    )
+
+
+def _output_problem(dir_fd: int, max_bytes: int, max_pixels: int) -> str | None:
+    """None if the job wrote a plain file that PIL identifies and verifies as an image of at most
+    ``max_pixels`` pixels, else why not (the size comes from the header: nothing is decoded)."""
     try:
         fd = os.open(OUTPUT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -310,7 +321,11 @@ def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
         try:
             with Image.open(fh) as im:
                 width, height = im.size
+                if width * height > max_pixels:
+                    return _too_many_pixels(width, height, max_pixels)
                 im.verify()
+        except Image.DecompressionBombError as exc:
+            return f"the output image is too large ({exc}); the limit is {max_pixels} pixels"
         except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not a readable image"
             return f"output is not a readable image ({type(exc).__name__})"
     if width <= 0 or height <= 0:
@@ -477,6 +492,7 @@ class Sandbox:
         python: str | None = None,
         start_timeout: float = 60.0,
         keep_calls: int = 256,
+        max_output_pixels: int = MAX_OUTPUT_PIXELS,
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -487,6 +503,7 @@ class Sandbox:
         )
         self.requested_isolation = isolation
         self.output_limit = int(output_limit)
+        self.max_output_pixels = int(max_output_pixels)
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
@@ -730,7 +747,7 @@ class Sandbox:
 
     def _check_output(self, dir_fd: int, result: CodeResult) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
-        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024)
+        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
         if problem is None:
             if result.error is None:
                 result.ok = True
@@ -814,4 +831,11 @@ class Sandbox:
             pass
 
 
-__all__ = ["INPUT_PLACEHOLDER", "OUTPUT_PLACEHOLDER", "CodeResult", "Sandbox", "SandboxError"]
+__all__ = [
+    "INPUT_PLACEHOLDER",
+    "MAX_OUTPUT_PIXELS",
+    "OUTPUT_PLACEHOLDER",
+    "CodeResult",
+    "Sandbox",
+    "SandboxError",
+]

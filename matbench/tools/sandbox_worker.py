@@ -599,6 +599,8 @@ def main(argv: list[str]) -> int:
             warm.append(module)
         except Exception as exc:  # noqa: BLE001 - a missing optional module only costs speed
             print(f"sandbox worker: could not preload {module}: {exc}", file=sys.stderr)
+    if "PIL.Image" in warm:  # every image format plugin now, while the interpreter is still readable
+        sys.modules["PIL.Image"].init()
     drop = config.get("drop_to")
     if drop is not None:  # after the preload: the interpreter may live where nobody cannot read
         _drop_privileges(int(drop[0]), int(drop[1]))
