@@ -136,7 +136,9 @@ def billed_usage(record: dict) -> dict[str, int]:
     total: dict[str, int] = {}
     for turn in record.get("trajectory") or []:
         if not turn.get("cached"):
-            add_usage(total, {k: v for k, v in (turn.get("tokens") or {}).items() if isinstance(v, (int, float))})
+            add_usage(
+                total, {k: v for k, v in (turn.get("tokens") or {}).items() if isinstance(v, (int, float))}
+            )
     return total
 
 

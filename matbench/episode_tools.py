@@ -186,12 +186,8 @@ class ToolsEpisode(Episode):
         self._count("code", not res.ok)
         if not (res.ok and res.output_image is not None):
             return None
-        kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}_{_safe_id(entry['call_id'])}")
+        kept = self._keep_image(Path(res.output_image))
         entry["output_image"] = self._rel(kept)
         entry["result"] += "\n" + nt.result(self.templates, "image_follows")
         self.image = kept  # the next run_python reads the latest image, as in the tag protocol
         return kept
-
-
-def _safe_id(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:40] or "call"
