@@ -27,6 +27,7 @@ COMMANDS: list[str] = [
     "leaderboard",
     "compare",
     "view",
+    "cache",
     "merge",
 ]
 

@@ -1,43 +1,48 @@
-"""Running totals of a run: what ``summary.json`` needs, kept per sample id in a few small fields.
+"""Running totals of a run: what ``summary.json`` needs, kept per sample in a few packed numbers.
 
 The runner adds each record as it finishes and a resumed run loads the file once, so the summary never re-reads
-trajectories and memory stays small at any number of samples. A later line for the same id (``--retry-errors``)
-replaces the earlier one, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the
-run's scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
+trajectories and memory stays small at any number of samples (about 100 bytes per sample: an id, two floats
+and a few small integers in typed arrays). A later line for the same id (``--retry-errors``) replaces the earlier
+one in place, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the run's
+scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterator
 
-from matbench.cost import Price, add_usage, billed_usage, cost_block, record_usage
+from matbench.cost import Price, billed_usage, cost_block
 from matbench.predictions import PredRow
 from matbench.records import RunDir
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec
 
-
-@dataclass(slots=True)
-class _Row:
-    scored: Scored
-    status: str
-    turns: int
-    tool_calls: tuple[tuple[str, int], ...]
-    tool_errors: int
-    tokens_in: int
-    tokens_out: int
-    usage: tuple[tuple[str, int], ...] = ()  # every token count (cached input, reasoning...): matbench.cost
-    billed: tuple[tuple[str, int], ...] = ()  # the same, over the calls not answered by the response cache
+_INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
+# Token counts beyond input/output (matbench.cost): every call's, and only the calls the API billed.
+_USAGE = ("cached_input", "reasoning", "unreported")
+_BILLED = ("input", "cached_input", "output")
 
 
 class RunTotals:
-    """Per-id compact rows plus the sums ``summary.json`` reports."""
+    """Per-id packed rows (first-seen order) plus the sums ``summary.json`` reports."""
 
     def __init__(self, spec: TaskSpec, scoring: str) -> None:
         self.spec = spec
         self.scoring = scoring
         self._scorer = get_scorer(scoring, cjk=spec.cjk)
-        self._rows: dict[str, _Row] = {}
+        self._index: dict[str, int] = {}  # id -> row
+        self._f1 = array("d")
+        self._em = array("d")
+        self._missing = bytearray()
+        self._status = bytearray()  # index into self._statuses
+        self._statuses: list[str] = []
+        self._split = array("H")  # index into self._splits (0: no split)
+        self._splits: list[str | None] = [None]
+        self._ints = {name: array("q") for name in _INTS}
+        self._ints.update({f"tokens_{k}": array("q") for k in _USAGE})
+        self._ints.update({f"billed_{k}": array("q") for k in _BILLED})
+        self._tools: dict[str, array] = {}  # tool name -> calls per row
 
     @classmethod
     def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str) -> RunTotals:
@@ -47,64 +52,87 @@ class RunTotals:
             totals.add(raw)
         return totals
 
+    @staticmethod
+    def _code(table: list, value) -> int:
+        try:
+            return table.index(value)  # a handful of splits and statuses
+        except ValueError:
+            table.append(value)
+            return len(table) - 1
+
     def add(self, raw: dict) -> None:
         """A record as written to ``predictions.jsonl`` (a dict with id, gold, prediction, ...)."""
-        r = PredRow.from_record(raw, len(self._rows) + 1)
-        split = r.split or self.spec.splits.split_of(r.id)
+        r = PredRow.from_record(raw, len(self._index) + 1)
         s = self._scorer(r.prediction, r.gold)
         tokens = raw.get("tokens") or {}
-        self._rows[r.id] = _Row(  # a rerun of an id keeps its first-seen place, as iter_records does
-            scored=Scored(r.id, split, s.f1, s.em, missing=r.prediction is None),
-            status=str(raw.get("status", "ok")),
-            turns=int(raw.get("turns", 0) or 0),
-            tool_calls=tuple((str(k), int(v)) for k, v in (raw.get("tool_calls") or {}).items()),
-            tool_errors=int(raw.get("tool_errors", 0) or 0),
-            tokens_in=int(tokens.get("input", 0) or 0),
-            tokens_out=int(tokens.get("output", 0) or 0),
-            usage=tuple(record_usage(raw).items()),
-            billed=tuple(billed_usage(raw).items()),
-        )
+        ints = {
+            "turns": raw.get("turns", 0),
+            "tool_errors": raw.get("tool_errors", 0),
+            "tokens_in": tokens.get("input", 0),
+            "tokens_out": tokens.get("output", 0),
+            **{f"tokens_{k}": tokens.get(k, 0) for k in _USAGE},
+        }
+        billed = billed_usage(raw)
+        ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
+        calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
+        i = self._index.get(r.id)
+        if i is None:  # a new id: a new row at the end
+            i = self._index[r.id] = len(self._f1)
+            self._f1.append(0.0)
+            self._em.append(0.0)
+            self._missing.append(0)
+            self._status.append(0)
+            self._split.append(0)
+            for arr in self._ints.values():
+                arr.append(0)
+            for arr in self._tools.values():
+                arr.append(0)
+        # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
+        self._f1[i], self._em[i], self._missing[i] = s.f1, s.em, r.prediction is None
+        self._status[i] = self._code(self._statuses, str(raw.get("status", "ok")))
+        self._split[i] = self._code(self._splits, r.split or self.spec.splits.split_of(r.id))
+        for name, value in ints.items():
+            self._ints[name][i] = int(value or 0)
+        for name in calls.keys() - self._tools.keys():
+            self._tools[name] = array("q", bytes(8 * len(self._f1)))
+        for name, arr in self._tools.items():
+            arr[i] = calls.get(name, 0)
 
     def ids(self) -> set[str]:
-        return set(self._rows)
+        return set(self._index)
 
     def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
         """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
-        return {i for i, r in self._rows.items() if not (retry_errors and r.status == "error")}
+        if not retry_errors or "error" not in self._statuses:
+            return set(self._index)
+        error = self._statuses.index("error")
+        return {rid for rid, i in self._index.items() if self._status[i] != error}
+
+    def _scored(self) -> Iterator[Scored]:
+        for rid, i in self._index.items():
+            yield Scored(rid, self._splits[self._split[i]], self._f1[i], self._em[i], bool(self._missing[i]))
 
     def scores(self) -> dict:
         """The ``matbench score --json`` object of the run."""
-        agg = aggregate((r.scored for r in self._rows.values()), self.spec.splits.names)
-        return {"task": self.spec.name, "scoring": self.scoring, **agg}
-
-    def counts(self) -> dict:
-        tool_calls: dict[str, int] = {}
-        for r in self._rows.values():
-            for k, v in r.tool_calls:
-                tool_calls[k] = tool_calls.get(k, 0) + v
-        rows = self._rows.values()
         return {
-            "errors": sum(r.status == "error" for r in rows),
-            "input_errors": sum(r.status == "input_error" for r in rows),
-            "calls": sum(r.turns for r in rows),
-            "tool_calls": tool_calls,
-            "tool_errors": sum(r.tool_errors for r in rows),
-            "tokens": self._usage("usage"),
+            "task": self.spec.name,
+            "scoring": self.scoring,
+            **aggregate(self._scored(), self.spec.splits.names),
         }
 
-    def _usage(self, which: str) -> dict[str, int]:
-        total = {"input": 0, "output": 0}
-        for r in self._rows.values():
-            add_usage(total, dict(getattr(r, which)))
-        return total
+    def _count_status(self, status: str) -> int:
+        return self._status.count(self._statuses.index(status)) if status in self._statuses else 0
 
-    def cost(self, price: Price | None) -> dict:
-        """summary.json's ``cost`` block (matbench.cost) over the latest record of every id."""
-        return cost_block(self._usage("usage"), self._usage("billed"), len(self._rows), price)
-
-    def spent(self, price: Price) -> float:
-        """$ of the recorded calls that went to the API (what ``--max-cost`` counts)."""
-        return price.cost(self._usage("billed"))
+    def counts(self) -> dict:
+        tool_calls = {name: sum(arr) for name, arr in self._tools.items() if any(arr)}
+        return {
+            "errors": self._count_status("error"),
+            "input_errors": self._count_status("input_error"),
+            "calls": sum(self._ints["turns"]),
+            "tool_calls": tool_calls,
+            "tool_errors": sum(self._ints["tool_errors"]),
+            "tokens": self._usage(),
+        }
 
     def summary(
         self, *, model: str, run_dir: str, fingerprint: str, sample_ids: list[str], duration: float
@@ -116,7 +144,7 @@ class RunTotals:
             "run_dir": run_dir,
             "fingerprint": fingerprint,
             "samples": len(sample_ids),
-            "finished": all(i in self._rows for i in sample_ids),
+            "finished": all(i in self._index for i in sample_ids),
             "errors": counts["errors"],
             "input_errors": counts["input_errors"],
             "calls": counts["calls"],
@@ -126,3 +154,20 @@ class RunTotals:
             "duration_s": round(duration, 3),
         }
         return {**self.scores(), "run": run}
+
+    def _usage(self) -> dict[str, int]:
+        """Every token count of the run (details only where some call reported them)."""
+        usage = {"input": sum(self._ints["tokens_in"]), "output": sum(self._ints["tokens_out"])}
+        usage.update({k: n for k in _USAGE if (n := sum(self._ints[f"tokens_{k}"]))})
+        return usage
+
+    def _billed(self) -> dict[str, int]:
+        return {k: sum(self._ints[f"billed_{k}"]) for k in _BILLED}
+
+    def cost(self, price: Price | None) -> dict:
+        """summary.json's ``cost`` block (matbench.cost) over the latest record of every id."""
+        return cost_block(self._usage(), self._billed(), len(self._index), price)
+
+    def spent(self, price: Price) -> float:
+        """$ of the recorded calls that went to the API (what ``--max-cost`` counts)."""
+        return price.cost(self._billed())
