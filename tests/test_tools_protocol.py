@@ -146,8 +146,10 @@ def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir, model, pa
         from matbench.cli import main
 
         assert main(["view", str(run)]) == 0
-        html = (run / "report.html").read_text()
-        assert "run_python(" in html and "Code ran successfully" in html and "turn 1 code output" in html
+        data = "".join(p.read_text() for p in sorted((run / "report_data").glob("*.js")))
+        assert '"function":"run_python"' in data and "Code ran successfully" in data
+        assert "turn 1 code output" in data  # the output image of the native call, as a thumbnail
+        assert "c.function" in (run / "report.html").read_text()  # the page renders each call
 
 
 def _search_run(tmp_path, fixtures_dir, policy, *extra: str, model: str = "openai:fake"):
