@@ -124,7 +124,7 @@ def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir, model, pa
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["protocol"]["name"] == "tools" and cfg["options"]["crop_assist"] is False
     api = "chat" if model == "gpt-4o" else "responses"
-    assert cfg["tools_protocol"] == {
+    assert cfg["protocol"]["tools"] == {
         "functions": ["run_python", "answer"],
         "final": "answer",
         "max_model_calls": 5,
@@ -265,4 +265,4 @@ def test_final_answer_as_a_plain_message(tmp_path, fixtures_dir):
     run = run_dir_of(out.stdout)
     rec = read_jsonl(run / "predictions.jsonl")[0]
     assert rec["prediction"] == "Play well" and rec["em"] == 1.0
-    assert json.loads((run / "config.json").read_text())["tools_protocol"]["final"] == "message"
+    assert json.loads((run / "config.json").read_text())["protocol"]["tools"]["final"] == "message"
