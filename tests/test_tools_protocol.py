@@ -250,7 +250,7 @@ def test_final_answer_as_a_plain_message(tmp_path, fixtures_dir):
 
     from matbench.tasks import get_task
 
-    data = yaml.safe_load(get_task("mat-search").prompt_file("tools").read_text())
+    data = yaml.safe_load(get_task("mat-search").protocol("tools").file.read_text())
     data["final"] = "message"
     custom = tmp_path / "message.yaml"
     custom.write_text(yaml.safe_dump(data))
