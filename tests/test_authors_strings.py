@@ -216,5 +216,17 @@ def test_no_copy_and_no_network_says_both_ways_out(fixtures_dir, tmp_path, no_co
             "matbench-wording-direct",
         )
         assert ok.returncode == 0, ok.stderr
-    cfg = json.loads((run_dir_of(ok.stdout) / "config.json").read_text())
-    assert cfg["protocol"]["wording"] == "matbench" and cfg["protocol_source"] is None
+        cfg = json.loads((run_dir_of(ok.stdout) / "config.json").read_text())
+        assert cfg["protocol"]["wording"] == "matbench" and cfg["protocol_source"] is None
+        # and the first way out: a local copy named on the command line
+        given = _direct_bamboogle(
+            srv,
+            tmp_path,
+            fixtures_dir,
+            {"MATBENCH_AUTHORS_BASE_URL": "http://127.0.0.1:9"},
+            "--authors-repo",
+            str(fixtures_dir / "visual-arft-repo"),
+        )
+        assert given.returncode == 0, given.stderr
+    cfg = json.loads((run_dir_of(given.stdout) / "config.json").read_text())
+    assert cfg["protocol"]["wording"] == "authors" and cfg["protocol_source"]["via"] == "authors-repo"
