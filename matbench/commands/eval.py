@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="read replays a run offline from the cache; auto (default): readwrite, but off for local BM25",
     )
     p.add_argument(
-        "--cache-dir", help="search and response caches (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)"
+        "--cache-dir",
+        help="search and response caches, the authors' scripts (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)",
     )
     p.add_argument(
         "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
