@@ -266,3 +266,21 @@ def test_final_answer_as_a_plain_message(tmp_path, fixtures_dir):
     rec = read_jsonl(run / "predictions.jsonl")[0]
     assert rec["prediction"] == "Play well" and rec["em"] == 1.0
     assert json.loads((run / "config.json").read_text())["protocol"]["tools"]["final"] == "message"
+
+
+def test_in_process_engine_is_refused(tmp_path, coding_dir):
+    """vLLM in-process has no tool calls: one clear line instead of a run that sends empty prompts."""
+    from matbench.errors import ConfigError
+    from matbench.runner import EvalSettings, plan_task
+
+    settings = EvalSettings(
+        model="qwen2.5-vl-7b",
+        tasks=["mat-coding"],
+        protocol="tools",
+        data_dir=str(coding_dir),
+        runs_root=str(tmp_path / "runs"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(ConfigError, match="--protocol tools needs an OpenAI-compatible endpoint"):
+        plan_task(settings, "mat-coding", {"backend": "vllm", "model": "Qwen/Qwen2.5-VL-7B-Instruct"}, {})
+    assert not (tmp_path / "runs").exists()
