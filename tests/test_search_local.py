@@ -125,6 +125,25 @@ def test_many_shards_give_exactly_the_single_index_results(
         sharded.close()
 
 
+def test_pruned_top_k_equals_scoring_every_passage(hotpot: LocalSearch, fixtures_dir: Path) -> None:
+    """Max-score pruning is exact: the same passages and float32 scores as a dense pass, for real questions,
+    repeated words and every k, with and without a floor from other shards."""
+    (shard,) = hotpot.shards
+    rng = np.random.default_rng(0)
+    queries = [row["question"] for row in _questions(fixtures_dir)]
+    words = " ".join(queries).split()
+    queries += [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(100)]
+    queries += ["film film film director", "the of and", "Laleli Laleli Mosque"]
+    for q in queries:
+        ids = hotpot.query_ids(q)
+        for k in (1, 4, 5, 20, 2000):
+            dense = shard.top_k_dense(ids, k)
+            assert shard.top_k(ids, k) == dense, (q, k)
+            if len(dense) == k:
+                floor = dense[-1][1]
+                assert shard.top_k(ids, k, floor) == [d for d in dense if d[1] >= floor]
+
+
 def test_meta_records_corpus_and_tokenizer(hotpot_index: Path, fixtures_dir: Path) -> None:
     meta = read_meta(hotpot_index)
     assert meta["n_passages"] == 991

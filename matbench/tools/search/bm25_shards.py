@@ -182,6 +182,11 @@ class Shard:
         files = names or ("data.npy", "indices.npy", "indptr.npy")
         # plain ndarray views of the maps: no np.memmap overhead on every posting-list slice
         self.data, self.indices, self.indptr = (np.asarray(np.load(path / f, mmap_mode=mode)) for f in files)
+        self.maxw = (
+            np.asarray(np.load(path / "maxw.npy", mmap_mode=mode))
+            if (path / "maxw.npy").is_file()
+            else max_weights(self.data, self.indptr)  # format 1: computed once at load
+        )
         self.start = start
         self.n = n
 
@@ -196,40 +201,112 @@ class Shard:
                 scores[self.indices[lo:hi]] += self.data[lo:hi]
         return scores
 
+    def scores_of(self, ids: list[int], docs: Any) -> Any:
+        """The scores of some passages (sorted shard-local numbers), summed exactly as :meth:`scores` does:
+        the same float32 additions in the same order (adding 0.0 for a missing term changes nothing)."""
+        out = np.zeros(docs.size, dtype=np.float32)
+        for t in ids:
+            lo, hi = int(self.indptr[t]), int(self.indptr[t + 1])
+            if hi == lo:
+                continue
+            posting = self.indices[lo:hi]
+            at = np.searchsorted(posting, docs)
+            at[at == posting.size] = 0
+            found = posting[at] == docs
+            w = np.zeros(docs.size, dtype=np.float32)
+            w[found] = self.data[lo:hi][at[found]]
+            out += w
+        return out
+
     def top_k(self, ids: list[int], k: int, floor: float = 0.0) -> list[tuple[int, float]]:
         """(global passage number, score) of the ``k`` best passages scoring at least ``floor`` (and above 0),
-        best first, ties by passage number."""
-        scores = self.scores(ids)
-        indptr, indices = self.indptr, self.indices
-        # Any k passages bound the k-th best score from below: take them from the shortest posting
-        # lists, so that only a handful of passages pass the threshold scan.
+        best first, ties by passage number.
+
+        Max-score pruning, exact: a lower bound of the k-th best score comes from ``k`` passages of the
+        shortest posting lists (or ``floor``, the merge's running k-th best); the terms whose largest
+        weights together stay below it cannot lift a passage into the top k on their own, so only passages
+        holding one of the other terms are scored. Frequent terms (low idf) usually drop out, and a query
+        costs the rare terms' posting lists instead of a pass over the whole shard.
+        """
+        if not ids:
+            return []
+        indptr = self.indptr
+        uniq, mult = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+        lens = indptr[uniq + 1] - indptr[uniq]
+        keep = lens > 0
+        uniq, mult, lens = uniq[keep], mult[keep], lens[keep]
+        if uniq.size == 0:
+            return []
         threshold = floor
+        if threshold <= 0:
+            docs, sample = self.sample(ids, k)
+            if docs.size >= k:
+                threshold = float(np.partition(sample, docs.size - k)[docs.size - k])
+        bound = self.maxw[uniq].astype(np.float64) * mult
+        order = np.argsort(bound, kind="stable")
+        below = np.cumsum(bound[order]) < threshold * (1 - 1e-6)  # margin: float32 sums vs float64 bounds
+        essential = uniq[order[~below]]
+        if essential.size == 0:  # even all terms together stay below the floor: nothing here can enter
+            return []
+        work = int((indptr[essential + 1] - indptr[essential]).sum())
+        if threshold <= 0 or work > self.n // 4:  # nothing to prune with: one dense pass is cheaper
+            scores = self.scores(ids)
+            cand = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
+            cand_scores = scores[cand]
+        else:
+            cand = np.unique(np.concatenate([self.indices[indptr[t] : indptr[t + 1]] for t in essential]))
+            cand_scores = self.scores_of(ids, cand)
+            keep = cand_scores >= threshold
+            cand, cand_scores = cand[keep], cand_scores[keep]
+        best = np.lexsort((cand, -cand_scores))[:k]
+        return [(self.start + int(cand[i]), float(cand_scores[i])) for i in best]
+
+    def sample(self, ids: list[int], k: int) -> tuple[Any, Any]:
+        """At least ``k`` passages (when the query's terms have that many) taken from the shortest posting
+        lists, with their exact scores: their k-th best bounds the shard's k-th best from below."""
+        indptr = self.indptr
+        uniq = np.unique(np.asarray(ids, dtype=np.int64))
+        lens = indptr[uniq + 1] - indptr[uniq]
         found: list[Any] = []
         n_found = 0
-        uniq = np.unique(np.asarray(ids, dtype=np.int64))
-        for t in uniq[np.argsort(indptr[uniq + 1] - indptr[uniq], kind="stable")]:
+        docs = np.zeros(0, dtype=np.int32)
+        for t in uniq[np.argsort(lens, kind="stable")]:
             lo, hi = int(indptr[t]), int(indptr[t + 1])
             if hi == lo:
                 continue
-            found.append(np.asarray(indices[lo:hi]))
+            found.append(self.indices[lo:hi])
             n_found += hi - lo
             if n_found >= k:
                 docs = np.unique(np.concatenate(found))
                 if docs.size >= k:
-                    threshold = max(threshold, float(np.partition(scores[docs], docs.size - k)[docs.size - k]))
                     break
-        cand = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
-        cand_scores = scores[cand]
-        order = np.lexsort((cand, -cand_scores))[:k]
-        return [(self.start + int(cand[i]), float(cand_scores[i])) for i in order]
+        else:
+            docs = np.unique(np.concatenate(found)) if found else docs
+        return docs, self.scores_of(ids, docs)
+
+    def top_k_dense(self, ids: list[int], k: int) -> list[tuple[int, float]]:
+        """The reference: score every passage, sort. Tests check :meth:`top_k` against it."""
+        scores = self.scores(ids)
+        cand = np.flatnonzero(scores > 0)
+        best = np.lexsort((cand, -scores[cand]))[:k]
+        return [(self.start + int(cand[i]), float(scores[cand][i])) for i in best]
 
 
 def merged_top_k(shards: list[Shard], ids: list[int], k: int) -> list[tuple[int, float]]:
-    """The top ``k`` over all shards; each shard only returns passages that can still enter the top k."""
+    """The top ``k`` over all shards; each shard only returns passages that can still enter the top k.
+
+    With several shards, a first cheap pass scores a few passages of the rarest terms in every shard: their
+    k-th best is a floor for all shards from the start (the first shard is pruned as well as the last)."""
     if not ids:
         return []
+    floor = 0.0
+    if len(shards) > 1:
+        sampled = np.concatenate([shard.sample(ids, k)[1] for shard in shards])
+        if sampled.size >= k:
+            floor = float(np.partition(sampled, sampled.size - k)[sampled.size - k])
     best: list[tuple[int, float]] = []
     for shard in shards:
-        floor = best[-1][1] if len(best) >= k else 0.0
+        if len(best) >= k:
+            floor = max(floor, best[-1][1])
         best = sorted(best + shard.top_k(ids, k, floor), key=lambda p: (-p[1], p[0]))[:k]
     return best
