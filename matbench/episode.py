@@ -245,4 +245,3 @@ class Episode:
             metadata=dict(self.sample.metadata),
             trajectory=self.turns,
         )
-

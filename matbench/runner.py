@@ -77,6 +77,7 @@ class EvalSettings:
     crop_assist: bool | None = None
     code_timeout: float | None = None
     sandbox_workers: int = 2
+    unsafe_no_sandbox: bool = False
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
@@ -250,18 +251,15 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         tools.search = search_cache
         search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
     if "code" in spec.tools and not direct:
-        from matbench.tools.sandbox import Sandbox
+        from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 
         timeout = settings.code_timeout or float(limits.get("code_timeout", 20))
         key = ("sandbox", timeout)
         if key not in shared:
-            shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
+            workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
+            shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
         tools.sandbox = shared[key]
-        sandbox_info = {
-            "timeout": timeout,
-            "isolation": tools.sandbox.isolation,
-            "max_output_pixels": tools.sandbox.max_output_pixels,
-        }
+        sandbox_info = sandbox_config(tools.sandbox, timeout)
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
@@ -308,6 +306,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     }
     config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
     run = _resolve_run_dir(settings, spec, config)
+    if run.exists() and sandbox_info is not None:
+        from matbench.tools.sandbox_policy import check_resume
+
+        check_resume(run.read_config(), sandbox_info, run.path)
     if not run.exists():
         run.create(config)
     totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id

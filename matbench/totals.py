@@ -1,40 +1,42 @@
-"""Running totals of a run: what ``summary.json`` needs, kept per sample id in a few small fields.
+"""Running totals of a run: what ``summary.json`` needs, kept per sample in a few packed numbers.
 
 The runner adds each record as it finishes and a resumed run loads the file once, so the summary never re-reads
-trajectories and memory stays small at any number of samples. A later line for the same id (``--retry-errors``)
-replaces the earlier one, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the
-run's scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
+trajectories and memory stays small at any number of samples (about 100 bytes per sample: an id, two floats
+and a few small integers in typed arrays). A later line for the same id (``--retry-errors``) replaces the earlier
+one in place, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the run's
+scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterator
 
 from matbench.predictions import PredRow
 from matbench.records import RunDir
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec
 
-
-@dataclass(slots=True)
-class _Row:
-    scored: Scored
-    status: str
-    turns: int
-    tool_calls: tuple[tuple[str, int], ...]
-    tool_errors: int
-    tokens_in: int
-    tokens_out: int
+_INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
 
 
 class RunTotals:
-    """Per-id compact rows plus the sums ``summary.json`` reports."""
+    """Per-id packed rows (first-seen order) plus the sums ``summary.json`` reports."""
 
     def __init__(self, spec: TaskSpec, scoring: str) -> None:
         self.spec = spec
         self.scoring = scoring
         self._scorer = get_scorer(scoring, cjk=spec.cjk)
-        self._rows: dict[str, _Row] = {}
+        self._index: dict[str, int] = {}  # id -> row
+        self._f1 = array("d")
+        self._em = array("d")
+        self._missing = bytearray()
+        self._status = bytearray()  # index into self._statuses
+        self._statuses: list[str] = []
+        self._split = array("H")  # index into self._splits (0: no split)
+        self._splits: list[str | None] = [None]
+        self._ints = {name: array("q") for name in _INTS}
+        self._tools: dict[str, array] = {}  # tool name -> calls per row
 
     @classmethod
     def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str) -> RunTotals:
@@ -44,47 +46,83 @@ class RunTotals:
             totals.add(raw)
         return totals
 
+    @staticmethod
+    def _code(table: list, value) -> int:
+        try:
+            return table.index(value)  # a handful of splits and statuses
+        except ValueError:
+            table.append(value)
+            return len(table) - 1
+
     def add(self, raw: dict) -> None:
         """A record as written to ``predictions.jsonl`` (a dict with id, gold, prediction, ...)."""
-        r = PredRow.from_record(raw, len(self._rows) + 1)
-        split = r.split or self.spec.splits.split_of(r.id)
+        r = PredRow.from_record(raw, len(self._index) + 1)
         s = self._scorer(r.prediction, r.gold)
         tokens = raw.get("tokens") or {}
-        self._rows[r.id] = _Row(  # a rerun of an id keeps its first-seen place, as iter_records does
-            scored=Scored(r.id, split, s.f1, s.em, missing=r.prediction is None),
-            status=str(raw.get("status", "ok")),
-            turns=int(raw.get("turns", 0) or 0),
-            tool_calls=tuple((str(k), int(v)) for k, v in (raw.get("tool_calls") or {}).items()),
-            tool_errors=int(raw.get("tool_errors", 0) or 0),
-            tokens_in=int(tokens.get("input", 0) or 0),
-            tokens_out=int(tokens.get("output", 0) or 0),
-        )
+        ints = {
+            "turns": raw.get("turns", 0),
+            "tool_errors": raw.get("tool_errors", 0),
+            "tokens_in": tokens.get("input", 0),
+            "tokens_out": tokens.get("output", 0),
+        }
+        calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
+        i = self._index.get(r.id)
+        if i is None:  # a new id: a new row at the end
+            i = self._index[r.id] = len(self._f1)
+            self._f1.append(0.0)
+            self._em.append(0.0)
+            self._missing.append(0)
+            self._status.append(0)
+            self._split.append(0)
+            for arr in self._ints.values():
+                arr.append(0)
+            for arr in self._tools.values():
+                arr.append(0)
+        # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
+        self._f1[i], self._em[i], self._missing[i] = s.f1, s.em, r.prediction is None
+        self._status[i] = self._code(self._statuses, str(raw.get("status", "ok")))
+        self._split[i] = self._code(self._splits, r.split or self.spec.splits.split_of(r.id))
+        for name, value in ints.items():
+            self._ints[name][i] = int(value or 0)
+        for name in calls.keys() - self._tools.keys():
+            self._tools[name] = array("q", bytes(8 * len(self._f1)))
+        for name, arr in self._tools.items():
+            arr[i] = calls.get(name, 0)
 
     def ids(self) -> set[str]:
-        return set(self._rows)
+        return set(self._index)
 
     def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
         """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
-        return {i for i, r in self._rows.items() if not (retry_errors and r.status == "error")}
+        if not retry_errors or "error" not in self._statuses:
+            return set(self._index)
+        error = self._statuses.index("error")
+        return {rid for rid, i in self._index.items() if self._status[i] != error}
+
+    def _scored(self) -> Iterator[Scored]:
+        for rid, i in self._index.items():
+            yield Scored(rid, self._splits[self._split[i]], self._f1[i], self._em[i], bool(self._missing[i]))
 
     def scores(self) -> dict:
         """The ``matbench score --json`` object of the run."""
-        agg = aggregate((r.scored for r in self._rows.values()), self.spec.splits.names)
-        return {"task": self.spec.name, "scoring": self.scoring, **agg}
+        return {
+            "task": self.spec.name,
+            "scoring": self.scoring,
+            **aggregate(self._scored(), self.spec.splits.names),
+        }
+
+    def _count_status(self, status: str) -> int:
+        return self._status.count(self._statuses.index(status)) if status in self._statuses else 0
 
     def counts(self) -> dict:
-        tool_calls: dict[str, int] = {}
-        for r in self._rows.values():
-            for k, v in r.tool_calls:
-                tool_calls[k] = tool_calls.get(k, 0) + v
-        rows = self._rows.values()
+        tool_calls = {name: sum(arr) for name, arr in self._tools.items() if any(arr)}
         return {
-            "errors": sum(r.status == "error" for r in rows),
-            "input_errors": sum(r.status == "input_error" for r in rows),
-            "calls": sum(r.turns for r in rows),
+            "errors": self._count_status("error"),
+            "input_errors": self._count_status("input_error"),
+            "calls": sum(self._ints["turns"]),
             "tool_calls": tool_calls,
-            "tool_errors": sum(r.tool_errors for r in rows),
-            "tokens": {"input": sum(r.tokens_in for r in rows), "output": sum(r.tokens_out for r in rows)},
+            "tool_errors": sum(self._ints["tool_errors"]),
+            "tokens": {"input": sum(self._ints["tokens_in"]), "output": sum(self._ints["tokens_out"])},
         }
 
     def summary(
@@ -97,7 +135,7 @@ class RunTotals:
             "run_dir": run_dir,
             "fingerprint": fingerprint,
             "samples": len(sample_ids),
-            "finished": all(i in self._rows for i in sample_ids),
+            "finished": all(i in self._index for i in sample_ids),
             "errors": counts["errors"],
             "input_errors": counts["input_errors"],
             "calls": counts["calls"],

@@ -67,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--code-timeout", type=float, help="seconds per sandboxed code run (default 20)")
     p.add_argument("--sandbox-workers", type=int, default=2, help="warm sandbox workers (default 2)")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run model code even without bubblewrap isolation (recorded; the run is not official)",
+    )
     p.add_argument("--run-dir", help="run directory (with several tasks: their parent)")
     p.add_argument("--runs-root", default="runs", help="where new run directories go (default runs/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run instead of resuming it")
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         crop_assist=False if args.no_crop_assist else None,
         code_timeout=args.code_timeout,
         sandbox_workers=args.sandbox_workers,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
         response_cache=not args.no_response_cache,
         model_options={
             k: v

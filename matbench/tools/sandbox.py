@@ -42,6 +42,7 @@ OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
 OUTPUT_NAME = "output.jpg"
 SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
 NOBODY = 65534
+BWRAP_ENV = "MATBENCH_BWRAP"
 # The default max_pixels of the Qwen2.5-VL image processor (16384 patches of 28x28): a vision model never
 # sees more detail than this, so a larger output only costs decode/encode time and memory downstream.
 MAX_OUTPUT_PIXELS = 12845056
@@ -220,6 +221,27 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
     for key, value in _minimal_env().items():
         args += ["--setenv", key, value]
     return args
+
+
+def find_bwrap() -> str | None:
+    """The bubblewrap binary: ``$MATBENCH_BWRAP`` when set (a path; tests point it nowhere to stand for a
+    machine without bubblewrap), else ``bwrap`` on PATH."""
+    wanted = os.environ.get(BWRAP_ENV)
+    if wanted is not None:
+        return wanted if os.path.isfile(wanted) and os.access(wanted, os.X_OK) else None
+    return shutil.which("bwrap")
+
+
+def _hide_harness() -> None:
+    """Without bubblewrap and without root, jobs run as the harness's own uid: make this process
+    non-dumpable so that its /proc entries (environ with the API keys, mem) belong to root and a job
+    cannot read them or ptrace it. (It can still signal it; that is why eval needs --unsafe-no-sandbox.)"""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError) as exc:
+        log.warning("could not make the harness non-dumpable: %s", exc)
 
 
 def _count_tasks(uid: int) -> int:
@@ -508,7 +530,7 @@ class Sandbox:
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
-        self.bwrap = shutil.which("bwrap")
+        self.bwrap = find_bwrap()
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -537,6 +559,8 @@ class Sandbox:
         with self._iso_lock:
             if self._isolation is None:
                 self._isolation = self._decide_isolation()
+                if self._isolation == "none" and not self.as_root:
+                    _hide_harness()
             return self._isolation
 
     def _decide_isolation(self) -> str:
@@ -546,7 +570,7 @@ class Sandbox:
             return "none"
         if not self.bwrap:
             if wanted == "bwrap":
-                raise SandboxError("isolation='bwrap' requested but bwrap is not installed")
+                raise SandboxError("bwrap is not installed")
             _warn_weak_once("bwrap not found")
             return "none"
         probe = self.root / "probe"
