@@ -122,7 +122,10 @@ class ShardBuilder:
     def add(self, token_ids: list[list[int]] | Any) -> None:
         """Tokenized passages, in corpus order."""
         for ids in token_ids:
-            self._tokens.extend(ids)
+            if isinstance(ids, np.ndarray):
+                self._tokens.frombytes(ids.astype(np.int32, copy=False).tobytes())
+            else:
+                self._tokens.extend(ids)
             self._lengths.append(len(ids))
             if len(self._lengths) >= self.shard_size:
                 self._spill()
