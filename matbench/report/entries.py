@@ -53,6 +53,7 @@ class Entry:
     predictions_sha256: str | None = None
     source: dict = field(default_factory=dict)
     reported: dict | None = None  # the numbers as published (percent), for kind "reported"
+    cost: dict | None = None  # runs: summary.json's cost block recomputed from the tokens (matbench.cost)
     # False: a run on data that is not the task's official gold set (local, edited or partial): stored and
     # shown apart, never ranked; ``unofficial`` says why.
     official: bool = True

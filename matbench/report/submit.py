@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.protocols.authors_source import AUTHORS_COMMIT
@@ -144,7 +145,7 @@ def check_config(config: dict, spec: TaskSpec) -> None:
         )
     name = str(_get(config, "protocol.name"))
     layout = _get(config, "protocol.layout", required=False)
-    protocol_tokens = check_protocol(config, spec, name)
+    protocol_tokens, reasoning_tokens = check_protocol(config, spec, name)
     expected = spec_limits(spec, layout == "direct" or name == "direct", protocol_tokens)
     checked = ["options.max_calls", "options.top_k"]
     if name != "custom":  # a custom protocol file may set its own token limit
@@ -152,22 +153,32 @@ def check_config(config: dict, spec: TaskSpec) -> None:
     for key in checked:
         limit = key.split(".")[1]
         got = _get(config, key, required=False)
-        if got != expected[limit]:
+        allowed = {expected[limit]}
+        if (
+            limit == "max_new_tokens"
+            and reasoning_tokens
+            and _get(config, "model.reasoning_model", required=False)
+        ):
+            allowed.add(reasoning_tokens)  # native tool calling gives a reasoning model room to think
+        if got not in allowed:
             raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
 
 
-def check_protocol(config: dict, spec: TaskSpec, name: str) -> int | None:
+def check_protocol(config: dict, spec: TaskSpec, name: str) -> tuple[int | None, int | None]:
     """A stock protocol's strings must be the stock ones: matbench's template file, or the authors' strings
-    pinned by sha256 (each one, at the pinned commit). Returns the protocol's own token limit."""
+    pinned by sha256 (each one, at the pinned commit). Returns the protocol's own token limits (plain, and
+    for reasoning models where the protocol sets one)."""
     if name == "custom":
-        return None
+        return None, None
+    reasoning = None
     try:
         ref = spec.protocol(name)
     except ConfigError:
         raise Refused(f"config.json names protocol {name!r}, which task {spec.name} does not have") from None
     used = str(_get(config, "protocol.sha256", required=False))
     if ref.file is not None:
-        stock = load_templates(ref.file).sha256
+        templates = load_templates(ref.file)
+        stock, reasoning = templates.sha256, templates.data.get("max_new_tokens_reasoning")
         ok, what = used == stock, f"{ref.file.name} ({stock[:12]})"
     else:
         source = _get(config, "protocol.source", required=False) or {}
@@ -188,7 +199,7 @@ def check_protocol(config: dict, spec: TaskSpec, name: str) -> int | None:
             f"the run's {name} protocol strings (sha256 {used[:12]}) are not the stock ones of {what}: "
             f"an edited or custom protocol cannot pass as {name}"
         )
-    return ref.max_new_tokens
+    return ref.max_new_tokens, int(reasoning) if reasoning else None
 
 
 def check_trajectories(records: list[dict]) -> None:
@@ -298,7 +309,8 @@ def validate_run(
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
     check_config(config, spec)
-    records = [_needed(r) for r in run.iter_records()]  # streamed; trajectories are never held
+    tally = CostTally()  # tokens add up as the records stream past
+    records = [_needed(r) for r in tally.watch(run.iter_records())]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
     model = _get(config, "model")
@@ -315,6 +327,7 @@ def validate_run(
     }
     check_summary(run.read_summary(), result, counts, model_spec)
 
+    cost = tally.block(price_of_run(config, run.read_summary()))
     sha = sha256_file(run.predictions_path)
     fingerprint = str(config.get("fingerprint") or "")
     search = config.get("search") or None
@@ -344,6 +357,7 @@ def validate_run(
         submitted_at=now_utc(),
         fingerprint=fingerprint or None,
         predictions_sha256=sha,
+        cost=cost,
         source={
             "run_dir": Path(run_dir).resolve().name,
             "created": created,
