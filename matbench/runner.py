@@ -313,8 +313,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     if not run.exists():
         run.create(config)
     totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
-    finished = totals.finished_ids(retry_errors=settings.retry_errors)
-    todo = [s for s in samples if s.id not in finished]
+    todo = [s for s in samples if not totals.finished(s.id, retry_errors=settings.retry_errors)]
     return TaskPlan(
         spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
     )

@@ -35,7 +35,7 @@ class RunTotals:
         self._statuses: list[str] = []
         self._split = array("H")  # index into self._splits (0: no split)
         self._splits: list[str | None] = [None]
-        self._ints = {name: array("q") for name in _INTS}
+        self._ints = {name: array("l") for name in _INTS}
         self._tools: dict[str, array] = {}  # tool name -> calls per row
 
     @classmethod
@@ -91,6 +91,13 @@ class RunTotals:
 
     def ids(self) -> set[str]:
         return set(self._index)
+
+    def finished(self, sample_id: str, *, retry_errors: bool = False) -> bool:
+        """Whether a resumed run skips this sample (recorded; not an ``error`` under ``--retry-errors``)."""
+        row = self._index.get(sample_id)
+        if row is None:
+            return False
+        return not (retry_errors and self._statuses[self._status[row]] == "error")
 
     def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
         """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""

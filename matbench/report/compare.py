@@ -121,7 +121,8 @@ def load_side(
         config = run.read_config()
         spec = get_task(str((config.get("task") or {}).get("name") or task))
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        return _side_from_run(path, run.iter_records(), spec, scoring, samples)  # streamed
+        # every line streamed once; Side.add keeps the latest line of an id at its first place
+        return _side_from_run(path, (row for _, _, row in run.lines()), spec, scoring, samples)
     if task is None:
         raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
     spec = get_task(task)
