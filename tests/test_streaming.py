@@ -183,3 +183,17 @@ def test_image_store_keeps_one_file_per_content(tmp_path):
     files = sorted(p for p in (tmp_path / "run" / "images").rglob("*") if p.is_file())
     assert files == sorted([pa, pc])
     assert pa.parent.name == pa.stem[:2] and len(pa.stem) == 64
+
+
+def test_score_table_latest_wins_in_place():
+    from matbench.scoring import Scored, ScoreTable, aggregate
+
+    table = ScoreTable()
+    table.put("a", "simple", 0.0, 0.0, True)
+    table.put("b", "hard", 0.5, 0.0, False)
+    table.put("a", "simple", 1.0, 1.0, False)  # a rerun of a
+    table.put("c", None, 0.25, 0.0, False)
+    assert len(table) == 3 and list(table.index) == ["a", "b", "c"]
+    rows = [Scored("a", "simple", 1.0, 1.0), Scored("b", "hard", 0.5, 0.0), Scored("c", None, 0.25, 0.0)]
+    assert table.aggregate(["hard", "simple"]) == aggregate(rows, ["hard", "simple"])
+    assert table.aggregate()["splits"]["simple"] == {"n": 1, "f1": 1.0, "em": 1.0}
