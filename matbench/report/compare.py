@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.predictions import check_ids, read_predictions
@@ -38,12 +39,12 @@ class Side:
         self.index: dict[str, int] = {}  # id -> row
         self.f1 = array("d")
         self.em = array("d")
-        self.gold = array(
-            "q"
-        )  # hash of the row's gold answers (one process: the same str hash on both sides)
+        # hash of the row's gold answers (one process: the same str hash on both sides)
+        self.gold = array("q")
         self.split: list[str | None] = []  # shared strings
         self.types: list[tuple[str, ...]] = []  # shared tuples
         self._shared: dict = {}
+        self.cost: dict | None = None  # run directories: matbench.cost's block for the whole run
 
     def _share(self, value):
         return self._shared.setdefault(value, value)
@@ -102,6 +103,8 @@ class Comparison:
     overall: Group
     splits: list[Group] = field(default_factory=list)
     types: list[Group] = field(default_factory=list)
+    cost_a: dict | None = None
+    cost_b: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,8 +124,10 @@ def load_side(
         config = run.read_config()
         spec = get_task(str((config.get("task") or {}).get("name") or task))
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        # every line streamed once; Side.add keeps the latest line of an id at its first place
-        return _side_from_run(path, (row for _, _, row in run.lines()), spec, scoring, samples)
+        tally = CostTally()
+        side = _side_from_run(path, tally.watch(run.iter_records()), spec, scoring, samples)  # streamed
+        side.cost = tally.block(price_of_run(config, run.read_summary()))
+        return side
     if task is None:
         raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
     spec = get_task(task)
@@ -233,6 +238,8 @@ def compare(a: Side, b: Side, *, resamples: int = 10_000, seed: int = 0) -> Comp
         overall=overall,
         splits=splits,
         types=types,
+        cost_a=a.cost,
+        cost_b=b.cost,
     )
 
 
@@ -290,4 +297,12 @@ def to_text(c: Comparison) -> str:
     note = ""
     if c.types:
         note = "\n(type groups overlap: a sample with several degradation types counts toward each of them)"
-    return "\n".join(head) + "\n\n" + table(headers, rows) + note
+    cost = ""
+    if c.cost_a is not None or c.cost_b is not None:
+        from matbench.cost import cost_text
+
+        def side(x: dict | None) -> str:
+            return cost_text(x) if x is not None else "n/a (not a run directory)"
+
+        cost = f"\ncost (whole runs): A {side(c.cost_a)}; B {side(c.cost_b)}"
+    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost
