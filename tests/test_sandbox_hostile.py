@@ -450,3 +450,49 @@ def test_user_namespaces_are_denied(sb, image):
     assert lines.get("unshare") == "Operation not permitted"
     assert "uid inside" not in res.stdout and "mount" not in lines
     _still_works(sb, image)
+
+
+MEMORY_MB = 1024
+CHILD_MB = 400
+MANY_PROCESSES = f"""
+import os, time
+kids = []
+for i in range(5):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        print('fork refused', type(exc).__name__)
+        break
+    if pid == 0:
+        block = bytearray({CHILD_MB} << 20)
+        block[::4096] = b'x' * len(block[::4096])  # touch every page: resident, not just reserved
+        time.sleep(2)
+        os._exit(0)
+    kids.append(pid)
+held = 0
+for pid in kids:
+    _, status = os.waitpid(pid, 0)
+    held += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+print('children that held {CHILD_MB} MB together:', held)
+"""
+
+
+@pytest.mark.parametrize("memory_cap", ["auto", "single-process"])
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_memory_is_capped_for_the_job_as_a_whole(image, isolation, memory_cap):
+    """Five children of 400 MB each under a 1024 MB job limit: at most two may hold theirs at once."""
+    with Sandbox(
+        timeout=30.0, workers=1, isolation=isolation, memory_mb=MEMORY_MB, memory_cap=memory_cap
+    ) as box:
+        res = box.run(MANY_PROCESSES, image)
+        mechanism = box.memory_cap
+        _still_works(box, image)
+    held = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if line.startswith("children")]
+    assert held, res.stdout + (res.error or "")
+    assert held[0] * CHILD_MB <= MEMORY_MB, (mechanism, res.stdout)
+    if mechanism.startswith("cgroup"):
+        assert res.memory_peak is not None and res.memory_peak <= MEMORY_MB << 20
+    else:
+        assert "fork refused BlockingIOError" in res.stdout
+    peak = f"{res.memory_peak / 2**20:.0f} MiB" if res.memory_peak is not None else "-"
+    print(f"\n[{res.isolation}, {mechanism}] held {held[0] * CHILD_MB} MB in children, job peak {peak}")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
+from matbench.tools.sandbox_cgroup import CgroupSupport, WorkerCgroup
 from matbench.tools.sandbox_worker import remove_tree
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ STDLIB_PRELOAD = (
 ).split()
 
 Isolation = Literal["auto", "bwrap", "none"]
+MemoryCap = Literal["auto", "cgroup", "single-process"]
 
 _warned_weak = False
 _warn_lock = threading.Lock()
@@ -88,6 +90,8 @@ class CodeResult:
     timed_out: bool = False
     returncode: int | None = None
     signal: str | None = None
+    memory_peak: int | None = None  # bytes the job held at most, all its processes (cgroup mode)
+    disk_used: int | None = None  # bytes the job left in its writable space (work dir, /tmp, /dev/shm)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -256,6 +260,28 @@ def _namespace_guard() -> tuple[str | None, str]:
         return None, f"not denied ({exc})"
 
 
+def _memory_cap(wanted: str, memory_mb: int) -> tuple[CgroupSupport | None, str | None, str]:
+    """How a job's memory is capped as a whole: (cgroup support, job seccomp program, description)."""
+    from matbench.tools.sandbox_cgroup import detect
+    from matbench.tools.sandbox_seccomp import SeccompUnavailable, single_process_filter
+
+    if wanted not in ("auto", "cgroup", "single-process"):
+        raise ValueError(f"memory_cap must be auto, cgroup or single-process, not {wanted!r}")
+    why = "single-process requested"
+    if wanted != "single-process":
+        support, why = detect()
+        if support is not None:
+            return support, None, f"{support.mechanism}: {memory_mb} MiB for the job"
+        if wanted == "cgroup":
+            raise SandboxError(f"no cgroup for the job's memory cap: {why}")
+    try:
+        program = base64.b64encode(single_process_filter()).decode("ascii")
+    except (SeccompUnavailable, OSError) as exc:
+        log.warning("a job's memory is capped per process only (%s; %s)", why, exc)
+        return None, None, f"RLIMIT_AS {memory_mb} MiB per process only ({why}; {exc})"
+    return None, program, f"one process per job (seccomp: no fork) x RLIMIT_AS {memory_mb} MiB ({why})"
+
+
 def _count_tasks(uid: int) -> int:
     """Tasks (threads included, as RLIMIT_NPROC counts them) that ``uid`` runs on this host now."""
     count = 0
@@ -386,6 +412,9 @@ class _Worker:
         self.job_pgid: int | None = None
         self._buffer = b""
         self._log_path = sandbox.root / f"w{index}.log"
+        self.cgroup: WorkerCgroup | None = None
+        self.baseline = 0  # bytes the warm server holds in its cgroup
+        self._starts = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -412,7 +441,20 @@ class _Worker:
             config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
         if isolation == "bwrap":
             command = [*_bwrap_args(sb.bwrap or "bwrap", sb.python, self.dir, sb.as_root), "--", *command]
+        if sb._job_seccomp is not None:
+            config["job_seccomp"] = sb._job_seccomp
+        if sb._cgroups is not None:
+            config["oom_score_adj"] = 1000  # the OOM killer takes job processes, never the server
         command.append(json.dumps(config))
+        if sb._cgroups is not None:
+            self._starts += 1
+            self.cgroup = WorkerCgroup(
+                sb._cgroups, f"matbench-{os.getpid()}-{id(sb):x}-w{self.index}-{self._starts}"
+            )
+            # Room for the start (imports), narrowed to the warm server's own use + the job's budget below.
+            self.cgroup.set_memory(sb.limits.memory_mb * 1024 * 1024 + (1 << 30))
+            self.cgroup.set_pids(sb.limits.max_processes + 16)
+            command = self.cgroup.wrap(command)
         log_fh = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             # Spawned from one long-lived thread: --die-with-parent follows the spawning *thread*.
@@ -441,11 +483,19 @@ class _Worker:
         if ready.get("event") != "ready":
             self.kill()
             raise SandboxError(f"sandbox worker sent {ready!r} instead of ready")
+        if self.cgroup is not None:
+            self.baseline = self.cgroup.usage() or 0
+            if not self.cgroup.set_memory(self.baseline + sb.limits.memory_mb * 1024 * 1024):
+                self.kill()
+                raise SandboxError(f"could not set the memory limit of cgroup {self.cgroup.memory}")
 
     def kill(self) -> None:
         """Kill the server (its whole session; bwrap takes the pid namespace down with it)."""
         proc, self.proc = self.proc, None
         if proc is None:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+                self.cgroup = None
             return
         for pgid in (proc.pid, self.job_pgid):
             if pgid:
@@ -458,6 +508,9 @@ class _Worker:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("sandbox worker %d did not die", proc.pid)
+        if self.cgroup is not None:
+            self.cgroup.remove()  # anything the job left behind dies with it
+            self.cgroup = None
         for stream in (proc.stdin, proc.stdout):
             try:
                 if stream:
@@ -529,6 +582,7 @@ class Sandbox:
         start_timeout: float = 60.0,
         keep_calls: int = 256,
         max_output_pixels: int = MAX_OUTPUT_PIXELS,
+        memory_cap: MemoryCap = "auto",
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -546,6 +600,7 @@ class Sandbox:
         self.as_root = os.geteuid() == 0
         self.bwrap = find_bwrap()
         self._seccomp, self.namespace_guard = _namespace_guard()
+        self._cgroups, self._job_seccomp, self.memory_cap = _memory_cap(memory_cap, self.limits.memory_mb)
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -742,8 +797,16 @@ class Sandbox:
                 "cpu": int(math.ceil(timeout)) + 1,
                 "scope": scope,
             }
+            cgroup = worker.cgroup
+            if cgroup is not None:
+                cgroup.reset_peak()
+                ooms = cgroup.oom_kills()
             try:
-                return worker.execute(request, grace=self.grace), None
+                reply = worker.execute(request, grace=self.grace)
+                if cgroup is not None:
+                    reply["memory_peak"] = max(0, (cgroup.peak() or 0) - worker.baseline)
+                    reply["oom_killed"] = cgroup.oom_kills() > ooms
+                return reply, None
             except _WorkerDied as exc:
                 sent = "could not send" not in str(exc)
                 worker.kill()
@@ -779,6 +842,8 @@ class Sandbox:
             timed_out=bool(reply.get("timed_out")),
             returncode=reply.get("returncode"),
             signal=sig_name,
+            memory_peak=reply.get("memory_peak"),
+            disk_used=reply.get("disk_used"),
         )
         if died is not None:
             result.error = f"sandbox worker died during the job ({died}); it is restarted for the next job"
@@ -786,6 +851,11 @@ class Sandbox:
             result.error = f"sandbox worker error: {reply['server_error']}"
         elif result.timed_out:
             result.error = f"timed out after {timeout:g} s (the code and all its processes were killed)"
+        elif reply.get("oom_killed") and (sig_name or not report.get("ok")):
+            result.error = (
+                f"the code used more than its memory limit ({self.limits.memory_mb} MiB for all its "
+                "processes together) and was killed"
+            )
         elif sig_name:
             result.error = f"the code was killed by {sig_name}"
             if sig_name == "SIGXCPU":

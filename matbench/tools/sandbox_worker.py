@@ -374,6 +374,12 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     os.environ.update(config.get("env", {}))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _set_limits(config.get("limits", {}))
+    if config.get("oom_score_adj") is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as fh:
+                fh.write(str(int(config["oom_score_adj"])))
+        except OSError:
+            pass
     if config.get("job_seccomp"):  # e.g. one process per job, where no cgroup caps the job's memory
         _load_seccomp(config["job_seccomp"])
     data = b""
