@@ -179,8 +179,9 @@ def _python_dirs(python: str) -> list[str]:
     return sorted(dirs)
 
 
-def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> list[str]:
-    """The bubblewrap command line: a minimal read-only root, one writable directory, no network."""
+def _bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> list[str]:
+    """The bubblewrap command line: a minimal read-only root, no network, and as the only writable space
+    three size-limited tmpfs (``disk``: mount point -> bytes): the work dir, /tmp and /dev/shm."""
     args = [bwrap]
     if as_root:
         # Real root cannot map a non-root uid into a new user namespace, and a process that is root
@@ -210,8 +211,17 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
     # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
     # bound on top of it instead of being hidden by it.
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
+    args += [
+        "--perms",
+        "1777",
+        "--size",
+        str(disk["/dev/shm"]),
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/dev",
+    ]
+    args += ["--perms", "1777", "--size", str(disk["/tmp"]), "--tmpfs", "/tmp"]
     made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
     for path in _python_dirs(python):
         parts = Path(path).parts
@@ -221,7 +231,8 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         args += ["--ro-bind", path, path]
-    args += ["--bind", str(worker_dir), SANDBOX_MOUNT, "--chdir", SANDBOX_MOUNT]
+    args += ["--perms", "1777", "--size", str(disk[SANDBOX_MOUNT]), "--tmpfs", SANDBOX_MOUNT]
+    args += ["--chdir", SANDBOX_MOUNT]
     args += ["--clearenv"]
     for key, value in _minimal_env().items():
         args += ["--setenv", key, value]
@@ -432,15 +443,30 @@ class _Worker:
             "env": _minimal_env(),
             "limits": sb.limits.rlimits(),
         }
+        if sb._cgroups is not None and sb._cgroups.caps_pids:
+            # pids.max counts this worker's tasks alone; RLIMIT_NPROC would count every task of uid 65534
+            # on the host (other sandboxes included) and make forks fail at random.
+            del config["limits"]["nproc"]
         if sb._seccomp is not None:
             config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
         if sb.as_root:
             config["drop_to"] = [NOBODY, NOBODY]
-            config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
+            if "nproc" in config["limits"]:
+                config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
         if isolation == "bwrap":
-            command = [*_bwrap_args(sb.bwrap or "bwrap", sb.python, self.dir, sb.as_root), "--", *command]
+            bwrap_args = _bwrap_args(sb.bwrap or "bwrap", sb.python, sb.as_root, sb.disk)
+            command = [*bwrap_args, "--", *command]
+            # The job's files live on the tmpfs; the server alone reaches the host directory, through
+            # this descriptor (never mounted, closed in every job), to copy the input in and results out.
+            exchange_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            config.update(
+                exchange_fd=exchange_fd,
+                private_mounts=list(sb.disk),
+                output_max_bytes=sb.limits.file_size_mb * 1024 * 1024,
+                output_name=OUTPUT_NAME,
+            )
         if sb._job_seccomp is not None:
             config["job_seccomp"] = sb._job_seccomp
         if sb._cgroups is not None:
@@ -456,6 +482,7 @@ class _Worker:
             self.cgroup.set_pids(sb.limits.max_processes + 16)
             command = self.cgroup.wrap(command)
         log_fh = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        passed = (config["exchange_fd"],) if "exchange_fd" in config else ()
         try:
             # Spawned from one long-lived thread: --die-with-parent follows the spawning *thread*.
             self.proc = sb._spawner.submit(
@@ -468,9 +495,12 @@ class _Worker:
                 cwd=str(self.dir) if isolation != "bwrap" else "/",
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=passed,
             ).result()
         finally:
             log_fh.close()
+            for fd in passed:
+                os.close(fd)
         self.isolation = isolation
         self._buffer = b""
         try:
@@ -583,6 +613,7 @@ class Sandbox:
         keep_calls: int = 256,
         max_output_pixels: int = MAX_OUTPUT_PIXELS,
         memory_cap: MemoryCap = "auto",
+        disk_mb: int = 512,
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -594,6 +625,10 @@ class Sandbox:
         self.requested_isolation = isolation
         self.output_limit = int(output_limit)
         self.max_output_pixels = int(max_output_pixels)
+        # The job's whole writable space with bubblewrap: half work dir, a quarter each /tmp and /dev/shm.
+        self.disk_mb = int(disk_mb)
+        quarter = self.disk_mb * 1024 * 1024 // 4
+        self.disk = {SANDBOX_MOUNT: 2 * quarter, "/tmp": quarter, "/dev/shm": quarter}
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
@@ -646,7 +681,7 @@ class Sandbox:
         probe = self.root / "probe"
         probe.mkdir(mode=0o755, exist_ok=True)
         command = [
-            *_bwrap_args(self.bwrap, self.python, probe, self.as_root),
+            *_bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
             self.python,
             "-I",
@@ -667,6 +702,14 @@ class Sandbox:
             raise SandboxError(f"bwrap does not work here: {failure}")
         _warn_weak_once(f"bwrap failed: {failure}")
         return "none"
+
+    @property
+    def disk_cap(self) -> str:
+        """How the job's writable space is capped, for the run config."""
+        if self.isolation != "bwrap":
+            return f"none as a whole without bubblewrap (each file at most {self.limits.file_size_mb} MiB)"
+        parts = ", ".join(f"{path} {size >> 20} MiB" for path, size in self.disk.items())
+        return f"tmpfs {self.disk_mb} MiB ({parts}); stdout/stderr {self.limits.file_size_mb} MiB each"
 
     # -- running ---------------------------------------------------------------------------------
     def run(
@@ -749,11 +792,12 @@ class Sandbox:
             mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
-            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope)
+            input_arg = input_name if image is not None else None
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope, input_arg)
             if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
                 worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
-            self._check_output(dir_fd, result)
+            self._check_output(dir_fd, result, reply.get("output_problem"))
             result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
         finally:
             os.close(dir_fd)
@@ -784,6 +828,7 @@ class Sandbox:
         timeout: float,
         number: int,
         scope: dict | None = None,
+        input_name: str | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
         for attempt in (1, 2):
@@ -792,6 +837,8 @@ class Sandbox:
             request = {
                 "id": number,
                 "dir": seen_dir,
+                "exchange": f"j{number}",  # the host job dir, relative to the worker's exchange descriptor
+                "input": input_name,
                 "code": code,
                 "timeout": timeout,
                 "cpu": int(math.ceil(timeout)) + 1,
@@ -868,9 +915,11 @@ class Sandbox:
             result.error = f"the code exited abnormally (exit status {result.returncode})"
         return result
 
-    def _check_output(self, dir_fd: int, result: CodeResult) -> None:
+    def _check_output(self, dir_fd: int, result: CodeResult, seen: str | None = None) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
         problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
+        if seen is not None:  # what the worker saw in the private work dir (a link, say)
+            problem = f"output is not a readable image ({seen})"
         if problem is None:
             if result.error is None:
                 result.ok = True

@@ -37,6 +37,10 @@ class CgroupSupport:
     pids_parent: Path | None
 
     @property
+    def caps_pids(self) -> bool:
+        return self.version == 2 or self.pids_parent is not None
+
+    @property
     def mechanism(self) -> str:
         if self.version == 2:
             return "cgroup-v2 (memory.max, memory.swap.max=0, pids.max per worker)"

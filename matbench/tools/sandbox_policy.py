@@ -43,6 +43,7 @@ def sandbox_config(sandbox: Sandbox, timeout: float) -> dict[str, Any]:
         "max_output_pixels": sandbox.max_output_pixels,
         "namespaces": sandbox.namespace_guard,
         "memory_cap": sandbox.memory_cap,
+        "disk_cap": sandbox.disk_cap,
     }
 
 
