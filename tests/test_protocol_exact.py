@@ -106,10 +106,8 @@ def test_search_layout_byte_exact(tmp_path, fixtures_dir, how):
         assert cfg["protocol_source"]["via"] == "authors-repo"
 
 
-@pytest.mark.parametrize("how", ["default", "protocol-file"])
-def test_coding_layout_byte_exact(tmp_path, fixtures_dir, how):
-    proto, (_, coding_file) = authors_protocol_files(fixtures_dir, tmp_path)
-    flags = ["--protocol-file", str(coding_file)] if how == "protocol-file" else []
+def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
+    proto, _ = authors_protocol_files(fixtures_dir, tmp_path)
     turns = proto["examples"]["mat-coding id 12"]
     outputs = iter([t["model_output"] for t in turns[1:]])
     with FakeOpenAIServer(lambda req: next(outputs)) as srv:
@@ -125,7 +123,6 @@ def test_coding_layout_byte_exact(tmp_path, fixtures_dir, how):
                 str(fixtures_dir / "mat" / "coding-demo"),
                 "--ids",
                 "12",
-                *flags,
                 "--runs-root",
                 str(tmp_path / "runs"),
             ],

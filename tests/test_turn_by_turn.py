@@ -275,8 +275,13 @@ def _coding_scenarios() -> dict[str, list[str]]:
 
 
 def test_coding_turn_by_turn(tmp_path, fixtures_dir):
-    data = fixtures_dir / "mat" / "coding-demo"
-    rows = {str(r["id"]): r for r in json.loads((data / "MAT-Coding.json").read_text())}
+    data = tmp_path / "data"
+    shutil.copytree(fixtures_dir / "mat" / "coding-demo", data)
+    table = json.loads((data / "MAT-Coding.json").read_text())
+    assert table[0]["id"] == 12
+    table[0]["type"] = ["rotation180", "crop"]  # crop listed but not first: the processed image, as theirs
+    (data / "MAT-Coding.json").write_text(json.dumps(table, ensure_ascii=False))
+    rows = {str(r["id"]): r for r in table}
     scenarios = _coding_scenarios()
     model = ScriptedModel({rows[i]["question"]: outs for i, outs in scenarios.items()})
     with FakeOpenAIServer(model) as srv:
@@ -291,6 +296,8 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
                 "--data-dir",
                 str(data),
                 "--no-response-cache",
+                "--seed",
+                "7",
                 "--run-dir",
                 str(tmp_path / "run"),
             ],
@@ -321,33 +328,13 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
         assert records[sid]["prediction"] == prediction, sid
     crop = records["119"]["trajectory"][1]["tool"]
     assert crop["ok"] and crop["crop_box"] is not None and "img[" in crop["input"]
-
-
-def test_crop_image_only_when_crop_is_the_first_type(tmp_path, fixtures_dir):
-    data = tmp_path / "data"
-    shutil.copytree(fixtures_dir / "mat" / "coding-demo", data)
-    rows = json.loads((data / "MAT-Coding.json").read_text())
-    rows[0]["type"] = ["rotation180", "crop"]  # id 12: crop listed, but not first -> the processed image
-    (data / "MAT-Coding.json").write_text(json.dumps(rows, ensure_ascii=False))
-    with FakeOpenAIServer("<answer> x </answer>") as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(data),
-                "--ids",
-                "12",
-                "--run-dir",
-                str(tmp_path / "run"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
-        assert out.returncode == 0, out.stderr
-        (url,) = request_image_urls(srv.requests[0])
-    assert decode_data_url(url)[1] == (data / rows[0]["processed_image_path"]).read_bytes()
-    assert read_jsonl(tmp_path / "run" / "predictions.jsonl")[0]["status"] == "ok"
+    # what the run recorded: the faithful defaults, and exactly what went over the wire besides the messages
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["protocol"]["name"] == "visual-arft" and cfg["protocol"]["wording"] == "authors"
+    assert cfg["options"]["compat"] == "fixed" and cfg["options"]["exec_scope"] == "authors"
+    assert ["np", "numpy", None] in cfg["options"]["exec_globals"]
+    assert cfg["sandbox"]["timeout"] == 60 and cfg["sandbox"]["exec_scope"] == "authors"
+    assert cfg["decoding"]["sent"] == {"max_tokens": 1024, "temperature": 0.0, "seed": 7}
+    for req in got:
+        assert {k: v for k, v in req.items() if k not in ("messages", "model")} == cfg["decoding"]["sent"]
+    assert cfg["task"]["revision"] is None and cfg["task"]["revision_pinned"] is None  # local data
