@@ -109,6 +109,8 @@ def test_merge_equals_the_unsharded_run(shard_runs, capsys):
     assert main(["compare", str(out), str(tmp / "whole"), "--json", "--resamples", "200"]) == 0
     cmp = json.loads(capsys.readouterr().out)
     assert cmp["paired"] == 125 and cmp["overall"]["diff_f1"] == 0
+    assert main(["view", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
     lb = tmp / "lb"
     assert main(["submit", str(out), "--name", "merged", "--leaderboard-dir", str(lb)]) == 0
     assert "recorded" in capsys.readouterr().out
