@@ -406,8 +406,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     except BaseException:
         plan.lock.release()
         raise
-    finished = plan.totals.finished_ids(retry_errors=settings.retry_errors)
-    plan.todo = [s for s in samples if s.id not in finished]
+    plan.todo = [s for s in samples if not plan.totals.finished(s.id, retry_errors=settings.retry_errors)]
     print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
     return plan
 
