@@ -29,6 +29,7 @@ from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.timesplit import TimeSplit
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class EvalSettings:
     overwrite: bool = False
     retry_errors: bool = False
     seed: int | None = None
+    max_new_tokens: int | None = None  # None: the task's limit
     temperature: float | None = None
     top_p: float | None = None
     scoring: str | None = None
@@ -94,6 +96,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -214,7 +217,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     )
     options = EpisodeOptions(
         max_calls=1 if direct else int(limits.get("max_calls", 5)),
-        max_new_tokens=int(limits.get("max_new_tokens", 1024)),
+        max_new_tokens=int(settings.max_new_tokens or limits.get("max_new_tokens", 1024)),
         top_k=int(limits.get("top_k", 4)),
         temperature=settings.temperature,
         top_p=settings.top_p,
@@ -311,17 +314,24 @@ def _default_cache_dir() -> Path:
 
 
 # --- scheduling ----------------------------------------------------------------------------------------------
-async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done) -> None:
+async def run_concurrent(
+    episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done, split: TimeSplit | None = None
+) -> None:
     """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
     sem = asyncio.Semaphore(max(1, limit))
+    clock = time.perf_counter
 
     async def one(make: Callable[[], Episode]) -> None:
         async with sem:
             ep = make()
             try:
                 while not ep.done:
+                    t0 = clock()
                     (out,) = await model.generate([ep.request()])
+                    t1 = clock()
                     await ep.advance(out)
+                    if split is not None:
+                        split.add_call(t1 - t0, clock() - t1)
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
@@ -330,8 +340,19 @@ async def run_concurrent(episodes: Iterable[Callable[[], Episode]], model, limit
     await asyncio.gather(*(one(m) for m in episodes))
 
 
-async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
+async def run_lockstep(
+    episodes: Iterable[Callable[[], Episode]], model, on_done, split: TimeSplit | None = None
+) -> None:
     """In-process engines: ONE batched generate per round over all live episodes, then the round's tools."""
+    clock = time.perf_counter
+
+    async def timed(ep: Episode, out, took: list[float]) -> None:
+        t = clock()
+        try:
+            await ep.advance(out)
+        finally:
+            took.append(clock() - t)
+
     live = []
     for make in episodes:
         ep = make()
@@ -340,10 +361,15 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
         else:
             live.append(ep)
     while live:
+        t0 = clock()
         outs = await model.generate([ep.request() for ep in live])
+        t1 = clock()
+        took: list[float] = []
         results = await asyncio.gather(
-            *(ep.advance(out) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
+            *(timed(ep, out, took) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
         )
+        if split is not None:
+            split.add_round(len(live), t1 - t0, took, clock() - t1)
         for ep, result in zip(live, results, strict=True):
             if isinstance(result, Exception):  # one broken episode must not end the round
                 log.error("sample %s failed in the harness: %r", ep.sample.id, result)
@@ -387,6 +413,8 @@ def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
+    if plan.time_split is not None:
+        run["time_split"] = plan.time_split.to_dict(duration)
     summary = {**result, "run": run}
     plan.run.write_summary(summary)
     return summary
@@ -443,12 +471,14 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
         plan.run.append(rec)
         progress.update(rec)
 
+    lockstep = bool(getattr(model, "lockstep", False))
+    plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
         makers = [make(s) for s in plan.todo]
-        if getattr(model, "lockstep", False):
-            await run_lockstep(makers, model, on_done)
+        if lockstep:
+            await run_lockstep(makers, model, on_done, plan.time_split)
         else:
-            await run_concurrent(makers, model, settings.max_concurrency, on_done)
+            await run_concurrent(makers, model, settings.max_concurrency, on_done, plan.time_split)
     finally:
         progress.close()
 
