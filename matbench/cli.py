@@ -27,6 +27,8 @@ COMMANDS: list[str] = [
     "leaderboard",
     "compare",
     "view",
+    "cache",
+    "merge",
 ]
 
 

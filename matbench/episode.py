@@ -8,12 +8,12 @@ the model: concurrently over HTTP, or in lock-step batches for an in-process eng
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.data.sample import Sample
+from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
@@ -70,21 +70,14 @@ class Episode:
         self.text = fill(t["first"], instructions=t["instructions"], question=self.sample.question)
         if self.sample.image is not None:
             try:
-                self.image = self._keep_image(self.sample.image, "input")
+                self.image = self._keep_image(self.sample.image)
             except OSError as exc:  # vanished or unreadable since loading: an input error, not a crash
                 self.done, self.status, self.error = True, "input_error", f"cannot read image: {exc}"
 
     # --- images ------------------------------------------------------------------------------------------
-    @property
-    def _image_dir(self) -> Path:
-        return self.run_dir / "images" / _safe(self.sample.id)
-
-    def _keep_image(self, src: Path, stem: str) -> Path:
-        """Copy an image into the run directory (records reference files, never inline bytes)."""
-        self._image_dir.mkdir(parents=True, exist_ok=True)
-        dst = self._image_dir / f"{stem}{src.suffix.lower() or '.png'}"
-        shutil.copyfile(src, dst)
-        return dst
+    def _keep_image(self, src: Path) -> Path:
+        """Store an image in the run directory, once per content (records reference files, never bytes)."""
+        return ImageStore(self.run_dir).put(src)
 
     def _rel(self, path: Path | None) -> str | None:
         return str(path.relative_to(self.run_dir)) if path is not None else None
@@ -225,7 +218,7 @@ class Episode:
             return info
         info.update(ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time)
         if res.ok and res.output_image is not None:
-            kept = self._keep_image(Path(res.output_image), f"turn{len(self.turns)}")
+            kept = self._keep_image(Path(res.output_image))
             info["output_image"] = self._rel(kept)
             self.image = kept  # the output image REPLACES the image in the next turn
         self._count("code", not res.ok)
@@ -252,7 +245,3 @@ class Episode:
             metadata=dict(self.sample.metadata),
             trajectory=self.turns,
         )
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text) or "_"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from matbench.data.sample import Sample
 from matbench.errors import InputError
@@ -43,15 +45,23 @@ def read_predictions(path: str | Path) -> list[PredRow]:
     if path.is_dir():
         path = path / PREDICTIONS_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as fh:
+            if _first_char(fh) == "[":  # the authors' format: one JSON list, read whole
+                fh.seek(0)
+                return _authors_rows(path, fh.read())
+            fh.seek(0)
+            return _jsonl_rows(path, fh)  # JSON Lines: streamed, one line in memory at a time
     except FileNotFoundError:
         raise InputError("predictions file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read: {exc}", file=str(path)) from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return _authors_rows(path, text)
-    return _jsonl_rows(path, text)
+
+
+def _first_char(fh: TextIO) -> str:
+    while chunk := fh.read(4096):
+        if stripped := chunk.lstrip():
+            return stripped[0]
+    return ""
 
 
 def _authors_rows(path: Path, text: str) -> list[PredRow]:
@@ -82,9 +92,8 @@ def _authors_rows(path: Path, text: str) -> list[PredRow]:
     return rows
 
 
-def _jsonl_rows(path: Path, text: str) -> list[PredRow]:
+def _jsonl_rows(path: Path, lines: Iterable[str]) -> list[PredRow]:
     by_id: dict[str, PredRow] = {}
-    lines = text.splitlines()
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ STATUSES = ("ok", "error", "input_error")
 CONFIG_FILE = "config.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
+# The start of a line written by RunDir.append: the id is the first field (a JSON string).
+_ID_PREFIX = re.compile(rb'\{"id": ("(?:[^"\\]|\\.)*")')
 
 
 @dataclass
@@ -124,36 +127,90 @@ class RunDir:
             fh.write(line)
             fh.flush()
 
-    def read_records(self, *, latest: bool = True) -> list[dict]:
-        """All records (the latest per id when ``latest``, in first-seen order).
+    def lines(self) -> Iterator[tuple[int, int, dict]]:
+        """``(row number, byte offset, record)`` of each line, streamed: one line in memory at a time.
 
         A torn last line (the process was killed mid-write) is ignored; a torn line elsewhere is an error.
         """
         if not self.predictions_path.is_file():
-            return []
-        lines = self.predictions_path.read_text(encoding="utf-8").splitlines()
-        rows: list[dict] = []
-        for no, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                if no == len(lines):
+            return
+        pending: InputError | None = None
+        with self.predictions_path.open("rb") as fh:
+            offset = 0
+            for no, line in enumerate(fh, 1):
+                start, offset = offset, offset + len(line)
+                if not line.strip():
                     continue
-                raise InputError(f"not valid JSON: {exc}", file=str(self.predictions_path), row=no) from exc
+                if pending is not None:
+                    raise pending
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                    pending = InputError(f"not valid JSON: {exc}", file=str(self.predictions_path), row=no)
+                    continue
+                yield no, start, row
+
+    def latest_offsets(self) -> dict[str, int]:
+        """Byte offset of the latest line of each id, in first-seen order; only ids are kept.
+
+        Lines written by :meth:`append` start with the id and end with a newline, so the id is read without
+        parsing the whole (trajectory-sized) line; anything else is parsed.
+        """
+        offsets: dict[str, int] = {}
+        if not self.predictions_path.is_file():
+            return offsets
+        with self.predictions_path.open("rb") as fh:
+            offset = 0
+            for line in fh:
+                start, offset = offset, offset + len(line)
+                m = _ID_PREFIX.match(line) if line.endswith(b"\n") else None
+                if m is not None:
+                    try:
+                        offsets[json.loads(m.group(1))] = start
+                        continue
+                    except ValueError:
+                        pass
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # reported by lines() when it is not a torn last line
+                offsets[str(row.get("id"))] = start
+        return offsets
+
+    def iter_records(self, *, latest: bool = True) -> Iterator[dict]:
+        """Every record streamed (the latest per id when ``latest``, in first-seen order).
+
+        Callers keep only the fields they need, so reading a 12,576-sample run costs one record of memory.
+        """
         if not latest:
-            return rows
-        by_id: dict[str, dict] = {}
-        for row in rows:
-            by_id[str(row.get("id"))] = row  # dicts keep first-insertion order; values take the last
-        return list(by_id.values())
+            yield from (row for _, _, row in self.lines())
+            return
+        offsets = self.latest_offsets()
+        wanted = list(offsets.values())
+        # No id written twice (the usual case): one sequential pass.
+        if all(a < b for a, b in zip(wanted, wanted[1:], strict=False)):
+            keep = set(wanted)
+            yield from (row for _, off, row in self.lines() if off in keep)
+            return
+        for _ in self.lines():  # validate the file (a torn line in the middle is an error) before seeking
+            pass
+        with self.predictions_path.open("rb") as fh:
+            for off in wanted:
+                fh.seek(off)
+                yield json.loads(fh.readline())
+
+    def read_records(self, *, latest: bool = True) -> list[dict]:
+        """All records in a list (small runs and tests; large readers use :meth:`iter_records`)."""
+        return list(self.iter_records(latest=latest))
 
     def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
         """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
-        return {
-            str(r["id"]) for r in self.read_records() if not (retry_errors and r.get("status") == "error")
-        }
+        status: dict[str, bool] = {}
+        for _, _, row in self.lines():
+            status[str(row.get("id"))] = row.get("status") == "error"
+        return {rid for rid, err in status.items() if not (retry_errors and err)}
 
     # --- summary ---------------------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:

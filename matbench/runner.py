@@ -24,12 +24,13 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import PredRow, score_rows
 from matbench.protocols.templates import Templates, load_templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
+from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.timesplit import TimeSplit
+from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
+    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
     "max_concurrency",
     "timeout",
     "max_retries",
@@ -60,9 +62,9 @@ class EvalSettings:
     protocol: str | None = None
     protocol_file: str | None = None
     search: str = "serper"
-    search_cache: str = "readwrite"
+    search_cache: str = "auto"
     cache_dir: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
     max_concurrency: int = 32
     run_dir: str | None = None
@@ -77,9 +79,11 @@ class EvalSettings:
     crop_assist: bool | None = None
     code_timeout: float | None = None
     sandbox_workers: int = 2
+    unsafe_no_sandbox: bool = False
     response_cache: bool = True
     model_options: dict = field(default_factory=dict)
     progress: bool = True
+    shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class TaskPlan:
     scoring: str
     tools: Tools
     search_cache: object | None = None
+    totals: RunTotals | None = None
     time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
 
 
@@ -147,34 +152,45 @@ def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spe
     return samples[:limit] if limit is not None else samples
 
 
-def _same_run_target(path: Path, model: str, task: str) -> bool:
-    """A previous run directory of this model and task (the name alone can be ambiguous)."""
+def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bool:
+    """A previous run directory of this model, task and shard (the name alone can be ambiguous)."""
     try:
         cfg = RunDir(path).read_config()
     except (ConfigError, InputError):
         return False
-    return cfg.get("model", {}).get("spec") == model and cfg.get("task", {}).get("name") == task
+    return (
+        cfg.get("model", {}).get("spec") == model
+        and cfg.get("task", {}).get("name") == task
+        and (cfg.get("selection") or {}).get("shard") == shard
+    )
 
 
 def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+    shard = config["selection"]["shard"]
     model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
     if settings.run_dir:
         path = Path(settings.run_dir)
         if len(settings.tasks) > 1:
             path = path / spec.name
     else:
         root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{spec.name}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name)]
-        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{spec.name}"
+        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
+        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
+        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{task_part}"
     run = RunDir(path)
     if run.exists():
         if settings.overwrite:
             shutil.rmtree(path)
             if not settings.run_dir:  # a fresh run gets a fresh timestamp
-                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{spec.name}")
+                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}")
         else:
             old = run.read_config()
+            if (old.get("selection") or {}).get("shard") != shard:
+                raise ConfigError(
+                    f"{path} holds shard {(old.get('selection') or {}).get('shard') or 'none (all samples)'}, "
+                    f"not {shard or 'all samples'}: pass another --run-dir"
+                )
             if old.get("fingerprint") != config["fingerprint"]:
                 changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
                 raise ConfigError(
@@ -211,6 +227,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     get_scorer(scoring)  # unknown scoring fails here, before any call
     samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
     samples = _select(samples, settings.ids, settings.limit, spec)
+    n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
+    shard = parse_shard(settings.shard) if settings.shard else None
+    if shard is not None:
+        samples = shard.select(samples)
     limits = spec.limits
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
@@ -232,16 +252,17 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             shared["search"] = _search_tool(settings)
         search_cache, search_info = shared["search"]
         tools.search = search_cache
-        search_info = {**search_info, "cache": settings.search_cache}
+        search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
     if "code" in spec.tools and not direct:
-        from matbench.tools.sandbox import Sandbox
+        from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 
         timeout = settings.code_timeout or float(limits.get("code_timeout", 20))
         key = ("sandbox", timeout)
         if key not in shared:
-            shared[key] = Sandbox(timeout=timeout, workers=settings.sandbox_workers)
+            workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
+            shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
         tools.sandbox = shared[key]
-        sandbox_info = {"timeout": timeout, "isolation": tools.sandbox.isolation}
+        sandbox_info = sandbox_config(tools.sandbox, timeout)
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
@@ -253,7 +274,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
-            "n_samples": len(samples),
+            "n_samples": n_selected,
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
@@ -278,16 +299,28 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "seed": options.seed,
         },
         "seed": settings.seed,
-        "selection": {"limit": settings.limit, "ids": settings.ids},
+        "selection": {
+            "limit": settings.limit,
+            "ids": settings.ids,
+            "shard": str(shard) if shard else None,
+            "shard_samples": len(samples) if shard else None,
+        },
         "packages": _packages(),
     }
     config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
     run = _resolve_run_dir(settings, spec, config)
+    if run.exists() and sandbox_info is not None:
+        from matbench.tools.sandbox_policy import check_resume
+
+        check_resume(run.read_config(), sandbox_info, run.path)
     if not run.exists():
         run.create(config)
-    finished = run.finished_ids(retry_errors=settings.retry_errors)
+    totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
+    finished = totals.finished_ids(retry_errors=settings.retry_errors)
     todo = [s for s in samples if s.id not in finished]
-    return TaskPlan(spec, templates, samples, todo, run, config, options, scoring, tools, search_cache)
+    return TaskPlan(
+        spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
+    )
 
 
 def build_model(settings: EvalSettings):
@@ -317,12 +350,13 @@ def _default_cache_dir() -> Path:
 async def run_concurrent(
     episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done, split: TimeSplit | None = None
 ) -> None:
-    """HTTP models: every episode in flight at once, at most ``limit`` of them; an episode is made lazily."""
-    sem = asyncio.Semaphore(max(1, limit))
+    """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
+    an episode (and its task) exists only while it runs: memory does not grow with the number of samples."""
+    makers = iter(episodes)
     clock = time.perf_counter
 
-    async def one(make: Callable[[], Episode]) -> None:
-        async with sem:
+    async def worker() -> None:
+        for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
             ep = make()
             try:
                 while not ep.done:
@@ -337,7 +371,7 @@ async def run_concurrent(
                 ep.fail(exc)
             on_done(ep)
 
-    await asyncio.gather(*(one(m) for m in episodes))
+    await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
 
 async def run_lockstep(
@@ -382,40 +416,25 @@ async def run_lockstep(
 
 # --- one task ------------------------------------------------------------------------------------------------
 def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
-    records = plan.run.read_records()
-    result = score_rows(
-        [PredRow.from_record(r, i) for i, r in enumerate(records, 1)], plan.spec, plan.scoring
+    """The summary from the running totals (loaded once at resume, added to as samples finish)."""
+    totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+    summary = totals.summary(
+        model=plan.config["model"]["spec"],
+        run_dir=str(plan.run.path),
+        fingerprint=plan.config["fingerprint"],
+        sample_ids=[s.id for s in plan.samples],
+        duration=duration,
     )
-    calls = sum(r.get("turns", 0) for r in records)
-    tool_calls: dict[str, int] = {}
-    for r in records:
-        for k, v in (r.get("tool_calls") or {}).items():
-            tool_calls[k] = tool_calls.get(k, 0) + v
-    done_ids = {str(r["id"]) for r in records}
-    run = {
-        "model": plan.config["model"]["spec"],
-        "run_dir": str(plan.run.path),
-        "fingerprint": plan.config["fingerprint"],
-        "samples": len(plan.samples),
-        "finished": all(s.id in done_ids for s in plan.samples),
-        "errors": sum(r.get("status") == "error" for r in records),
-        "input_errors": sum(r.get("status") == "input_error" for r in records),
-        "calls": calls,
-        "tool_calls": tool_calls,
-        "tool_errors": sum(r.get("tool_errors", 0) for r in records),
-        "tokens": {
-            "input": sum((r.get("tokens") or {}).get("input", 0) for r in records),
-            "output": sum((r.get("tokens") or {}).get("output", 0) for r in records),
-        },
-        "duration_s": round(duration, 3),
-    }
+    run = summary["run"]
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
         run["response_cache"] = model.stats()
+    endpoints = getattr(getattr(model, "model", model), "endpoint_stats", None)
+    if endpoints is not None:
+        run["endpoints"] = endpoints()
     if plan.time_split is not None:
         run["time_split"] = plan.time_split.to_dict(duration)
-    summary = {**result, "run": run}
     plan.run.write_summary(summary)
     return summary
 
@@ -469,12 +488,14 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if plan.totals is not None:
+            plan.totals.add(rec.to_dict())
         progress.update(rec)
 
     lockstep = bool(getattr(model, "lockstep", False))
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
-        makers = [make(s) for s in plan.todo]
+        makers = (make(s) for s in plan.todo)
         if lockstep:
             await run_lockstep(makers, model, on_done, plan.time_split)
         else:

@@ -132,27 +132,35 @@ class Scored:
 
 
 def aggregate(rows: Iterable[Scored], split_order: Sequence[str] = ()) -> dict:
-    """Means over all rows and per split (by each row's split field), with n per split. Fractions in [0, 1]."""
-    rows = list(rows)
+    """Means over all rows and per split (by each row's split field), with n per split. Fractions in [0, 1].
+
+    One pass with running sums (rows may be a generator: nothing is held per row, at any number of samples).
+    """
+    n = missing = 0
+    f1 = em = 0.0
+    parts: dict[str, list] = {}  # split -> [n, f1 sum, em sum]
+    for r in rows:
+        n += 1
+        missing += r.missing
+        f1 += r.f1
+        em += r.em
+        if r.split is not None:
+            part = parts.get(r.split)
+            if part is None:
+                part = parts[r.split] = [0, 0.0, 0.0]
+            part[0] += 1
+            part[1] += r.f1
+            part[2] += r.em
     out: dict = {
-        "n": len(rows),
-        "missing": sum(r.missing for r in rows),
-        "f1": _mean(r.f1 for r in rows),
-        "em": _mean(r.em for r in rows),
+        "n": n,
+        "missing": missing,
+        "f1": f1 / n if n else 0.0,
+        "em": em / n if n else 0.0,
         "splits": {},
     }
-    names = [s for s in split_order if any(r.split == s for r in rows)]
-    names += sorted({r.split for r in rows if r.split is not None and r.split not in names})
+    names = [s for s in split_order if s in parts]
+    names += sorted(s for s in parts if s not in names)
     for name in names:
-        part = [r for r in rows if r.split == name]
-        out["splits"][name] = {
-            "n": len(part),
-            "f1": _mean(r.f1 for r in part),
-            "em": _mean(r.em for r in part),
-        }
+        k, f, e = parts[name]
+        out["splits"][name] = {"n": k, "f1": f / k, "em": e / k}
     return out
-
-
-def _mean(values: Iterable[float]) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0

@@ -265,3 +265,102 @@ def edit_records(run: Path, fn) -> None:
         if rec is not None:
             out.append(json.dumps(rec, ensure_ascii=False))
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
+    """A finished 2WikiMultihopQA-sized run (``n`` samples) with search trajectories of realistic size
+    (2-4 turns, 4 snippets of ~40 words per search: ~3.5 KB per sample, ~44 MB at 12,576), written through
+    ``RunDir``/``SampleRecord`` as ``matbench eval`` writes them, in a shuffled id order."""
+    import random
+
+    rng = random.Random(seed)
+    words = (
+        "the film director born american british river city war king queen album song football club county "
+        "village church university company founded released season province district station series novel"
+    ).split()
+
+    pool = [rng.choice(words) for _ in range(50_000)]
+
+    def text(k: int) -> str:
+        j = rng.randrange(len(pool) - k)
+        return " ".join(pool[j : j + k])
+
+    rd = RunDir(run)
+    rd.create(
+        {
+            "task": {"name": "2wikimultihopqa", "version": "1.0", "n_samples": n},
+            "model": {"spec": "qwen2.5-vl-7b", "backend": "openai", "model": "Qwen/Qwen2.5-VL-7B-Instruct"},
+            "protocol": {"name": "visual-arft"},
+            "scoring": "visual-arft",
+            "search": {"backend": "local"},
+            "created": "2026-12-03T08:00:00Z",
+        }
+    )
+    ids = list(range(n))
+    rng.shuffle(ids)
+    for i in ids:
+        rid = f"{i:08x}{i:016x}"[:24]
+        n_search = rng.randint(1, 3)
+        traj = []
+        for t in range(n_search):
+            q = text(6)
+            traj.append(
+                {
+                    "turn": t + 1,
+                    "image": None,
+                    "output": f"<think>{text(16)}</think>\n<search> {q} </search>",
+                    "action": "search",
+                    "think": text(16),
+                    "answer": None,
+                    "tokens": {"input": 300 + 400 * t, "output": 60},
+                    "latency": 0.2,
+                    "cached": False,
+                    "error": None,
+                    "tool": {
+                        "name": "search",
+                        "input": q,
+                        "results": [
+                            {"title": text(2), "url": f"local://{rng.randrange(21_000_000)}", "snippet": text(36)}
+                            for _ in range(4)
+                        ],
+                        "error": None,
+                        "cached": False,
+                    },
+                }
+            )
+        gold, pred = text(2), (text(2) if rng.random() < 0.6 else None)
+        em = float(rng.random() < 0.4)
+        status = "ok" if rng.random() > 0.01 else "error"
+        traj.append(
+            {
+                "turn": n_search + 1,
+                "image": None,
+                "output": f"<think>{text(20)}</think>\n<answer>{pred}</answer>",
+                "action": "answer",
+                "think": text(20),
+                "answer": pred,
+                "tokens": {"input": 1800, "output": 40},
+                "latency": 0.3,
+                "cached": False,
+                "error": None,
+                "tool": None,
+            }
+        )
+        rd.append(
+            SampleRecord(
+                id=rid,
+                split=None,
+                question=f"Who is the {text(8)}?",
+                gold=[gold],
+                prediction=pred if status == "ok" else None,
+                f1=em or rng.random() * 0.5,
+                em=em,
+                status=status,
+                error=None if status == "ok" else "model server returned HTTP 500",
+                turns=len(traj),
+                tool_calls={"search": n_search},
+                metadata={"type": rng.choice(["compositional", "comparison", "inference", "bridge_comparison"])},
+                trajectory=traj,
+            )
+        )
+    return run

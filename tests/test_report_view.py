@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from report_helpers import make_coding_run
+from view_helpers import read_details, read_index
 
 from matbench.cli import main
 from matbench.records import RunDir, SampleRecord
@@ -29,7 +30,8 @@ def test_report_of_200_samples(coding_run, capsys):
     assert main(["view", str(coding_run)]) == 0
     elapsed = time.perf_counter() - start
     page = (coding_run / "report.html").read_text(encoding="utf-8")
-    assert page.count('<section class="sample"') == 200
+    index = read_index(coding_run / "report.html")
+    assert len(index["rows"]) == 200 and len(read_details(coding_run / "report.html")) == 200
     assert len(page) < 2_000_000 and "base64" not in page
     assert elapsed < 20
     thumbs = sorted((coding_run / "thumbs").glob("*.jpg"))
@@ -38,7 +40,8 @@ def test_report_of_200_samples(coding_run, capsys):
         with Image.open(t) as img:
             assert img.format == "JPEG" and max(img.size) <= 256
     # thumbnails open the full-size image by relative path
-    assert 'href="images/12/input.png"' in page and re.search(r'src="thumbs/[^"]+\.jpg"', page)
+    (first, *_) = read_details(coding_run / "report.html")["12"]["images"]
+    assert first["full"] == "images/12/input.png" and re.fullmatch(r"thumbs/[^/]+\.jpg", first["thumb"])
 
 
 def test_report_shows_turns_and_filters(coding_run):
@@ -47,21 +50,27 @@ def test_report_shows_turns_and_filters(coding_run):
     for fid in ("f-outcome", "f-split", "f-type", "f-tool"):
         assert f'id="{fid}"' in page
     assert '<option value="rotation90">' in page and '<option value="code">' in page
-    assert (
-        'data-outcome="error"' in page and 'data-outcome="correct"' in page and 'data-outcome="wrong"' in page
-    )
-    assert "What is the serving size of the beverage?" in page  # a real demo question
-    assert "cv2.rotate(img, cv2.ROTATE_180)" in page and "&lt;tips&gt; Fix the image" in page
-    assert "model server returned HTTP 500" in page
-    assert 'data-types="rotation90 dark"' in page
+    rows = {r["id"]: r for r in read_index(coding_run / "report.html")["rows"]}
+    assert {r["outcome"] for r in rows.values()} == {"error", "correct", "wrong"}
+    details = read_details(coding_run / "report.html")
+    assert details["12"]["question"] == "What is the serving size of the beverage?"  # a real demo question
+    turns = details["12"]["turns"]
+    assert "cv2.rotate(img, cv2.ROTATE_180)" in turns[1]["tool"]["input"]
+    assert turns[0]["tool"]["tips"].startswith("<tips> Fix the image")
+    assert details["5"]["error"] == "model server returned HTTP 500" and rows["5"]["badge"] == "error"
+    assert rows["71"]["types"] == ["rotation90", "dark"]
 
 
 def test_model_text_is_escaped(coding_run):
     main(["view", str(coding_run)])
     page = (coding_run / "report.html").read_text(encoding="utf-8")
-    assert XSS not in page and "<img src=x" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    assert page.count("<script>") == 1  # only the report's own filter script
+    assert XSS not in page and "<img src=x" not in page and "</script><img" not in page
+    # inside the page's JSON index, < and > are escaped so the text cannot end the script element
+    assert "\\u003cscript\\u003ealert" in page
+    rows = {r["id"]: r for r in read_index(coding_run / "report.html")["rows"]}
+    assert rows["7"]["p"] == XSS and read_details(coding_run / "report.html")["7"]["prediction"] == XSS
+    assert page.count("<script>") == 1  # only the report's own script (the index is type=application/json)
+    assert "innerHTML" not in page and "insertAdjacentHTML" not in page  # text only goes in as textContent
 
 
 def test_thumbnails_are_made_once(coding_run):
@@ -118,8 +127,13 @@ def test_search_run_with_snippets_and_out(tmp_path, capsys):
     )
     out = tmp_path / "elsewhere" / "r.html"
     assert main(["view", str(rd.path), "--out", str(out)]) == 0
-    page = out.read_text(encoding="utf-8")
-    assert "from Danish leg godt" in page and "LEGO meaning" in page and "(cached)" in page
-    assert 'href="https://en.wikipedia.org/wiki/Lego"' in page
-    assert 'href="javascript' not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
-    assert "missing image images/1/missing.png" in page
+    assert (tmp_path / "elsewhere" / "r_data" / "c00000.js").is_file()
+    (turn,) = read_details(out)["1"]["turns"]
+    lego, bad = turn["tool"]["results"]
+    assert lego["snippet"] == "from Danish leg godt" and turn["tool"]["input"] == "LEGO meaning"
+    assert turn["tool"]["cached"] is True
+    assert lego["href"] == "https://en.wikipedia.org/wiki/Lego"
+    assert "href" not in bad and bad["snippet"] == "<b>bold</b>"  # text, rendered with textContent
+    assert turn["images"] == [
+        {"ref": "images/1/missing.png", "caption": "input", "why": "missing"}
+    ]

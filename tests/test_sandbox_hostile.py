@@ -6,9 +6,13 @@ capped by rlimits) so that a broken sandbox fails the test instead of freezing t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +30,8 @@ def _bwrap_usable() -> bool:
 
 
 HAS_BWRAP = _bwrap_usable()
-PROJECT_FILE = Path(__file__).resolve().parents[1] / "pyproject.toml"
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILE = ROOT / "pyproject.toml"
 SECRET = "sk-test-secret-4f1d2c9a"
 
 NORMAL = """
@@ -259,7 +264,8 @@ def test_bwrap_hides_the_project_and_home(image):
         pytest.skip("bubblewrap not installed or not usable")
     code = (
         "import os\nprint(sorted(os.listdir('/')))\n"
-        f"print(sorted(os.listdir({str(PROJECT_FILE.parent)!r})))\n"
+        f"project = {str(PROJECT_FILE.parent)!r}\n"
+        "print(sorted(os.listdir(project)) if os.path.isdir(project) else [])\n"
         "print(os.path.exists('/home'), os.path.exists('/etc/passwd'))\n"
     )
     with Sandbox(timeout=5.0, workers=1, isolation="bwrap") as box:
@@ -314,3 +320,90 @@ def test_stdout_swapped_for_a_link_leaks_nothing(sb, image):
     res = sb.run(code, image)
     assert "root:" not in res.stdout
     _still_works(sb, image)
+
+
+def _deep_tree_code(tops: list[str], depth: int = 1500) -> str:
+    """``depth`` nested directories (an unwritable leaf, an unreadable top) under each of ``tops``.
+
+    Past ~1,000 levels ``shutil.rmtree`` and ``os.walk`` hit the recursion limit; every level costs a few
+    ms on a slow disk, so the on-disk cases stay at 1,500."""
+    return f"""
+import os, shutil
+start = os.getcwd()
+for top in {tops!r}:
+    os.chdir(os.path.join(start, top))
+    os.mkdir('deep')
+    os.chdir('deep')
+    for _ in range({depth}):
+        os.mkdir('d')
+        os.chdir('d')
+    open('f', 'w').write('x')
+    os.chmod('.', 0o500)
+    os.chdir(os.path.join(start, top))
+    os.chmod('deep', 0)
+os.chdir(start)
+shutil.copy('path_to_input_image.jpg', 'path_to_output_image.jpg')
+"""
+
+
+def _tops(isolation: str) -> list[str]:
+    return ["."] + (["/tmp", "/dev/shm"] if isolation == "bwrap" else [])
+
+
+def test_deeply_nested_directories_are_cleaned_up(sb, image):
+    res = sb.run(_deep_tree_code(_tops(sb.isolation)), image, timeout=20.0)
+    assert res.ok, res.error
+    assert sorted(p.name for p in res.workdir.iterdir()) == ["input.png", "output.jpg"]
+    after = sb.run(
+        "import os\nprint([p for p in ('deep', '/tmp/deep', '/dev/shm/deep') if os.path.lexists(p)])\n", image
+    )
+    assert after.stdout.strip() == "[]"
+    _still_works(sb, image)
+
+
+def test_deeply_nested_directories_never_break_the_cli(image):
+    tmp_path = Path(tempfile.mkdtemp(prefix="matbench-test-"))
+    tmp_path.chmod(0o755)  # without bwrap, uid 65534 must reach the sandbox root below it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    for isolation in ("auto", "none"):
+        code = _deep_tree_code(_tops("bwrap" if isolation == "auto" and HAS_BWRAP else "none"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "matbench.cli", "sandbox", "run", "-", "--image", str(image), "--json"]
+            + ["--isolation", isolation, "--timeout", "20"],
+            input=code,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["ok"] is True
+        assert "Traceback" not in proc.stderr
+        # the sandbox root is gone; only the directory the CLI keeps on purpose is left
+        assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("matbench-sandbox-run-")] == []
+    shutil.rmtree(tmp_path)
+
+
+def test_files_of_one_job_are_invisible_to_the_next(image):
+    """Same warm worker, job N then job N+1: /tmp, /dev/shm and the working directory start empty."""
+    if not HAS_BWRAP:
+        pytest.skip("private /tmp and /dev/shm need bubblewrap")
+    plant = (
+        "import os\nfor d in ('.', '/tmp', '/dev/shm'):\n"
+        "    open(os.path.join(d, 'planted-by-job-n'), 'w').write('secret of job n')\n"
+        "print(os.getcwd())\n"
+    )
+    look = (
+        "import os\nfor d in ('.', '/tmp', '/dev/shm', os.path.dirname(os.getcwd())):\n"
+        "    for root, dirs, files in os.walk(d):\n"
+        "        if 'planted-by-job-n' in files:\n"
+        "            print('FOUND', root)\n"
+        "print('looked')\n"
+    )
+    with Sandbox(timeout=5.0, workers=1, isolation="bwrap") as box:
+        first = box.run(plant, image)
+        assert first.stdout.strip(), first.error
+        second = box.run(look, image)
+    assert second.stdout.strip() == "looked", second.stdout + (second.error or "")

@@ -41,7 +41,7 @@ def local(index_dir: Path) -> LocalSearch:
 
 def test_hits_misses_and_persistence_across_instances(local: LocalSearch, tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
-    c1 = CachedSearch(local, db)
+    c1 = CachedSearch(local, db, mode="readwrite")
     first = [c1.search(q, 4) for q in QUESTIONS]
     again = [c1.search(q, 4) for q in QUESTIONS]
     assert first == again == [local.search(q, 4) for q in QUESTIONS]
@@ -49,7 +49,7 @@ def test_hits_misses_and_persistence_across_instances(local: LocalSearch, tmp_pa
     assert c1.search_with_source(QUESTIONS[0], 4) == (first[0], True)
     assert c1.search_with_source(QUESTIONS[0], 3) == (first[0][:3], False)
     assert c1.stats() == {"hits": 5, "misses": 5, "errors": 0}
-    c1._conn().close()  # simulate the process ending without close()
+    c1._db.flush()  # committed by the writer thread without close() (at exit it flushes too)
     c2 = CachedSearch(LocalSearch(local.index_dir), db, mode="read")
     assert [c2.search(q, 4) for q in QUESTIONS] == first
     assert c2.stats() == {"hits": 4, "misses": 0, "errors": 0}
@@ -65,7 +65,7 @@ def test_hits_misses_and_persistence_across_instances(local: LocalSearch, tmp_pa
 
 def test_read_mode_misses_are_errors_and_write_nothing(local: LocalSearch, tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
-    CachedSearch(local, db).search(QUESTIONS[0], 4)
+    CachedSearch(local, db, mode="readwrite").search(QUESTIONS[0], 4)
     ro = CachedSearch(local, db, mode="read")
     with pytest.raises(SearchCacheMiss) as ei:
         ro.search(QUESTIONS[1], 4)
@@ -105,14 +105,14 @@ def test_default_location_honours_env(
 ) -> None:
     monkeypatch.setenv("MATBENCH_CACHE_DIR", str(tmp_path / "mc"))
     assert default_cache_path() == tmp_path / "mc" / "search.sqlite"
-    c = CachedSearch(local)
+    c = CachedSearch(local, mode="readwrite")
     c.search(QUESTIONS[0], 1)
     c.close()
     assert (tmp_path / "mc" / "search.sqlite").is_file()
 
 
 def test_sixteen_threads_over_the_local_backend(local: LocalSearch, tmp_path: Path) -> None:
-    cached = CachedSearch(local, tmp_path / "s.sqlite")
+    cached = CachedSearch(local, tmp_path / "s.sqlite", mode="readwrite")
     expected = {q: local.search(q, 4) for q in QUESTIONS}
     errors: list[BaseException] = []
 
@@ -140,7 +140,7 @@ from matbench.tools.search import CachedSearch
 from matbench.tools.search.local import LocalSearch
 idx, db, offset = sys.argv[1], sys.argv[2], int(sys.argv[3])
 qs = [f"film director number {i}" for i in range(40)]
-c = CachedSearch(LocalSearch(idx), db)
+c = CachedSearch(LocalSearch(idx), db, mode="readwrite")
 for i in range(len(qs)):
     c.search(qs[(i + offset) % len(qs)], 3)
 s = c.stats()

@@ -43,6 +43,12 @@ def test_index_build_then_search_json(fixtures_dir: Path, tmp_path: Path) -> Non
     hits = json.loads(res.stdout)
     assert len(hits) == 3 and set(hits[0]) == {"title", "url", "snippet"}
     assert hits[0]["title"] == "Laleli Mosque" and hits[0]["url"].startswith("local://")
+    assert not (tmp_path / "cache" / "search.sqlite").exists()  # local BM25: no search cache by default
+    stored = run(
+        "search", "Laleli Mosque Istanbul", "--search", f"local:{out}", "--k", "3", "--json",
+        "--search-cache", "readwrite", env=env,
+    )  # fmt: skip
+    assert json.loads(stored.stdout) == hits and "live, stored" in stored.stderr
     assert (tmp_path / "cache" / "search.sqlite").is_file()
 
     replay = run(

@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-file", help="local data file instead of the hub")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--ids", help="comma-separated sample ids, e.g. 1,5,9")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only shard I of N (I from 0), a fixed slice by sample-id hash; `matbench merge` joins the shards",
+    )
     p.add_argument("--protocol", choices=["visual-arft", "direct"], help="default: the task's (visual-arft)")
     p.add_argument("--protocol-file", help="a YAML/JSON file replacing every prompt template")
     p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
@@ -34,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--search-cache",
-        choices=["off", "read", "readwrite"],
-        default="readwrite",
-        help="read replays a run offline from the cache",
+        choices=["auto", "off", "read", "readwrite"],
+        default="auto",
+        help="read replays a run offline from the cache; auto (default): readwrite, but off for local BM25",
     )
     p.add_argument(
         "--cache-dir", help="search and response caches (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)"
@@ -45,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
     )
     p.add_argument(
-        "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`"
+        "--base-url",
+        action="append",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`; repeat for replicas "
+        "of the same model (each call goes to the one with the fewest in flight; a failing one is drained)",
     )
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument("--max-concurrency", type=int, default=32, help="model calls in flight (default 32)")
@@ -60,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--code-timeout", type=float, help="seconds per sandboxed code run (default 20)")
     p.add_argument("--sandbox-workers", type=int, default=2, help="warm sandbox workers (default 2)")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run model code even without bubblewrap isolation (recorded; the run is not official)",
+    )
     p.add_argument("--run-dir", help="run directory (with several tasks: their parent)")
     p.add_argument("--runs-root", default="runs", help="where new run directories go (default runs/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run instead of resuming it")
@@ -118,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         crop_assist=False if args.no_crop_assist else None,
         code_timeout=args.code_timeout,
         sandbox_workers=args.sandbox_workers,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
         response_cache=not args.no_response_cache,
         model_options={
             k: v
@@ -135,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             if v is not None
         },
         progress=not args.no_progress and not args.json,
+        shard=args.shard,
     )
     summaries = evaluate(settings)
     if args.json:

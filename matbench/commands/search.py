@@ -29,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list of {title, url, snippet} on stdout")
     p.add_argument(
         "--search-cache",
-        choices=["readwrite", "read", "off"],
-        default="readwrite",
-        help="readwrite: use and fill the cache (default); read: replay only; off: bypass it",
+        choices=["auto", "readwrite", "read", "off"],
+        default="auto",
+        help="readwrite: use and fill the cache; read: replay only; off: bypass it; "
+        "auto (default): readwrite, but off for a local BM25 index",
     )
     p.set_defaults(func=run)
 
@@ -61,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
         for i, h in enumerate(hits, 1):
             print(f"{i}. {h.title}" + (f"  <{h.url}>" if h.url else ""))
             print(f"   {h.snippet}")
-    source = "cache" if stats["hits"] else ("live" if args.search_cache == "off" else "live, stored")
+    source = "cache" if stats["hits"] else ("live" if cached.mode == "off" else "live, stored")
     print(f"[{backend.describe()}; {len(hits)} result(s) from {source}]", file=sys.stderr)
     return 0

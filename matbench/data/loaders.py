@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from matbench.data.sample import Sample
@@ -200,20 +200,23 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
 
 @register_loader("flashrag")
 def load_flashrag(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
-    """FlashRAG jsonl ``{id, question, golden_answers, metadata?}``, one row per line."""
-    rows: list[object] = []
-    try:
+    """FlashRAG jsonl ``{id, question, golden_answers, metadata?}``, one row per line, streamed: each raw row
+    becomes its Sample at once, so loading holds no list of raw rows beside the samples."""
+
+    def rows() -> Iterator[object]:
         with path.open(encoding="utf-8") as fh:
             for line_no, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
-                    rows.append(json.loads(line))
+                    yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    rows.append(InputError(f"not valid JSON: {exc}", file=str(path), row=line_no))
+                    yield InputError(f"not valid JSON: {exc}", file=str(path), row=line_no)
+
+    try:
+        return _samples_from_flashrag_rows(spec, rows(), source=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read: {exc}", file=str(path)) from exc
-    return _samples_from_flashrag_rows(spec, rows, source=str(path))
 
 
 def _samples_from_flashrag_rows(spec: TaskSpec, rows, *, source: str) -> list[Sample]:

@@ -9,7 +9,8 @@ The key is what produced the answer: the endpoint (``base_url``), the model as t
 (``served_model``, from the preflight), the backend's decoding config, and every field of the request
 (images by content). Another server never replays this one's answers.
 
-SQLite in WAL mode: several processes (parallel runs) can share one cache file.
+SQLite in WAL mode (:mod:`matbench.cache_db`: one connection per process, batched writes off the event loop):
+several processes (parallel runs) can share one cache file.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from matbench.cache_db import CacheDB
 from matbench.models.base import ChatRequest, Model, ModelOutput
 from matbench.models.images import image_digest
 
@@ -90,21 +90,15 @@ class CachedModel(Model):
         self.lockstep = model.lockstep
         self.max_concurrency = model.max_concurrency
         self._config = model.config()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        # one connection per process and file; stores are committed in batches by a background thread
+        self._db: CacheDB | None = CacheDB.open(self.path, _SCHEMA)
         self.hits = 0
         self.misses = 0
         self.bypassed = 0
 
     def _get(self, key: str) -> ModelOutput | None:
-        with self._lock:
-            row = self._db.execute("SELECT output FROM responses WHERE key = ?", (key,)).fetchone()
+        assert self._db is not None, "the response cache is closed"
+        row = self._db.get("responses", key, "output")
         if row is None:
             return None
         out = ModelOutput.from_dict(json.loads(row[0]))
@@ -116,11 +110,9 @@ class CachedModel(Model):
     def _put(self, key: str, output: ModelOutput) -> None:
         record = output.to_dict()
         record.pop("cached", None)
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses (key, model, output, created) VALUES (?, ?, ?, ?)",
-                (key, self.name, json.dumps(record), time.time()),
-            )
+        row = {"key": key, "model": self.name, "output": json.dumps(record), "created": time.time()}
+        assert self._db is not None, "the response cache is closed"
+        self._db.put("responses", key, row, replace=True)
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         results: list[ModelOutput | None] = [None] * len(requests)
@@ -168,5 +160,6 @@ class CachedModel(Model):
         try:
             await self.model.aclose()
         finally:
-            with self._lock:
-                self._db.close()
+            db, self._db = self._db, None
+            if db is not None:
+                db.close()

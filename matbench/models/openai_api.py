@@ -8,13 +8,15 @@ Other 4xx fail at once. The API key is read from the environment, never logged, 
 
 Speed: the aiohttp transport (``openai[aiohttp]``) when installed, and ``client.post`` to
 ``/chat/completions`` with a ready JSON body (the SDK's raw-request path) rather than
-``chat.completions.create``, whose per-call parameter transform is pure overhead for this body.
+``chat.completions.create``, whose per-call parameter transform is pure overhead for this body; the body
+goes as bytes with each image's data URL serialised once per image (``models/body.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import logging
 import os
 import random
@@ -26,8 +28,10 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
-from matbench.models.endpoints import ServedModel, check_served_model
+from matbench.models.body import encode_json_body
+from matbench.models.endpoints import ServedModel, check_served_model, served_models
 from matbench.models.images import image_data_url
+from matbench.models.pool import EndpointPool
 from matbench.models.registry import register_model
 
 log = logging.getLogger("matbench.models.openai")
@@ -191,7 +195,7 @@ class OpenAIModel(Model):
         *,
         display_name: str | None = None,
         requested_backend: str = "openai",
-        base_url: str | None = None,
+        base_url: str | list[str] | None = None,
         api_key_env: str | None = None,
         max_concurrency: int = 32,
         timeout: float = 600.0,
@@ -206,7 +210,9 @@ class OpenAIModel(Model):
         self.display_name = display_name or model_id
         self.requested_backend = requested_backend
         self.name = f"openai:{model_id}"
-        self.base_url = base_url.rstrip("/") if base_url else None
+        urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+        self.base_urls = list(dict.fromkeys(u.rstrip("/") for u in urls if u))  # replicas of one model
+        self.base_url = self.base_urls[0] if self.base_urls else None
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
         key = os.environ.get(self.api_key_env) or None
         if key is None:
@@ -230,7 +236,10 @@ class OpenAIModel(Model):
         self.reasoning = is_reasoning_model(model_id)
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._limiter = AdaptiveLimiter(self.max_concurrency)
+        self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()], probe=self._serves_model)
+        for ep in self.pool.endpoints:
+            ep.limiter = AdaptiveLimiter(self.max_concurrency)
+        self._limiter = self.pool.endpoints[0].limiter
         self.transport_in_use: str | None = None
         self.served: ServedModel | None = None  # what GET /models reported, after preflight()
 
@@ -240,10 +249,19 @@ class OpenAIModel(Model):
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
     def _ensure_client(self) -> Any:
-        """One client per event loop: aiohttp sessions and our limiter's futures are loop-bound."""
+        """One client per endpoint and event loop: aiohttp sessions and our limiters' futures are loop-bound."""
         loop = asyncio.get_running_loop()
         if self._client is not None and self._client_loop is loop:
             return self._client
+        for ep in self.pool.endpoints:
+            ep.client = self._new_client(ep.url)
+            ep.limiter = AdaptiveLimiter(self.max_concurrency)
+        self._client, self._limiter = self.pool.endpoints[0].client, self.pool.endpoints[0].limiter
+        self._client_loop = loop
+        self.pool.start_health_checks()
+        return self._client
+
+    def _new_client(self, base_url: str) -> Any:
         import openai
 
         http_client = None
@@ -258,16 +276,13 @@ class OpenAIModel(Model):
         if http_client is None:
             http_client = openai.DefaultAsyncHttpxClient(timeout=self.timeout)
             self.transport_in_use = "httpx"
-        self._client = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=self._api_key,
-            base_url=self._effective_base_url(),
+            base_url=base_url,
             max_retries=0,
             timeout=self.timeout,
             http_client=http_client,
         )
-        self._client_loop = loop
-        self._limiter = AdaptiveLimiter(self.max_concurrency)
-        return self._client
 
     def _scrub(self, text: str) -> str:
         if self._api_key and self._api_key != DUMMY_API_KEY and len(self._api_key) >= 4:
@@ -284,10 +299,18 @@ class OpenAIModel(Model):
     # -- API ------------------------------------------------------------------------------------------
 
     def preflight(self) -> None:
-        """``GET /models`` once: the endpoint answers, accepts the key and serves this model name."""
-        self.served = check_served_model(
-            self._effective_base_url(), self.model_id, self._api_key, key_hint=self.api_key_env
+        """``GET /models`` once per endpoint: it answers, accepts the key and serves this model name (with
+        several endpoints, the same model on each; models/pool.py)."""
+        self.served = self.pool.preflight(
+            lambda url: check_served_model(url, self.model_id, self._api_key, key_hint=self.api_key_env)
         )
+
+    def _serves_model(self, url: str) -> bool:
+        """The pool's health check: the endpoint still serves the model the run started with."""
+        for m in served_models(url, self._api_key, key_hint=self.api_key_env, timeout=5.0, attempts=1):
+            if m.id == self.model_id:
+                return self.served is None or m.identity() == self.served.identity()
+        return False
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         client = self._ensure_client()
@@ -301,30 +324,52 @@ class OpenAIModel(Model):
 
         start = time.perf_counter()
         try:
-            body = build_body(
+            body = await asyncio.to_thread(  # reads and may re-encode images: never on the event loop
+                build_body,
                 self.model_id,
                 request,
                 reasoning=self.reasoning,
                 reasoning_effort=self.reasoning_effort,
                 extra_body=self.extra_body,
             )
+            content = encode_json_body(body)  # once per call, images spliced in pre-serialised
         except (OSError, ValueError) as exc:
             return ModelOutput(
                 text=None, error=f"cannot read image: {exc}", latency=time.perf_counter() - start
             )
-        limiter = self._limiter
-        attempt = 0
+        pool = self.pool
+        attempt = moves = 0
+        avoid = None
         while True:
             retry_after: float | None = None
-            await limiter.acquire()
+            ep = pool.pick(avoid)
+            if ep is None:  # every endpoint drained: wait for a health check to bring one back
+                if attempt >= self.max_retries:
+                    error = "no endpoint left: " + "; ".join(f"{e.url}: {e.reason}" for e in pool.endpoints)
+                    log.warning("%s %s: %s", self.name, request.tag or "-", error)
+                    return ModelOutput(
+                        text=None, error=error, latency=time.perf_counter() - start, retries=attempt
+                    )
+                await pool.wait_for_one(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            limiter = ep.limiter
+            pool.begin(ep)
+            try:
+                await limiter.acquire()
+            except BaseException:
+                pool.released(ep)
+                raise
+            fault = refused = False  # a failure of the endpoint, not of this request
             try:
                 # client.post is the SDK's documented raw-request path: the same POST, auth, timeout and
                 # error mapping as chat.completions.create, minus its per-call TypedDict transform of
                 # the params (~20% of the client CPU per call), which is an identity for this body.
-                resp = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+                resp = await ep.client.post("/chat/completions", content=content, cast_to=ChatCompletion)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 retryable = status in (408, 409, 429) or status >= 500
+                fault = status >= 500
                 error = f"HTTP {status}: {_describe(exc)}"
                 retry_after = parse_retry_after(exc.response.headers)
                 if status == 429:
@@ -332,18 +377,38 @@ class OpenAIModel(Model):
                         retry_after if retry_after is not None else self._backoff(attempt, None)
                     )
             except openai.APITimeoutError as exc:
-                retryable, error = True, _timeout_or_connection(exc, self.timeout)
+                retryable, fault, error = True, True, _timeout_or_connection(exc, self.timeout)
+                refused = _refused(exc)
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc.__context__
-                retryable, error = True, f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
+                retryable, fault = True, True
+                error = f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
+                refused = _refused(exc)
             except openai.OpenAIError as exc:  # e.g. a response that does not parse
                 retryable, error = False, f"{type(exc).__name__}: {exc}"
+            except BaseException:
+                pool.released(ep)
+                raise
             else:
                 limiter.on_success()
+                pool.succeeded(ep)
                 return _to_output(resp, time.perf_counter() - start, attempt)
             finally:
                 limiter.release()
             error = self._scrub(error)
+            if fault:
+                pool.failed(ep, error, fatal=refused)
+            else:
+                pool.released(ep)
+            if fault and moves < 2 * len(pool) and pool.pick(avoid=ep) not in (None, ep):
+                # the endpoint failed, not the request: send it to another endpoint at once
+                ep.moved += 1
+                moves += 1
+                avoid = ep
+                log.info(
+                    "%s %s: %s on %s; moved to another endpoint", self.name, request.tag or "-", error, ep.url
+                )
+                continue
             if not retryable or attempt >= self.max_retries:
                 if retryable:
                     error = f"{error} (gave up after {attempt + 1} attempts)"
@@ -370,7 +435,7 @@ class OpenAIModel(Model):
             "model": self.model_id,
             "alias": self.display_name,
             "served_by": "vllm serve (OpenAI-compatible)" if self.requested_backend == "vllm" else None,
-            "base_url": self._effective_base_url(),
+            "base_url": self.base_urls if len(self.base_urls) > 1 else self._effective_base_url(),
             "served_model": self.served.identity() if self.served is not None else None,
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
@@ -386,10 +451,19 @@ class OpenAIModel(Model):
             "http_transport": self.http_transport,
         }
 
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per endpoint: calls answered, failures, calls moved elsewhere, drained or not, calls/s."""
+        return self.pool.stats()
+
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.close()
+        await self.pool.stop()
+        self._client = None
+        if self._client_loop is asyncio.get_running_loop():
+            for ep in self.pool.endpoints:
+                if ep.client is not None:
+                    await ep.client.close()
+        for ep in self.pool.endpoints:
+            ep.client = None
         self._client_loop = None
 
 
@@ -406,6 +480,18 @@ def _timeout_or_connection(exc: BaseException, timeout: float) -> str:
     if type(root).__name__ == "ClientConnectorError":
         return f"connection error: {root}"
     return f"timeout after {timeout:g} s"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens at the endpoint (connection refused), by the root cause of a client error."""
+    root: BaseException | None = exc
+    for _ in range(10):
+        if isinstance(root, ConnectionRefusedError) or getattr(root, "errno", None) == errno.ECONNREFUSED:
+            return True
+        if root is None or (root.__cause__ or root.__context__) is None:
+            break
+        root = root.__cause__ or root.__context__
+    return False
 
 
 def _describe(exc: Any) -> str:

@@ -35,15 +35,16 @@ def unavailable_reason() -> str | None:
 
 
 @contextmanager
-def open_page(width: int = 1400, height: int = 900) -> Iterator[object]:
-    """A playwright page in headless chromium; closed on exit."""
+def open_page(width: int = 1400, height: int = 900, env: dict[str, str] | None = None) -> Iterator[object]:
+    """A playwright page in headless chromium; closed on exit. ``env`` replaces the browser's environment
+    (e.g. a ``FONTCONFIG_FILE`` that hides some fonts)."""
     reason = unavailable_reason()
     if reason:
         raise ConfigError(f"cannot take a screenshot: {reason}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=env)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             yield page

@@ -10,6 +10,7 @@ groups overlap and their sizes add up to more than the total.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def load_side(
         config = run.read_config()
         spec = get_task(str((config.get("task") or {}).get("name") or task))
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        return _side_from_run(path, run.read_records(), spec, scoring, samples)
+        return _side_from_run(path, run.iter_records(), spec, scoring, samples)  # streamed
     if task is None:
         raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
     spec = get_task(task)
@@ -113,7 +114,7 @@ def load_side(
 
 
 def _side_from_run(
-    path: Path, records: list[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
+    path: Path, records: Iterable[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
 ) -> Side:
     scorer = get_scorer(scoring, cjk=spec.cjk)
     by_sample = {s.id: s for s in samples or []}

@@ -168,6 +168,11 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int]) ->
             )
 
 
+def _needed(rec: dict) -> dict:
+    """The fields validation reads: a record without its trajectory, question and metadata."""
+    return {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
+
+
 def validate_run(
     run_dir: str | Path,
     *,
@@ -187,7 +192,7 @@ def validate_run(
     scoring = str(config.get("scoring") or spec.default_scoring)
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
-    records = run.read_records()
+    records = [_needed(r) for r in run.iter_records()]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
     samples = load_task_samples(spec, config, data_dir, data_file)

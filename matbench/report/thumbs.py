@@ -1,12 +1,19 @@
-"""Downscaled JPEG thumbnails for a run's images, made once into ``RUN/thumbs/`` so that a report of 200
-samples opens instantly (the report links the full-size files by relative path; nothing is inlined)."""
+"""Downscaled JPEG thumbnails for a run's images, made once into ``RUN/thumbs/`` so that a report opens
+instantly (the report links the full-size files by relative path; nothing is inlined).
+
+Sources come only from :func:`matbench.report.run_files.resolve_run_file` and are opened without following
+links; thumbnails are written through a temporary file and renamed, so a planted symlink in ``thumbs/`` is
+replaced, never written through."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
+import os
+import stat
 from pathlib import Path
+
+from matbench.report.run_files import open_regular, real_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,38 +35,50 @@ class Thumbnailer:
         self.out_dir = run_dir / THUMB_DIR
         self.max_side = max_side
         self._by_inode: dict[tuple[int, int, int, int], Path] = {}
+        self._dir_ready = False
 
-    def source(self, ref: str) -> Path:
-        p = Path(ref)
-        return p if p.is_absolute() else self.run_dir / p
-
-    def thumb(self, ref: str) -> str | None:
-        """The thumbnail's path relative to the run directory, or None if the image is missing/unreadable."""
-        src = self.source(ref)
+    def thumb(self, src: Path, ref: str) -> str | None:
+        """The thumbnail of ``src`` (a path already resolved safely inside the run) relative to the run
+        directory, or None if the image is unreadable."""
         try:
-            st = src.stat()
+            fd = open_regular(src)
         except OSError:
             return None
-        dest = self.out_dir / thumb_name(ref)
-        rel = f"{THUMB_DIR}/{dest.name}"
-        if dest.is_file() and dest.stat().st_mtime_ns >= st.st_mtime_ns:
-            return rel
-        self.out_dir.mkdir(exist_ok=True)
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        done = self._by_inode.get(ident)
-        if done is not None and done.is_file():
-            shutil.copyfile(done, dest)
-            return rel
-        if not self._make(src, dest):
-            return None
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            dest = self.out_dir / thumb_name(ref)
+            rel = f"{THUMB_DIR}/{dest.name}"
+            try:
+                dst = os.lstat(dest)
+                if stat.S_ISREG(dst.st_mode) and dst.st_mtime_ns >= st.st_mtime_ns:
+                    return rel
+            except OSError:
+                pass
+            if not self._dir_ready:
+                real_dir(self.out_dir)
+                self._dir_ready = True
+            ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            done = self._by_inode.get(ident)
+            if done is not None:
+                self._write(dest, done.read_bytes())
+                return rel
+            if not self._make(fh, src, dest):
+                return None
         self._by_inode[ident] = dest
         return rel
 
-    def _make(self, src: Path, dest: Path) -> bool:
+    @staticmethod
+    def _write(dest: Path, data: bytes) -> None:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        with _create(tmp) as out:
+            out.write(data)
+        os.replace(tmp, dest)
+
+    def _make(self, fh, src: Path, dest: Path) -> bool:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(src) as img:
+            with Image.open(fh) as img:
                 img.draft("RGB", (self.max_side, self.max_side))  # JPEG sources decode at reduced size
                 img.thumbnail((self.max_side, self.max_side))
                 if img.mode in ("RGBA", "LA", "P"):
@@ -69,10 +88,21 @@ class Thumbnailer:
                     img = flat
                 else:
                     img = img.convert("RGB")
-                tmp = dest.with_name(dest.name + ".tmp")
-                img.save(tmp, "JPEG", quality=80)
-                tmp.replace(dest)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+                tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+                with _create(tmp) as out:
+                    img.save(out, "JPEG", quality=80)
+                os.replace(tmp, dest)
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("cannot thumbnail %s: %s", src, exc)
             return False
         return True
+
+
+def _create(path: Path):
+    """A new file opened for writing; whatever was at ``path`` (a planted link included) is removed first."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(os.open(path, flags, 0o644), "wb")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
+from matbench.tools.sandbox_worker import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,16 @@ OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
 OUTPUT_NAME = "output.jpg"
 SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
 NOBODY = 65534
+BWRAP_ENV = "MATBENCH_BWRAP"
+# The default max_pixels of the Qwen2.5-VL image processor (16384 patches of 28x28): a vision model never
+# sees more detail than this, so a larger output only costs decode/encode time and memory downstream.
+MAX_OUTPUT_PIXELS = 12845056
 PRELOAD = ("numpy", "cv2", "PIL.Image")
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
     "base64 bisect collections colorsys copy dataclasses datetime decimal fractions functools glob hashlib "
-    "heapq io itertools json math operator pathlib random re shutil statistics string struct tempfile "
+    "heapq io itertools json logging math operator pathlib random re shutil statistics string struct tempfile "
     "textwrap typing"
 ).split()
 
@@ -218,6 +223,27 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
     return args
 
 
+def find_bwrap() -> str | None:
+    """The bubblewrap binary: ``$MATBENCH_BWRAP`` when set (a path; tests point it nowhere to stand for a
+    machine without bubblewrap), else ``bwrap`` on PATH."""
+    wanted = os.environ.get(BWRAP_ENV)
+    if wanted is not None:
+        return wanted if os.path.isfile(wanted) and os.access(wanted, os.X_OK) else None
+    return shutil.which("bwrap")
+
+
+def _hide_harness() -> None:
+    """Without bubblewrap and without root, jobs run as the harness's own uid: make this process
+    non-dumpable so that its /proc entries (environ with the API keys, mem) belong to root and a job
+    cannot read them or ptrace it. (It can still signal it; that is why eval needs --unsafe-no-sandbox.)"""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError) as exc:
+        log.warning("could not make the harness non-dumpable: %s", exc)
+
+
 def _count_tasks(uid: int) -> int:
     """Tasks (threads included, as RLIMIT_NPROC counts them) that ``uid`` runs on this host now."""
     count = 0
@@ -288,8 +314,16 @@ def _copy_from(dir_fd: int, name: str, dest: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
-    """None if the job wrote a plain file that PIL identifies and verifies as an image, else why not."""
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"the output image is {width}x{height} ({width * height / 1e6:.1f} MP), above the limit of "
+        f"{max_pixels} pixels (the vision processor's max_pixels): write a smaller image"
+    )
+
+
+def _output_problem(dir_fd: int, max_bytes: int, max_pixels: int) -> str | None:
+    """None if the job wrote a plain file that PIL identifies and verifies as an image of at most
+    ``max_pixels`` pixels, else why not (the size comes from the header: nothing is decoded)."""
     try:
         fd = os.open(OUTPUT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -309,7 +343,11 @@ def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
         try:
             with Image.open(fh) as im:
                 width, height = im.size
+                if width * height > max_pixels:
+                    return _too_many_pixels(width, height, max_pixels)
                 im.verify()
+        except Image.DecompressionBombError as exc:
+            return f"the output image is too large ({exc}); the limit is {max_pixels} pixels"
         except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not a readable image"
             return f"output is not a readable image ({type(exc).__name__})"
     if width <= 0 or height <= 0:
@@ -318,20 +356,9 @@ def _output_problem(dir_fd: int, max_bytes: int) -> str | None:
 
 
 def _rmtree(path: Path) -> None:
-    """Remove a job directory even if the code left unwritable/unsearchable directories in it."""
-
-    def fix(func, p, _exc) -> None:  # noqa: ANN001 - shutil callback signature
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
+    """Remove a job directory however the code left it (unwritable, unsearchable, 3,000 levels deep)."""
+    if not remove_tree(str(path)):
+        log.warning("could not remove %s completely", path)
 
 
 class _Worker:
@@ -487,6 +514,7 @@ class Sandbox:
         python: str | None = None,
         start_timeout: float = 60.0,
         keep_calls: int = 256,
+        max_output_pixels: int = MAX_OUTPUT_PIXELS,
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -497,11 +525,12 @@ class Sandbox:
         )
         self.requested_isolation = isolation
         self.output_limit = int(output_limit)
+        self.max_output_pixels = int(max_output_pixels)
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
-        self.bwrap = shutil.which("bwrap")
+        self.bwrap = find_bwrap()
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -530,6 +559,8 @@ class Sandbox:
         with self._iso_lock:
             if self._isolation is None:
                 self._isolation = self._decide_isolation()
+                if self._isolation == "none" and not self.as_root:
+                    _hide_harness()
             return self._isolation
 
     def _decide_isolation(self) -> str:
@@ -539,7 +570,7 @@ class Sandbox:
             return "none"
         if not self.bwrap:
             if wanted == "bwrap":
-                raise SandboxError("isolation='bwrap' requested but bwrap is not installed")
+                raise SandboxError("bwrap is not installed")
             _warn_weak_once("bwrap not found")
             return "none"
         probe = self.root / "probe"
@@ -643,6 +674,8 @@ class Sandbox:
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
             reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number)
+            if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
+                worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
             self._check_output(dir_fd, result)
             result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
@@ -738,7 +771,7 @@ class Sandbox:
 
     def _check_output(self, dir_fd: int, result: CodeResult) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
-        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024)
+        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
         if problem is None:
             if result.error is None:
                 result.ok = True
@@ -801,7 +834,10 @@ class Sandbox:
             return
         self._closed = True
         for worker in self._workers:
-            worker.kill()
+            try:
+                worker.kill()
+            except Exception:  # noqa: BLE001 - closing must never fail: the root goes in any case
+                log.exception("could not stop sandbox worker %d", worker.index)
         self._spawner.shutdown(wait=True)
         _rmtree(self.root)
 
@@ -819,4 +855,11 @@ class Sandbox:
             pass
 
 
-__all__ = ["INPUT_PLACEHOLDER", "OUTPUT_PLACEHOLDER", "CodeResult", "Sandbox", "SandboxError"]
+__all__ = [
+    "INPUT_PLACEHOLDER",
+    "MAX_OUTPUT_PIXELS",
+    "OUTPUT_PLACEHOLDER",
+    "CodeResult",
+    "Sandbox",
+    "SandboxError",
+]

@@ -16,10 +16,11 @@ import fcntl
 import json
 import linecache
 import os
+import re
 import resource
 import select
-import shutil
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -127,25 +128,148 @@ def _sweep(pgid: int) -> int:
     return strays
 
 
-def _wipe_tmp() -> None:
-    """Empty the sandbox-private /tmp so nothing carries over to the next job (bwrap mode only)."""
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    """A descriptor for directory ``name`` (never through a link), made searchable first if need be."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
-        entries = os.listdir("/tmp")
-    except OSError:
-        return
-    for name in entries:
-        path = os.path.join("/tmp", name)
+        return os.open(name, flags, dir_fd=dir_fd)
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, flags, dir_fd=dir_fd)
+
+
+def _is_dir(name: str, dir_fd: int) -> bool:
+    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+
+
+def _flatten_once(top: int, serial: list[int]) -> bool:
+    """One pass over ``top``: delete files, and for each subdirectory move its own subdirectories up into
+    ``top`` (so the depth shrinks by one level per pass, with two descriptors and short names) and delete
+    the rest. Returns False when nothing could be changed."""
+    progress = False
+    for name in os.listdir(top):
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                for root, dirs, _ in os.walk(path):
-                    for d in dirs:
-                        os.chmod(os.path.join(root, d), 0o700)
-                os.chmod(path, 0o700)
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+            if not _is_dir(name, top):
+                os.unlink(name, dir_fd=top)
+                progress = True
+                continue
+            try:
+                os.rmdir(name, dir_fd=top)
+                progress = True
+                continue
+            except OSError:
+                pass
+            os.chmod(name, 0o700, dir_fd=top)
+            sub = _open_dir(name, top)
+            try:
+                for child in os.listdir(sub):
+                    if _is_dir(child, sub):
+                        os.chmod(child, 0o700, dir_fd=sub)  # moving a directory rewrites its ".."
+                        for _ in range(100):
+                            serial[0] += 1  # a name taken by a non-empty entry fails: try the next
+                            try:
+                                os.rename(child, f".rm{serial[0]}", src_dir_fd=sub, dst_dir_fd=top)
+                                break
+                            except FileNotFoundError:
+                                raise
+                            except OSError:
+                                continue
+                    else:
+                        os.unlink(child, dir_fd=sub)
+            finally:
+                os.close(sub)
+            os.rmdir(name, dir_fd=top)
+            progress = True
+        except FileNotFoundError:
+            progress = True
         except OSError:
-            pass
+            continue
+    return progress
+
+
+def empty_dir(path: str) -> bool:
+    """Delete everything inside directory ``path``, however deep or unreadable; True when it is empty.
+
+    No recursion and a constant number of descriptors, so 3,000 nested directories cannot crash it
+    (``shutil.rmtree`` and ``os.walk`` recurse once per level). Never raises.
+    """
+    try:
+        top = _open_dir(path, None)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    serial = [0]
+    try:
+        while os.listdir(top):
+            if not _flatten_once(top, serial):
+                return False
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(top)
+
+
+def remove_tree(path: str) -> bool:
+    """Delete ``path`` (a file or a whole directory tree); True when nothing is left. Never raises."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISDIR(info.st_mode):
+            os.unlink(path)
+            return True
+        if not empty_dir(path):
+            return False
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _mount_points() -> set[str]:
+    """Mount points of this mount namespace (the private /tmp may hold read-only binds of python)."""
+    points: set[str] = set()
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 4:
+                    points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    except OSError:
+        pass
+    return points
+
+
+def _wipe(path: str, mounts: set[str]) -> bool:
+    """Empty ``path`` but keep the mount points below it and the directories leading to them."""
+    if not any(m.startswith(path + "/") for m in mounts):
+        return empty_dir(path)
+    ok = True
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    for name in names:
+        full = os.path.join(path, name)
+        if full in mounts:
+            continue
+        if any(m.startswith(full + "/") for m in mounts):
+            ok = _wipe(full, mounts) and ok
+        else:
+            ok = remove_tree(full) and ok
+    return ok
+
+
+def _wipe_private(mounts: set[str]) -> bool:
+    """Empty the sandbox-private /tmp and /dev/shm so nothing carries over to the next job (bwrap mode)."""
+    return all([_wipe("/tmp", mounts), _wipe("/dev/shm", mounts)])
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -444,8 +568,8 @@ def _run_job(req: dict, spare: Spare | None, config: dict, send) -> dict:
     if status is None:
         _, status = os.waitpid(spare.pid, 0)
     reply["strays"] = _sweep(spare.pid)
-    if config.get("private_tmp"):
-        _wipe_tmp()
+    if config.get("private_tmp") and not _wipe_private(config["mounts"]):
+        reply["dirty"] = True  # the harness replaces this worker: its next job gets fresh mounts
     if fast:
         return {}
     if os.WIFSIGNALED(status) and not (report and os.WTERMSIG(status) == signal.SIGKILL and not timed_out):
@@ -475,6 +599,8 @@ def main(argv: list[str]) -> int:
             warm.append(module)
         except Exception as exc:  # noqa: BLE001 - a missing optional module only costs speed
             print(f"sandbox worker: could not preload {module}: {exc}", file=sys.stderr)
+    if "PIL.Image" in warm:  # every image format plugin now, while the interpreter is still readable
+        sys.modules["PIL.Image"].init()
     drop = config.get("drop_to")
     if drop is not None:  # after the preload: the interpreter may live where nobody cannot read
         _drop_privileges(int(drop[0]), int(drop[1]))
@@ -497,6 +623,8 @@ def main(argv: list[str]) -> int:
         while data:
             data = data[os.write(replies, data) :]
 
+    if config.get("private_tmp"):
+        config["mounts"] = _mount_points()
     spare: Spare | None = _fork_spare(config)
     send({"event": "ready", "pid": os.getpid(), "uid": os.getuid(), "warm": warm, "limits": limits})
     buffer = b""

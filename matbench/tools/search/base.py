@@ -67,6 +67,9 @@ class SearchBackend(ABC):
 
     #: registry name, e.g. "serper"; also the first part of cache keys
     name: str = ""
+    #: True for a backend that answers from local files, the same way every time (BM25 over a local index):
+    #: the default search cache mode ("auto") leaves it uncached
+    local_deterministic: bool = False
 
     @abstractmethod
     def search(self, query: str, k: int) -> list[SearchHit]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
 
+from matbench.cache_db import CacheDB
 from matbench.errors import ConfigError
 from matbench.tools.search.base import (
     SearchBackend,
@@ -26,8 +26,6 @@ from matbench.tools.search.base import (
     SearchHit,
     default_cache_dir,
 )
-
-logger = logging.getLogger(__name__)
 
 CacheMode = Literal["readwrite", "read", "off"]
 CACHE_MODES: tuple[str, ...] = ("readwrite", "read", "off")
@@ -50,6 +48,14 @@ def default_cache_path() -> Path:
     return default_cache_dir() / "search.sqlite"
 
 
+def resolve_mode(mode: str, backend: SearchBackend) -> str:
+    """``auto`` -> ``off`` for a local deterministic backend (BM25 over a local index answers faster than a
+    cache lookup and the same every time), else ``readwrite``; explicit modes are kept."""
+    if mode != "auto":
+        return mode
+    return "off" if getattr(backend, "local_deterministic", False) else "readwrite"
+
+
 def cache_key(backend: str, params: dict[str, Any], k: int, query: str) -> str:
     ident = {"v": KEY_VERSION, "backend": backend, "params": params, "k": k, "query": query}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -58,59 +64,41 @@ def cache_key(backend: str, params: dict[str, Any], k: int, query: str) -> str:
 class CachedSearch(SearchBackend):
     """Wraps a backend with the cache; same ``search``/``search_batch`` interface, thread-safe."""
 
-    def __init__(self, backend: SearchBackend, path: str | Path | None = None, mode: CacheMode = "readwrite"):
-        if mode not in CACHE_MODES:
+    def __init__(self, backend: SearchBackend, path: str | Path | None = None, mode: str = "auto"):
+        if mode not in CACHE_MODES and mode != "auto":
             raise ConfigError(f"unknown search cache mode {mode!r}; choose one of {', '.join(CACHE_MODES)}")
         self.backend = backend
         self.name = backend.name
-        self.mode: CacheMode = mode
+        #: "auto": no cache for a local deterministic backend (the search is cheaper than the lookup),
+        #: readwrite for the others
+        self.mode: CacheMode = resolve_mode(mode, backend)  # type: ignore[assignment]
         self.path = Path(path).expanduser() if path is not None else default_cache_path()
         self._params = backend.params()
         self._params_json = json.dumps(self._params, sort_keys=True)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._inflight: dict[str, threading.Event] = {}
         self._hits = self._misses = self._errors = 0
-        if mode == "read" and not self.path.is_file():
+        self._db: CacheDB | None = None
+        if self.mode == "read" and not self.path.is_file():
             raise ConfigError(
                 f"search cache {self.path} does not exist; --search-cache read replays the cache "
                 "a previous run wrote (use readwrite to fill it)"
             )
-        if mode != "off":
-            self._conn()  # open now: a bad path or a locked/corrupt file fails before the run starts
+        if self.mode != "off":  # open now: a bad path or a locked/corrupt file fails before the run starts
+            self._db = CacheDB.open(self.path, _SCHEMA, readonly=self.mode == "read")
+            try:
+                self._db.get("searches", "", "hits")
+            except sqlite3.Error as exc:
+                self._db.close()
+                raise ConfigError(f"cannot use search cache {self.path}: {exc}") from None
 
     # ----------------------------------------------------------------------------------------------
     # sqlite
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        try:
-            if self.mode == "read":
-                conn = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
-                )
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
-                conn.commit()
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("SELECT 1 FROM searches LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot use search cache {self.path}: {exc}") from None
-        self._local.conn = conn
-        with self._guard:
-            self._conns.append(conn)
-        return conn
-
     def _lookup(self, key: str) -> list[SearchHit] | None:
+        assert self._db is not None
         try:
-            row = self._conn().execute("SELECT hits FROM searches WHERE key = ?", (key,)).fetchone()
+            row = self._db.get("searches", key, "hits")
         except sqlite3.Error as exc:
             raise SearchError(f"search cache {self.path} unreadable: {exc}") from None
         if row is None:
@@ -118,17 +106,11 @@ class CachedSearch(SearchBackend):
         return [SearchHit.from_dict(d) for d in json.loads(row[0])]
 
     def _store(self, key: str, k: int, query: str, hits: list[SearchHit]) -> None:
+        assert self._db is not None
         payload = json.dumps([h.to_dict() for h in hits], ensure_ascii=False)
-        conn = self._conn()
-        try:
-            with conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO searches (key, backend, params, k, query, hits, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, self.name, self._params_json, k, query, payload, time.time()),
-                )
-        except sqlite3.Error as exc:  # the search itself succeeded; a full disk must not fail the episode
-            logger.warning("could not store a search in %s: %s", self.path, exc)
+        row = {"key": key, "backend": self.name, "params": self._params_json, "k": k, "query": query,
+               "hits": payload, "created_at": time.time()}
+        self._db.put("searches", key, row)
 
     # ----------------------------------------------------------------------------------------------
     # counting
@@ -191,8 +173,7 @@ class CachedSearch(SearchBackend):
                     return hits, True
                 hits = self._fetch(query, k)
                 self._store(key, k, query, hits)
-                stored = self._lookup(key)  # what the cache holds is what every caller sees
-                return (stored if stored is not None else hits), False
+                return hits, False
             finally:
                 with self._guard:
                     del self._inflight[key]
@@ -241,17 +222,11 @@ class CachedSearch(SearchBackend):
                 raise
             for (key, q), hits in zip(missing.items(), fetched, strict=True):
                 self._store(key, k, q, hits)
-                stored = self._lookup(key)
-                found[key] = stored if stored is not None else hits
+                found[key] = hits
         return [found[key] for key in keys]
 
     def close(self) -> None:
-        with self._guard:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
         self.backend.close()

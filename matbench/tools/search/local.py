@@ -503,6 +503,8 @@ class LocalSearch(SearchBackend):
     """BM25 over a built index directory; safe to share between threads."""
 
     name = "local"
+    #: answers from a local file, the same every time: a search cache only adds its lookup cost
+    local_deterministic = True
 
     def __init__(self, index_dir: str | Path, *, mmap: bool = True):
         import bm25s

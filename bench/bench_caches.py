@@ -1,0 +1,102 @@
+"""Do the caches pay for themselves? Wall time of the same `matbench eval` (2WikiMultihopQA, local BM25 search,
+a zero-latency scripted OpenAI-compatible server, three model calls and two searches per sample) with the caches
+off, with the default settings, with both caches forced on, and rerun on a warm response cache.
+
+Each configuration runs on a fresh cache folder and run directory, in a child process (`python -m matbench.cli
+eval`), alternating configurations between repeats; the median is printed. Target (issue 13): the defaults are
+not slower than the caches off.
+
+    .venv/bin/python bench/bench_caches.py                      # 2,000 samples, 3 repeats
+    .venv/bin/python bench/bench_caches.py --n 12576 --repeat 1
+    .venv/bin/python bench/bench_caches.py --root /work/main    # the same, with another checkout's matbench
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_openai_server import FakeOpenAIServer, request_text  # noqa: E402
+
+CONFIGS = {
+    "caches off": ["--search-cache", "off", "--no-response-cache"],
+    "defaults": [],
+    "both caches on": ["--search-cache", "readwrite"],
+}
+
+
+def policy(req: dict) -> str:
+    text = request_text(req)
+    n = text.count("<information>")
+    if n >= 2:
+        return "<think> done </think>\n<answer> yes </answer>"
+    question = text.rsplit("Question:", 1)[-1].split()[: 4 + 2 * n]
+    return f"<think> look it up </think>\n<search> {' '.join(question)} </search>"
+
+
+def eval_once(root: Path, work: Path, name: str, extra: list[str], base_url: str, index: Path, n: int,
+              cache: Path | None = None) -> float:
+    run = work / f"run-{name.replace(' ', '-')}-{time.monotonic_ns()}"
+    cache = cache or work / f"cache-{time.monotonic_ns()}"
+    cmd = [
+        sys.executable, "-m", "matbench.cli", "eval", "--model", "openai:bench", "--base-url", base_url,
+        "--task", "2wikimultihopqa", "--data-file", str(FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"),
+        "--limit", str(n), "--search", f"local:{index}", "--cache-dir", str(cache), "--run-dir", str(run),
+        "--no-progress", "--max-concurrency", "32", *extra,
+    ]
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="samples (default 2,000; 2Wiki has 12,576)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)")
+    args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
+    with tempfile.TemporaryDirectory(prefix="matbench-bench-caches-") as d:
+        work = Path(d)
+        index = work / "index"
+        subprocess.run(
+            [sys.executable, "-m", "matbench.cli", "index", "build",
+             str(FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl"), "--out", str(index), "--no-progress"],
+            cwd=args.root, check=True, stdout=subprocess.DEVNULL,
+        )
+        times: dict[str, list[float]] = {name: [] for name in [*CONFIGS, "defaults, warm response cache"]}
+        with FakeOpenAIServer(policy) as srv:
+            for _ in range(args.repeat):
+                for name, extra in CONFIGS.items():
+                    times[name].append(eval_once(args.root, work, name, extra, srv.base_url, index, args.n))
+                warm = work / f"warm-{time.monotonic_ns()}"
+                eval_once(args.root, work, "fill", [], srv.base_url, index, args.n, cache=warm)
+                times["defaults, warm response cache"].append(
+                    eval_once(args.root, work, "warm", [], srv.base_url, index, args.n, cache=warm)
+                )
+        print(f"matbench eval of {args.n:,} 2Wiki samples (3 model calls, 2 local BM25 searches each), "
+              f"zero-latency server, {args.root}; median of {args.repeat}:")
+        off = statistics.median(times["caches off"])
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            print(f"  {name:<32} {med:6.1f} s  ({100 * (med / off - 1):+5.1f} % vs caches off; "
+                  f"runs: {', '.join(f'{t:.1f}' for t in ts)})")
+        default = statistics.median(times["defaults"])
+        print(f"target: defaults not slower than caches off -> {'met' if default <= off * 1.02 else 'NOT met'} "
+              "(2 % tolerance for the noise of a shared machine)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

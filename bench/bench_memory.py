@@ -1,0 +1,131 @@
+"""Peak memory does not grow with the number of samples: eval, a finished-run rerun, score, compare, submit.
+
+A scripted zero-latency OpenAI-compatible server (in its own process) plays a search agent on 2WikiMultihopQA
+(one search over a local BM25 index of a fixture corpus, then an answer), so each record carries a real
+trajectory. Each command runs as its own process and its peak RSS comes from ``wait4``. The same commands on
+1,000 samples and on all 12,576 of the 2Wiki dev set; target: every ratio within 1.2x.
+
+Run: python bench/bench_memory.py [--small 1000] [--large 12576]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+DATA = FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"
+CORPUS = FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"
+TARGET = 1.2
+
+SERVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_openai_server import FakeOpenAIServer, request_text
+
+def policy(req):
+    if "<information>" in request_text(req):
+        return "<think> found it </think>\\n<answer> Paris </answer>"
+    return "<think> I should look this up </think>\\n<search> capital of France </search>"
+
+srv = FakeOpenAIServer(policy).start()
+print(srv.base_url, flush=True)
+sys.stdin.read()
+"""
+
+
+def matbench(*args: str, env: dict) -> tuple[float, float]:
+    """Run ``python -m matbench.cli ARGS``; (peak RSS in MB, seconds)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matbench.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"matbench {' '.join(args)} failed ({proc.returncode}): {err[-2000:]}")
+    return usage.ru_maxrss / 1024, time.perf_counter() - t0
+
+
+def measure(n: int, tmp: Path, url: str, index: Path, env: dict) -> dict[str, tuple[float, float]]:
+    data = tmp / f"dev-{n}.jsonl"
+    with DATA.open(encoding="utf-8") as src, data.open("w", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i >= n:
+                break
+            dst.write(line)
+    run = tmp / f"run-{n}"
+    common = [
+        "--model",
+        "openai:bench",
+        "--base-url",
+        url,
+        "--task",
+        "2wikimultihopqa",
+        "--data-file",
+        str(data),
+    ]
+    common += ["--search", f"local:{index}", "--run-dir", str(run), "--cache-dir", str(tmp / f"cache-{n}")]
+    common += ["--max-concurrency", "32", "--no-progress"]
+    out = {"eval": matbench("eval", *common, env=env)}
+    out["rerun (finished)"] = matbench("eval", *common, env=env)
+    out["score"] = matbench("score", str(run), "--task", "2wikimultihopqa", "--data-file", str(data), env=env)
+    out["compare"] = matbench("compare", str(run), str(run), "--resamples", "1000", env=env)
+    lb = tmp / f"lb-{n}"
+    out["submit"] = matbench("submit", str(run), "--leaderboard-dir", str(lb), "--name", "bench", env=env)
+    size = (run / "predictions.jsonl").stat().st_size / 1e6
+    print(f"  {n} samples: predictions.jsonl {size:.1f} MB", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", type=int, default=1000)
+    ap.add_argument("--large", type=int, default=12576)
+    args = ap.parse_args()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OPENAI_API_KEY="sk-bench")
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's matbench
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER.format(tests=str(ROOT / "tests"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = server.stdout.readline().strip()
+            index = tmp / "index"
+            matbench("index", "build", str(CORPUS), "--out", str(index), env=env)
+            results = {n: measure(n, tmp, url, index, env) for n in (args.small, args.large)}
+        finally:
+            server.stdin.close()
+            server.wait()
+    small, large = results[args.small], results[args.large]
+    print(
+        f"peak RSS (MB) and time (s) per command; target: {args.large} samples within {TARGET}x of {args.small}"
+    )
+    print(
+        f"{'command':<18} {args.small:>8} MB {args.large:>8} MB  ratio  {args.small:>6} s {args.large:>7} s"
+    )
+    worst = 0.0
+    for cmd in small:
+        (ms, ts), (ml, tl) = small[cmd], large[cmd]
+        worst = max(worst, ml / ms)
+        print(f"{cmd:<18} {ms:11.1f} {ml:11.1f}  {ml / ms:5.2f}  {ts:8.1f} {tl:9.1f}")
+    print(f"worst ratio {worst:.2f} ({'meets' if worst <= TARGET else 'MISSES'} the {TARGET}x target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""What ``matbench view`` shows, as plain data: a compact index row per sample (for the list and its filters) and
+a detail record per sample (rendered by the page only when the sample is opened).
+
+Everything here is data for the page's script, which puts it into the page with ``textContent``: no HTML is
+built from model or data text. Image references go through :func:`resolve_run_file`; only safe ones get a
+thumbnail and a link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from matbench.report.run_files import resolve_run_file
+from matbench.report.thumbs import Thumbnailer
+
+#: characters of the question and prediction kept in the index (the full text is in the detail)
+EXCERPT = 140
+
+
+def outcome(rec: dict) -> str:
+    """``correct`` = EM 1, ``error`` = status error or input_error, ``wrong`` = everything else."""
+    if rec.get("status", "ok") != "ok":
+        return "error"
+    return "correct" if _num(rec.get("em")) >= 1 else "wrong"
+
+
+def badge(rec: dict) -> str:
+    """The one status word a sample shows: its outcome, or which kind of error it ended in."""
+    status = str(rec.get("status") or "ok")
+    if status == "ok":
+        return outcome(rec)
+    return status.replace("_", " ")
+
+
+def tools_used(rec: dict) -> list[str]:
+    used = [str(name) for name, count in _dict(rec.get("tool_calls")).items() if count]
+    return sorted(used) or ["none"]
+
+
+def types_of(rec: dict) -> list[str]:
+    t = _dict(rec.get("metadata")).get("type") or []
+    return [str(x) for x in (t if isinstance(t, list) else [t])]
+
+
+def id_order(sample_id: str) -> tuple:
+    """Natural order: numeric ids by value, then the others by text (``1, 2, 10, a, b``)."""
+    return (0, int(sample_id), "") if sample_id.isdigit() else (1, 0, sample_id)
+
+
+def _num(x: object) -> float:
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _dict(x: object) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _text(x: object) -> str | None:
+    if x is None:
+        return None
+    return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
+
+
+def _excerpt(x: object) -> str:
+    text = " ".join((_text(x) or "").split())
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+class ImageLinker:
+    """Image references -> ``{ref, caption, thumb, full}`` (relative to the page) or ``{ref, caption, why}``."""
+
+    def __init__(self, run_dir: Path, page_dir: Path, resolve: Callable[[Path, str], Any] = resolve_run_file):
+        self.run_dir = run_dir
+        self.page_dir = page_dir.resolve()
+        self.thumbs = Thumbnailer(run_dir)
+        self.resolve = resolve
+        self._done: dict[str, dict] = {}
+
+    def href(self, path: Path) -> str:
+        return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())
+
+    def __call__(self, ref: object, caption: str) -> dict:
+        ref = str(ref)
+        known = self._done.get(ref)
+        if known is None:
+            found = self.resolve(self.run_dir, ref)
+            thumb = self.thumbs.thumb(found.path, ref) if found.path is not None else None
+            if thumb is not None:
+                known = {"full": self.href(found.path), "thumb": self.href(self.run_dir / thumb)}
+            else:
+                known = {"why": found.why or "unreadable image"}
+            self._done[ref] = known
+        return {"ref": ref, "caption": caption, **known}
+
+
+def _tool(tool: object) -> dict | None:
+    if not isinstance(tool, dict):
+        return None
+    out = dict(tool)
+    if tool.get("name") == "search":
+        results = []
+        for r in tool.get("results") or []:
+            r = _dict(r)
+            url = str(r.get("url") or "")
+            item = {"title": _text(r.get("title")), "url": url, "snippet": _text(r.get("snippet"))}
+            if url[:8].lower().startswith(("http://", "https://")):
+                item["href"] = url
+            results.append(item)
+        out["results"] = results
+    out.pop("output_image", None)
+    return out
+
+
+def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
+    """The input image and each image the code produced, in order, each once: shown side by side."""
+    seen: dict[str, str] = {}
+    for t in traj:
+        if t.get("image") and str(t["image"]) not in seen:
+            seen[str(t["image"])] = "input" if not seen else f"turn {t.get('turn')} input"
+        out = _dict(t.get("tool")).get("output_image")
+        if out and str(out) not in seen:
+            seen[str(out)] = f"turn {t.get('turn')} code output"
+    return list(seen.items())
+
+
+def detail(rec: dict, images: ImageLinker) -> dict:
+    """Everything the page shows when the sample is opened."""
+    traj = [t for t in rec.get("trajectory") or [] if isinstance(t, dict)]
+    turns = []
+    for t in traj:
+        tool = _dict(t.get("tool"))
+        imgs = []
+        if t.get("image"):
+            imgs.append(images(t["image"], "input" if t.get("turn") == 1 else f"turn {t.get('turn')} input"))
+        if tool.get("output_image"):
+            imgs.append(images(tool["output_image"], f"turn {t.get('turn')} code output"))
+        tokens = _dict(t.get("tokens"))
+        turns.append(
+            {
+                "turn": t.get("turn"),
+                "action": _text(t.get("action")),
+                "tokens": [tokens.get("input"), tokens.get("output")] if tokens else None,
+                "latency": t.get("latency") if isinstance(t.get("latency"), (int, float)) else None,
+                "cached": bool(t.get("cached")),
+                "think": _text(t.get("think")),
+                "answer": _text(t.get("answer")),
+                "tool": _tool(t.get("tool")),
+                "tool_calls": t.get("tool_calls") if isinstance(t.get("tool_calls"), list) else None,
+                "error": _text(t.get("error")),
+                "output": _text(t.get("output")),
+                "images": imgs,
+            }
+        )
+    return {
+        "id": str(rec.get("id")),
+        "question": _text(rec.get("question")),
+        "gold": [_text(g) for g in rec.get("gold") or []],
+        "prediction": _text(rec.get("prediction")),
+        "error": _text(rec.get("error")),
+        "images": [images(ref, cap) for ref, cap in sample_images(traj)],
+        "turns": turns,
+    }
+
+
+def index_row(rec: dict) -> dict:
+    """The compact line the list, its filters and the summary need."""
+    calls = ", ".join(f"{k}×{v}" for k, v in _dict(rec.get("tool_calls")).items())
+    return {
+        "id": str(rec.get("id")),
+        "badge": badge(rec),
+        "outcome": outcome(rec),
+        "split": str(rec.get("split") or ""),
+        "types": types_of(rec),
+        "tools": tools_used(rec),
+        "calls": calls or "no tool calls",
+        "f1": _num(rec.get("f1")),
+        "em": _num(rec.get("em")),
+        "missing": rec.get("prediction") is None,
+        "turns": rec.get("turns") if isinstance(rec.get("turns"), int) else 0,
+        "q": _excerpt(rec.get("question")),
+        "p": _excerpt(rec.get("prediction")) if rec.get("prediction") is not None else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# the run header as text
+
+
+def _count(x: object) -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
+
+
+def _seconds(x: float) -> str:
+    if x >= 3600:
+        return f"{int(x // 3600)} h {int(x % 3600 // 60)} min"
+    if x >= 60:
+        return f"{int(x // 60)} min {round(x % 60)} s"
+    return f"{x:.3g} s" if x < 10 else f"{x:.1f} s"
+
+
+def _value(key: str, v: object) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and re.search(r"(_s|seconds)$", key):
+        return _seconds(float(v))
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    return _count(v)
+
+
+def _label(key: str) -> str:
+    return re.sub(r"(_s|_seconds)$", "", str(key)).replace("_", " ")
+
+
+def stats_text(run: dict) -> list[str]:
+    """``summary.json``'s run block as short phrases: numbers with units, nested blocks flattened, no JSON."""
+    out = []
+    for key, v in run.items():
+        if key == "model":
+            continue
+        if key == "tokens" and isinstance(v, dict) and {"input", "output"} <= set(v):
+            out.append(f"tokens {_count(v['input'])} in / {_count(v['output'])} out")
+        elif isinstance(v, dict):
+            inner = ", ".join(f"{_label(k)} {_value(str(k), x)}" for k, x in v.items() if not isinstance(x, dict))
+            out.append(f"{_label(key)} {inner}" if inner else _label(key))
+        elif isinstance(v, list):
+            out.append(f"{_label(key)} {', '.join(_value(key, x) for x in v)}")
+        else:
+            out.append(f"{_label(key)} {_value(str(key), v)}")
+    return out

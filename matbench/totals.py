@@ -1,0 +1,147 @@
+"""Running totals of a run: what ``summary.json`` needs, kept per sample in a few packed numbers.
+
+The runner adds each record as it finishes and a resumed run loads the file once, so the summary never re-reads
+trajectories and memory stays small at any number of samples (about 100 bytes per sample: an id, two floats
+and a few small integers in typed arrays). A later line for the same id (``--retry-errors``) replaces the earlier
+one in place, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the run's
+scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+
+from matbench.predictions import PredRow
+from matbench.records import RunDir
+from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.tasks import TaskSpec
+
+_INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
+
+
+class RunTotals:
+    """Per-id packed rows (first-seen order) plus the sums ``summary.json`` reports."""
+
+    def __init__(self, spec: TaskSpec, scoring: str) -> None:
+        self.spec = spec
+        self.scoring = scoring
+        self._scorer = get_scorer(scoring, cjk=spec.cjk)
+        self._index: dict[str, int] = {}  # id -> row
+        self._f1 = array("d")
+        self._em = array("d")
+        self._missing = bytearray()
+        self._status = bytearray()  # index into self._statuses
+        self._statuses: list[str] = []
+        self._split = array("H")  # index into self._splits (0: no split)
+        self._splits: list[str | None] = [None]
+        self._ints = {name: array("q") for name in _INTS}
+        self._tools: dict[str, array] = {}  # tool name -> calls per row
+
+    @classmethod
+    def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str) -> RunTotals:
+        """One streaming pass over ``predictions.jsonl``."""
+        totals = cls(spec, scoring)
+        for _, _, raw in run.lines():
+            totals.add(raw)
+        return totals
+
+    @staticmethod
+    def _code(table: list, value) -> int:
+        try:
+            return table.index(value)  # a handful of splits and statuses
+        except ValueError:
+            table.append(value)
+            return len(table) - 1
+
+    def add(self, raw: dict) -> None:
+        """A record as written to ``predictions.jsonl`` (a dict with id, gold, prediction, ...)."""
+        r = PredRow.from_record(raw, len(self._index) + 1)
+        s = self._scorer(r.prediction, r.gold)
+        tokens = raw.get("tokens") or {}
+        ints = {
+            "turns": raw.get("turns", 0),
+            "tool_errors": raw.get("tool_errors", 0),
+            "tokens_in": tokens.get("input", 0),
+            "tokens_out": tokens.get("output", 0),
+        }
+        calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
+        i = self._index.get(r.id)
+        if i is None:  # a new id: a new row at the end
+            i = self._index[r.id] = len(self._f1)
+            self._f1.append(0.0)
+            self._em.append(0.0)
+            self._missing.append(0)
+            self._status.append(0)
+            self._split.append(0)
+            for arr in self._ints.values():
+                arr.append(0)
+            for arr in self._tools.values():
+                arr.append(0)
+        # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
+        self._f1[i], self._em[i], self._missing[i] = s.f1, s.em, r.prediction is None
+        self._status[i] = self._code(self._statuses, str(raw.get("status", "ok")))
+        self._split[i] = self._code(self._splits, r.split or self.spec.splits.split_of(r.id))
+        for name, value in ints.items():
+            self._ints[name][i] = int(value or 0)
+        for name in calls.keys() - self._tools.keys():
+            self._tools[name] = array("q", bytes(8 * len(self._f1)))
+        for name, arr in self._tools.items():
+            arr[i] = calls.get(name, 0)
+
+    def ids(self) -> set[str]:
+        return set(self._index)
+
+    def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
+        """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
+        if not retry_errors or "error" not in self._statuses:
+            return set(self._index)
+        error = self._statuses.index("error")
+        return {rid for rid, i in self._index.items() if self._status[i] != error}
+
+    def _scored(self) -> Iterator[Scored]:
+        for rid, i in self._index.items():
+            yield Scored(rid, self._splits[self._split[i]], self._f1[i], self._em[i], bool(self._missing[i]))
+
+    def scores(self) -> dict:
+        """The ``matbench score --json`` object of the run."""
+        return {
+            "task": self.spec.name,
+            "scoring": self.scoring,
+            **aggregate(self._scored(), self.spec.splits.names),
+        }
+
+    def _count_status(self, status: str) -> int:
+        return self._status.count(self._statuses.index(status)) if status in self._statuses else 0
+
+    def counts(self) -> dict:
+        tool_calls = {name: sum(arr) for name, arr in self._tools.items() if any(arr)}
+        return {
+            "errors": self._count_status("error"),
+            "input_errors": self._count_status("input_error"),
+            "calls": sum(self._ints["turns"]),
+            "tool_calls": tool_calls,
+            "tool_errors": sum(self._ints["tool_errors"]),
+            "tokens": {"input": sum(self._ints["tokens_in"]), "output": sum(self._ints["tokens_out"])},
+        }
+
+    def summary(
+        self, *, model: str, run_dir: str, fingerprint: str, sample_ids: list[str], duration: float
+    ) -> dict:
+        """``summary.json``: the scores and the run's counts (``finished`` when every sample id is recorded)."""
+        counts = self.counts()
+        run = {
+            "model": model,
+            "run_dir": run_dir,
+            "fingerprint": fingerprint,
+            "samples": len(sample_ids),
+            "finished": all(i in self._index for i in sample_ids),
+            "errors": counts["errors"],
+            "input_errors": counts["input_errors"],
+            "calls": counts["calls"],
+            "tool_calls": counts["tool_calls"],
+            "tool_errors": counts["tool_errors"],
+            "tokens": counts["tokens"],
+            "duration_s": round(duration, 3),
+        }
+        return {**self.scores(), "run": run}

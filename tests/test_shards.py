@@ -1,0 +1,163 @@
+"""`--shard I/N` and `matbench merge`: shards of one run merge into a run that score, submit and compare accept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_openai_server import FakeOpenAIServer, request_text
+
+from matbench.cli import main
+from matbench.errors import ConfigError
+from matbench.merge import merge_runs
+from matbench.records import RunDir
+from matbench.shards import parse_shard, shard_of
+
+
+def test_shards_partition_ids_stably():
+    ids = [str(i) for i in range(1, 2001)]
+    parts = [[i for i in ids if shard_of(i, 4) == k] for k in range(4)]
+    assert sorted(sum(parts, [])) == sorted(ids)
+    assert all(400 < len(p) < 600 for p in parts)
+    # adding samples never moves an existing one
+    more = ids + [f"new-{i}" for i in range(500)]
+    assert all(shard_of(i, 4) == k for k, p in enumerate(parts) for i in p)
+    assert len([i for i in more if shard_of(i, 4) == 0]) > len(parts[0])
+    assert str(parse_shard(" 3 / 4 ")) == "3/4" and parse_shard("0/1").holds("anything")
+    for bad in ("4/4", "1", "-1/4", "a/b", "0/0"):
+        with pytest.raises(ConfigError, match="--shard"):
+            parse_shard(bad)
+
+
+def _policy(req):
+    q = request_text(req)
+    return "<answer> yes </answer>" if len(q) % 3 else "<answer> no </answer>"
+
+
+def _eval(srv, tmp: Path, *extra: str) -> int:
+    return main(
+        [
+            "eval",
+            "--no-progress",
+            "--model",
+            "openai:fake",
+            "--base-url",
+            srv.base_url,
+            "--task",
+            "bamboogle",
+            "--data-dir",
+            str(DATA),
+            "--protocol",
+            "direct",
+            "--no-response-cache",
+            "--cache-dir",
+            str(tmp / "cache"),
+            *extra,
+        ]
+    )
+
+
+DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "multihop").resolve()
+
+
+@pytest.fixture(scope="module")
+def shard_runs(tmp_path_factory):
+    if not DATA.is_dir():
+        pytest.skip("shared fixtures not found")
+    tmp = tmp_path_factory.mktemp("shards")
+    with FakeOpenAIServer(_policy) as srv:
+        for k in range(3):
+            assert _eval(srv, tmp, "--shard", f"{k}/3", "--runs-root", str(tmp / "runs")) == 0
+        # a rerun of a shard resumes its own directory, not another shard's
+        assert _eval(srv, tmp, "--shard", "1/3", "--runs-root", str(tmp / "runs")) == 0
+        assert _eval(srv, tmp, "--run-dir", str(tmp / "whole")) == 0
+    runs = sorted((tmp / "runs").iterdir())
+    assert [r.name.rsplit("_", 1)[1] for r in runs] == ["shard0of3", "shard1of3", "shard2of3"]
+    return tmp, runs
+
+
+def test_merge_equals_the_unsharded_run(shard_runs, capsys):
+    tmp, runs = shard_runs
+    sizes = [len(RunDir(r).read_records()) for r in runs]
+    assert sum(sizes) == 125 and min(sizes) > 25
+    out = tmp / "merged"
+    assert main(["merge", *map(str, runs), "--out", str(out), "--data-dir", str(DATA)]) == 0
+    assert "merged 3 shards, 125 samples" in capsys.readouterr().out
+    merged, whole = RunDir(out), RunDir(tmp / "whole")
+    assert [r["id"] for r in merged.iter_records()] == [r["id"] for r in whole.iter_records()]
+    ms, ws = merged.read_summary(), whole.read_summary()
+    for key in ("n", "missing", "f1", "em", "splits"):
+        assert ms[key] == ws[key]
+    assert ms["run"]["finished"] and ms["run"]["shards"] == 3 and ms["run"]["calls"] == 125
+    cfg = merged.read_config()
+    assert cfg["selection"]["shard"] is None and [m["shard"] for m in cfg["merged_from"]] == [
+        "0/3",
+        "1/3",
+        "2/3",
+    ]
+    assert cfg["fingerprint"] == whole.read_config()["fingerprint"]
+    # the merged run is an ordinary run: score, compare, submit
+    assert main(["score", str(out), "--task", "bamboogle", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 125
+    assert main(["compare", str(out), str(tmp / "whole"), "--json", "--resamples", "200"]) == 0
+    cmp = json.loads(capsys.readouterr().out)
+    assert cmp["paired"] == 125 and cmp["overall"]["diff_f1"] == 0
+    lb = tmp / "lb"
+    assert main(["submit", str(out), "--name", "merged", "--leaderboard-dir", str(lb)]) == 0
+    assert "recorded" in capsys.readouterr().out
+    # resuming the merged run, on another server, has nothing left to do
+    with FakeOpenAIServer(_policy) as srv:
+        assert _eval(srv, tmp, "--run-dir", str(out)) == 0
+        assert srv.calls == 0
+
+
+def test_merge_refuses_what_does_not_cover_the_task_once(shard_runs, tmp_path):
+    tmp, runs = shard_runs
+    with pytest.raises(ConfigError, match=r"missing shard\(s\) 2/3"):
+        merge_runs(runs[:2], tmp_path / "a", data_dir=str(DATA))
+    with pytest.raises(ConfigError, match="shard 1/3 given twice"):
+        merge_runs([runs[0], runs[1], runs[1]], tmp_path / "b", data_dir=str(DATA))
+    with pytest.raises(ConfigError, match="is not a shard"):
+        merge_runs([tmp / "whole", *runs], tmp_path / "c", data_dir=str(DATA))
+    # a shard that has not finished
+    import shutil
+
+    torn = tmp_path / "torn"
+    shutil.copytree(runs[2], torn)
+    lines = (torn / "predictions.jsonl").read_text().splitlines(keepends=True)
+    (torn / "predictions.jsonl").write_text("".join(lines[:-2]))
+    with pytest.raises(ConfigError, match=r"shard 2/3\) has not finished: 2 sample\(s\) missing"):
+        merge_runs([runs[0], runs[1], torn], tmp_path / "d", data_dir=str(DATA))
+    # a shard run with another configuration
+    other = tmp_path / "other"
+    shutil.copytree(runs[2], other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["scoring"], cfg["fingerprint"] = "squad", "0" * 16
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"different configurations \(changed: scoring\)"):
+        merge_runs([runs[0], runs[1], other], tmp_path / "e", data_dir=str(DATA))
+    with pytest.raises(ConfigError, match="not empty"):
+        merge_runs(runs, runs[0], data_dir=str(DATA))
+
+
+def test_a_shard_directory_is_not_resumed_as_another_shard(shard_runs):
+    tmp, runs = shard_runs
+    with FakeOpenAIServer(_policy) as srv:
+        with pytest.raises(ConfigError, match="holds shard 0/3, not 1/3"):
+            from matbench.runner import EvalSettings, evaluate
+
+            evaluate(
+                EvalSettings(
+                    model="openai:fake",
+                    tasks=["bamboogle"],
+                    data_dir=str(DATA),
+                    protocol="direct",
+                    base_url=srv.base_url,
+                    run_dir=str(runs[0]),
+                    shard="1/3",
+                    response_cache=False,
+                    cache_dir=str(tmp / "cache"),
+                    progress=False,
+                )
+            )
