@@ -148,6 +148,7 @@ def engine_kwargs(
     trust_remote_code: bool = False,
     dtype: str = "auto",
     enforce_eager: bool | None = None,
+    enable_chunked_prefill: bool | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``vllm.LLM``; pixels bounds go to the (Qwen2.5-VL) processor."""
     kwargs: dict[str, Any] = {
@@ -178,6 +179,8 @@ def engine_kwargs(
         kwargs["seed"] = int(seed)
     if enforce_eager is not None:
         kwargs["enforce_eager"] = bool(enforce_eager)
+    if enable_chunked_prefill is not None:
+        kwargs["enable_chunked_prefill"] = bool(enable_chunked_prefill)
     return kwargs
 
 
@@ -213,6 +216,7 @@ class VLLMModel(Model):
             "trust_remote_code",
             "dtype",
             "enforce_eager",
+            "enable_chunked_prefill",
         }
     )
     lockstep = True
@@ -232,6 +236,7 @@ class VLLMModel(Model):
         if reason is not None:
             raise ConfigError(reason)
         self.engine_options = engine_kwargs(model_id, **options)
+        self.platform_defaults: dict[str, Any] = {}
         self.seed: int | None = options.get("seed")
         # A lockstep round is one batch that vLLM schedules internally: no cap from the adapter.
         self.max_concurrency = 1 << 16
@@ -241,6 +246,11 @@ class VLLMModel(Model):
 
         self._vllm = vllm
         self.platform = str(current_platform.device_type)
+        if self.platform == "cpu" and "enable_chunked_prefill" not in self.engine_options:
+            # vLLM's CPU worker cannot rewind a seeded request's generator after a partial prefill
+            # (Generator.set_offset is CUDA-only): a batch with a seed and a split prompt fails.
+            self.platform_defaults["enable_chunked_prefill"] = False
+        self.engine_options.update(self.platform_defaults)
         log.info("loading %s with vLLM %s on %s", model_id, getattr(vllm, "__version__", "?"), self.platform)
         self.llm = vllm.LLM(**self.engine_options)
         self.default_sampling = default_sampling_dict(self.llm.get_default_sampling_params())
@@ -251,13 +261,22 @@ class VLLMModel(Model):
     def _chat(self, conversations: list[list[dict[str, Any]]], params: list[Any]) -> list[Any]:
         return self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
 
+    def _abort_unfinished(self) -> None:
+        """Drop what a failed batch left in the engine: the next ``chat`` would run (and fail on) it again."""
+        engine = self.llm.llm_engine
+        states = getattr(getattr(engine, "output_processor", None), "request_states", None)
+        if states:
+            engine.abort_request(list(states), internal=True)
+
     def _chat_isolated(self, conversations: list[list[dict[str, Any]]], params: list[Any]) -> list[Any]:
         """After a batch failed: one call per conversation, so only the offending one is marked error."""
+        self._abort_unfinished()
         results: list[Any] = []
         for conv, sp in zip(conversations, params, strict=True):
             try:
                 results.append(self.llm.chat([conv], sampling_params=[sp], use_tqdm=False)[0])
             except Exception as exc:  # e.g. ValueError: prompt longer than max_model_len
+                self._abort_unfinished()
                 results.append(exc)
         return results
 
@@ -300,6 +319,7 @@ class VLLMModel(Model):
             "vllm_version": getattr(self._vllm, "__version__", None),
             "vllm_distribution": vllm_distribution(),
             "platform": self.platform,
+            "platform_defaults": dict(self.platform_defaults),
             "engine": engine,
             "decoding": "checkpoint generation_config; request temperature/top_p override",
             "default_sampling": dict(self.default_sampling),
