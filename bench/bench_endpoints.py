@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
+# The authors' prompt strings (visual-arft, direct) come from their scripts: the fixture copy, offline.
+os.environ.setdefault("MATBENCH_AUTHORS_REPO", str(FIXTURES / "visual-arft-repo"))
 SERVER = ROOT / "tests" / "fake_openai_server.py"
 LATENCIES = (0.025, 0.05, 0.1, 0.2)
 sys.path.insert(0, str(ROOT))  # this checkout's matbench, not another one installed in the venv

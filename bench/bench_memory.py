@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
+# The authors' prompt strings (visual-arft, direct) come from their scripts: the fixture copy, offline.
+os.environ.setdefault("MATBENCH_AUTHORS_REPO", str(FIXTURES / "visual-arft-repo"))
 DATA = FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"
 CORPUS = FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"
 TARGET = 1.2

@@ -30,6 +30,8 @@ class EpisodeOptions:
     top_p: float | None = None
     seed: int | None = None
     crop_assist: bool = False
+    compat: str = "fixed"  # "strict": the authors' failure handling and regexes too (see README)
+    exec_globals: list | None = None  # the authors' exec scoping: these imports as globals (None: fresh)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Episode:
     status: str = "ok"
     error: str | None = None
     problems: list[str] | None = None
+    last_query: str | None = None  # what an unclosed <search> searches again (the authors' loop did)
     tool_calls: dict[str, int] = field(default_factory=dict)
     tool_errors: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
@@ -116,16 +119,17 @@ class Episode:
             self.done, self.status, self.error = True, "error", out.error or "model returned no text"
             return
         layout = self.templates.layout
-        if layout == "direct":
-            answer = va.extract_answer(out.text)
-            turn["action"], turn["answer"] = "answer", answer if answer is not None else out.text.strip()
+        if layout == "direct":  # the authors' direct scripts: the whole reply is the prediction
+            turn["action"], turn["answer"] = "answer", out.text.strip()
             self._finish(turn["answer"])
             return
-        act = va.parse_search(out.text) if layout == "search" else va.parse_coding(out.text)
+        dotall = self.options.compat != "strict"
+        act = va.parse_search(out.text, dotall) if layout == "search" else va.parse_coding(out.text, dotall)
         turn["action"], turn["think"] = act.kind, act.think
         if act.final:
             turn["answer"] = act.answer
-            self.text = fill(self.templates["after_other"], text=self.text, output=out.text)
+            after = self.templates.data.get("after_answer", "{text}\n{output}")
+            self.text = fill(after, text=self.text, output=out.text)
             self._finish(act.answer)
             return
         if layout == "search":
@@ -148,23 +152,40 @@ class Episode:
 
     async def _search_step(self, act: va.Action, turn: dict) -> None:
         out = act.output
+        strict = self.options.compat == "strict"
         if "search" not in act.steps:
             self.text = fill(self.templates["after_other"], text=self.text, output=out)
             return
         from matbench.tools.search.base import format_search_error
 
-        info: dict = {"name": "search", "input": act.query, "results": [], "error": None, "cached": False}
+        query = act.query if act.query is not None else self.last_query
+        info: dict = {"name": "search", "input": query, "results": [], "error": None, "cached": False}
+        turn["tool"] = info
+        if query is None:  # an unclosed <search> before any query: theirs reused another sample's, or crashed
+            info["error"] = "no query: <search> is not closed and no earlier query to repeat"
+            if strict:
+                self._finish(None)
+            else:
+                self.text = fill(self.templates["after_other"], text=self.text, output=out)
+            return
+        self.last_query = query
         try:
             hits, info["cached"] = await asyncio.to_thread(
-                self.tools.search.search_with_source, act.query, self.options.top_k
+                self.tools.search.search_with_source, query, self.options.top_k
             )
             info["results"] = [h.to_dict() for h in hits]
+            if strict and any(not h.snippet for h in hits):
+                raise ValueError("a search result has no snippet")
             block = va.information_block(self.templates, [h.snippet for h in hits])
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
             info["error"] = format_search_error(exc)
+            self._count("search", True)
+            if strict:  # the authors' loop ended the sample on any exception, with no prediction
+                self._finish(None)
+                return
             block = va.information_block(self.templates, None, error=info["error"])
-        self._count("search", info["error"] is not None)
-        turn["tool"] = info
+        else:
+            self._count("search", False)
         self.text = fill(self.templates["after_search"], text=self.text, output=out, information=block)
 
     async def _coding_step(self, act: va.Action, turn: dict) -> None:
@@ -173,6 +194,10 @@ class Episode:
             self.text = fill(self.templates["after_other"], text=self.text, output=out)
             return
         if "problem" in act.steps:
+            if not act.problems and self.options.compat == "strict":  # their script crashed here
+                turn["tool"] = {"name": "problem", "problems": [], "tips": None}
+                self._finish(None)
+                return
             self.problems = act.problems or []
             tips = va.tips_for(self.templates, self.problems)
             turn["tool"] = {"name": "problem", "problems": self.problems, "tips": tips}
@@ -211,7 +236,8 @@ class Episode:
             code, box = va.crop_rewrite(code, self.sample.question, width, height)
             info["input"], info["crop_box"] = code, list(box) if box else None
         try:
-            res = await self.tools.sandbox.arun(code, self.image)
+            scope = {"globals": self.options.exec_globals} if self.options.exec_globals is not None else None
+            res = await self.tools.sandbox.arun(code, self.image, scope=scope)
         except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this step, not the run
             info["error"] = f"sandbox failure: {exc}"
             self._count("code", True)

@@ -24,7 +24,8 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
-from matbench.protocols.templates import Templates, load_templates
+from matbench.protocols.resolve import exec_scope_for, resolve_protocol
+from matbench.protocols.templates import Templates
 from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
 from matbench.scoring import get_scorer
 from matbench.shards import parse_shard
@@ -57,10 +58,14 @@ class EvalSettings:
     tasks: list[str]
     data_dir: str | None = None
     data_file: str | None = None
+    data_revision: str | None = None  # hub commit of the data (default: the task spec's pin)
     limit: int | None = None
     ids: list[str] | None = None
     protocol: str | None = None
     protocol_file: str | None = None
+    authors_repo: str | None = None  # a copy of the authors' repository (else $MATBENCH_AUTHORS_REPO / cache)
+    compat: str = "fixed"  # "strict": the authors' failure handling too
+    exec_scope: str | None = None  # "authors" | "fresh"; default: authors for the authors' wording
     search: str = "serper"
     search_cache: str = "auto"
     cache_dir: str | None = None
@@ -204,9 +209,11 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
     from matbench.tools.search import CachedSearch, get_search_backend
 
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
+    # --compat strict: every organic result Serper returns is used, as in the authors' script.
+    strict = {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
     backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
     )
     cached = CachedSearch(
         backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
@@ -216,16 +223,20 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
 
 def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dict) -> TaskPlan:
     spec = get_task(name)
-    protocol = settings.protocol or spec.default_protocol
-    templates = load_templates(settings.protocol_file or spec.prompt_file(protocol))
-    if templates.layout not in (spec.kind, "direct"):
-        raise ConfigError(
-            f"{templates.path}: layout {templates.layout!r} does not fit task {spec.name} (needs {spec.kind!r})"
-        )
+    resolved = resolve_protocol(
+        spec,
+        settings.protocol,
+        settings.protocol_file,
+        authors_repo=settings.authors_repo,
+        cache_dir=Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir(),
+    )
+    templates = resolved.templates
     direct = templates.layout == "direct"
     scoring = settings.scoring or spec.default_scoring
     get_scorer(scoring)  # unknown scoring fails here, before any call
-    samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file)
+    local = bool(settings.data_dir or settings.data_file)
+    revision = None if local else (settings.data_revision or spec.data.get("revision"))
+    samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=revision)
     samples = _select(samples, settings.ids, settings.limit, spec)
     n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
     shard = parse_shard(settings.shard) if settings.shard else None
@@ -235,14 +246,20 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     crop_assist = (
         bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
     )
+    exec_scope = (
+        exec_scope_for(settings.exec_scope, templates) if "code" in spec.tools and not direct else None
+    )
     options = EpisodeOptions(
         max_calls=1 if direct else int(limits.get("max_calls", 5)),
-        max_new_tokens=int(settings.max_new_tokens or limits.get("max_new_tokens", 1024)),
+        # --max-new-tokens, else the protocol's own limit, else the task's
+        max_new_tokens=int(settings.max_new_tokens or resolved.max_new_tokens or limits.get("max_new_tokens", 1024)),
         top_k=int(limits.get("top_k", 4)),
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,
         crop_assist=crop_assist and spec.kind == "coding" and not direct,
+        compat=settings.compat,
+        exec_globals=templates["imports"] if exec_scope == "authors" else None,
     )
     tools = Tools()
     search_info = sandbox_info = None
@@ -256,13 +273,13 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     if "code" in spec.tools and not direct:
         from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 
-        timeout = settings.code_timeout or float(limits.get("code_timeout", 20))
+        timeout = settings.code_timeout or float(limits.get("code_timeout", 60))
         key = ("sandbox", timeout)
         if key not in shared:
             workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
             shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
         tools.sandbox = shared[key]
-        sandbox_info = sandbox_config(tools.sandbox, timeout)
+        sandbox_info = {**sandbox_config(tools.sandbox, timeout), "exec_scope": exec_scope}
     semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
     config = {
         "matbench_version": __version__,
@@ -275,15 +292,15 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
             "n_samples": n_selected,
+            "revision": revision,
+            # A 40-hex hub commit: the exact data. Anything else (none, a branch) can move under the run.
+            "revision_pinned": None if local else bool(revision and _is_commit(revision)),
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
-        "protocol": {
-            "name": "custom" if settings.protocol_file else protocol,
-            "layout": templates.layout,
-            "file": str(templates.path),
-            "sha256": templates.sha256,
-        },
+        "protocol": resolved.config(custom=bool(settings.protocol_file)),
+        # Where the authors' script was read from (not part of the fingerprint: any copy at the commit).
+        "protocol_source": ({k: templates.source[k] for k in ("via", "path")} if templates.source else None),
         "scoring": scoring,
         "search": search_info,
         "sandbox": sandbox_info,
@@ -291,12 +308,18 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "crop_assist": options.crop_assist,
             "max_calls": options.max_calls,
             "top_k": options.top_k,
+            "compat": options.compat,
+            "exec_scope": exec_scope,
+            "exec_globals": options.exec_globals,
         },
         "decoding": {
             "temperature": options.temperature,
             "top_p": options.top_p,
             "max_new_tokens": options.max_new_tokens,
             "seed": options.seed,
+            # OpenAI-compatible endpoints: exactly what every request body carries besides the messages
+            # (what is not sent is the server's default, e.g. the checkpoint's generation config).
+            "sent": _sent_decoding(model_config, options),
         },
         "seed": settings.seed,
         "selection": {
@@ -340,6 +363,33 @@ def build_model(settings: EvalSettings):
         cache_dir.mkdir(parents=True, exist_ok=True)
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
+
+
+def _is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
+
+
+def _sent_decoding(model_config: dict, options: EpisodeOptions) -> dict | None:
+    if model_config.get("backend") != "openai":
+        return None  # in-process engines record their effective sampling in the model config
+    from matbench.models.base import ChatRequest
+    from matbench.models.openai_api import build_body
+
+    request = ChatRequest(
+        text="",
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        seed=options.seed,
+    )
+    body = build_body(
+        str(model_config.get("model")),
+        request,
+        reasoning=bool(model_config.get("reasoning_model")),
+        reasoning_effort=model_config.get("reasoning_effort"),
+        extra_body=model_config.get("extra_body"),
+    )
+    return {k: v for k, v in body.items() if k not in ("messages", "model")}
 
 
 def _default_cache_dir() -> Path:

@@ -50,6 +50,33 @@ class SplitRule:
 
 
 @dataclass(frozen=True)
+class ProtocolRef:
+    """A task's protocol: matbench's own template file (``file``), or the authors' script to read the
+    strings from (``authors``, a path in their repository; ``layout`` says which strings)."""
+
+    name: str
+    file: Path | None = None
+    authors: str | None = None
+    layout: str | None = None
+    max_new_tokens: int | None = None  # this protocol's token limit, if it differs from the task's
+
+
+def _protocol_ref(name: str, raw: object, base: Path) -> ProtocolRef:
+    if isinstance(raw, str):
+        return ProtocolRef(name, file=(base / raw).resolve())
+    if not isinstance(raw, dict) or ("file" in raw) == ("authors" in raw):
+        raise ValueError(f"protocol {name!r} needs a file name, or a mapping with `file:` or `authors:`")
+    tokens = raw.get("max_new_tokens")
+    return ProtocolRef(
+        name,
+        file=(base / raw["file"]).resolve() if raw.get("file") else None,
+        authors=str(raw["authors"]) if raw.get("authors") else None,
+        layout=str(raw["layout"]) if raw.get("layout") else None,
+        max_new_tokens=int(tokens) if tokens is not None else None,
+    )
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     version: str
@@ -61,7 +88,7 @@ class TaskSpec:
     tools: tuple[str, ...]
     kind: str  # "search" | "coding": which layout of the protocol the task uses
     image: bool
-    protocols: dict[str, Path]
+    protocols: dict[str, ProtocolRef]
     default_protocol: str
     limits: dict
     scoring: dict
@@ -76,7 +103,7 @@ class TaskSpec:
         """MAT-Coding's notebook compares CJK text character by character."""
         return bool(self.scoring.get("cjk", False))
 
-    def prompt_file(self, protocol: str) -> Path:
+    def protocol(self, protocol: str) -> ProtocolRef:
         try:
             return self.protocols[protocol]
         except KeyError:
@@ -104,7 +131,7 @@ def _load_spec(path: Path) -> TaskSpec:
         raise ConfigError(f"{path}: a task spec must be a mapping")
     try:
         splits = raw.get("splits") or {}
-        protocols = {k: (path.parent / v).resolve() for k, v in (raw.get("protocols") or {}).items()}
+        protocols = {k: _protocol_ref(k, v, path.parent) for k, v in (raw.get("protocols") or {}).items()}
         spec = TaskSpec(
             name=str(raw["name"]),
             version=str(raw["version"]),
@@ -127,9 +154,9 @@ def _load_spec(path: Path) -> TaskSpec:
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"{path}: malformed task spec ({exc!r})") from exc
-    for proto, prompt in spec.protocols.items():
-        if not prompt.is_file():
-            raise ConfigError(f"{path}: protocol {proto!r} names a missing prompt file {prompt}")
+    for proto, ref in spec.protocols.items():
+        if ref.file is not None and not ref.file.is_file():
+            raise ConfigError(f"{path}: protocol {proto!r} names a missing prompt file {ref.file}")
     return spec
 
 

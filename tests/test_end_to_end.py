@@ -22,15 +22,16 @@ def _gold_by_question(fixtures_dir) -> dict[str, str]:
 
 
 def _oracle(gold: dict[str, str], every: int):
-    """Answers right for every ``every``-th question (by position in the set), else a fixed wrong answer."""
+    """Answers right for every ``every``-th question (by position in the set), else a fixed wrong answer
+    (a bare reply: the direct protocol scores the whole reply, as the authors' direct scripts did)."""
     order = list(gold)
 
     def policy(req):
         text = request_text(req)
         for i, q in enumerate(order):
             if q in text:
-                return f"<answer> {gold[q] if i % every == 0 else 'nobody'} </answer>"
-        return "<answer> ? </answer>"
+                return f" {gold[q] if i % every == 0 else 'nobody'}\n"
+        return "?"
 
     return policy
 
@@ -241,7 +242,11 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
 
     def policy(req):
         text = request_text(req)
-        return "<answer> a </answer>" if text.count("<think> x") >= 1 else "<think> x </think>\nno tags"
+        return (
+            "<answer> a </answer>"
+            if text.count("<think> x") >= 1
+            else "<think> x </think>\n<search> q </search>"
+        )
 
     with FakeOpenAIServer(policy) as srv:
         settings = EvalSettings(

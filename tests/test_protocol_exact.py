@@ -1,4 +1,5 @@
-"""With the authors' strings as a --protocol-file, every request text matches their worked examples byte for byte."""
+"""With no protocol flags (the authors' strings read from their scripts), and with the same strings as a
+--protocol-file, every request text matches the fixture's worked examples byte for byte."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def authors_protocol_files(fixtures_dir, tmp_path):
         "instructions": (fixtures_dir / "protocol" / s["instructions_file"]).read_text(),
         "first": _template(s["first_text"]),
         "after_search": _template(s["after_search"]),
-        "after_other": _template(s["after_answer_or_other"]),
+        "after_other": _template(s["after_other"]),  # no tag: the text stays as it was
+        "after_answer": _template(s["after_answer"]),
         # "'<information> ' + for i, snippet: f'{i+1}. Content:' + snippet (no separator) + ' </information> '"
         "information": {
             "header": "<information> ",
@@ -51,8 +53,10 @@ def authors_protocol_files(fixtures_dir, tmp_path):
     return proto, paths
 
 
-def test_search_layout_byte_exact(tmp_path, fixtures_dir):
+@pytest.mark.parametrize("how", ["default", "protocol-file"])
+def test_search_layout_byte_exact(tmp_path, fixtures_dir, how):
     proto, (search_file, _) = authors_protocol_files(fixtures_dir, tmp_path)
+    flags = ["--protocol-file", str(search_file)] if how == "protocol-file" else []
     turns = proto["examples"]["mat-search id 1"]
     snippets = turns[1]["search_snippets"]
     outputs = iter([t["model_output"] for t in turns[1:]])
@@ -72,8 +76,7 @@ def test_search_layout_byte_exact(tmp_path, fixtures_dir):
                 str(fixtures_dir / "mat" / "search-demo"),
                 "--ids",
                 "1",
-                "--protocol-file",
-                str(search_file),
+                *flags,
                 "--search",
                 f"retriever:{rs.url}",
                 "--search-cache",
@@ -92,11 +95,19 @@ def test_search_layout_byte_exact(tmp_path, fixtures_dir):
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
     assert rec["prediction"] == turns[2]["answer"]
     cfg = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
-    assert cfg["protocol"]["name"] == "custom" and cfg["protocol"]["file"].endswith("authors-search.yaml")
+    if how == "protocol-file":
+        assert cfg["protocol"]["name"] == "custom" and cfg["protocol"]["file"].endswith("authors-search.yaml")
+    else:
+        assert cfg["protocol"]["name"] == "visual-arft" and cfg["protocol"]["wording"] == "authors"
+        source = cfg["protocol"]["source"]
+        assert source["commit"] == "94866331ff38c516581697882a00f947c8bfda8a"
+        assert source["file"].endswith("MAT-Search-Benchmark/evaluation_mat_search_ngpu_7b_visual_arft.py")
+        assert set(source["strings_sha256"]) >= {"search.instructions", "search.first", "search.after_search"}
+        assert cfg["protocol_source"]["via"] == "authors-repo"
 
 
 def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
-    proto, (_, coding_file) = authors_protocol_files(fixtures_dir, tmp_path)
+    proto, _ = authors_protocol_files(fixtures_dir, tmp_path)
     turns = proto["examples"]["mat-coding id 12"]
     outputs = iter([t["model_output"] for t in turns[1:]])
     with FakeOpenAIServer(lambda req: next(outputs)) as srv:
@@ -112,8 +123,6 @@ def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
                 str(fixtures_dir / "mat" / "coding-demo"),
                 "--ids",
                 "12",
-                "--protocol-file",
-                str(coding_file),
                 "--runs-root",
                 str(tmp_path / "runs"),
             ],
@@ -149,4 +158,9 @@ def test_parse_coding(output, steps, answer):
 def test_search_prefers_answer():
     assert va.parse_search("<search> q </search><answer> a </answer>").steps == ["answer"]
     assert va.parse_search("<search>\n multi\nline </search>").query == "multi\nline"
-    assert va.parse_search("<search></search>").kind == "invalid"
+    assert va.parse_search("<search>\n multi\nline </search>", dotall=False).query is None  # theirs
+    assert va.parse_search("<search></search>").query == ""  # searched as is, like theirs
+    unclosed = va.parse_search("<search> never closed")
+    assert unclosed.kind == "search" and unclosed.query is None  # the episode repeats the last query
+    assert va.parse_search("no tag at all").kind == "invalid"
+    assert va.extract_answer("<answer> a\nb </answer>", dotall=False) is None

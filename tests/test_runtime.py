@@ -84,7 +84,7 @@ def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir):
 
 
 @pytest.mark.parametrize("sid,box", [("119", (366, 723, 506, 851)), ("124", (489, 155, 595, 259))])
-def test_crop_rewrite(tmp_path, coding_dir, sid, box):
+def test_crop_rewrite(tmp_path, coding_dir, fixtures_dir, sid, box):
     wrong_crop = (
         "<think> crop </think>\n<code>\n```python\nimport cv2\nimg = cv2.imread('path_to_input_image.jpg')\n"
         "crop = img[10:20, 30:img.shape[1]]\ncv2.imwrite('path_to_output_image.jpg', crop)\n```\n</code>"
@@ -118,7 +118,8 @@ def test_crop_rewrite(tmp_path, coding_dir, sid, box):
         )
         assert out.returncode == 0, out.stderr
         cropped = decode_request_images(srv.requests[2])[0]
-        assert "We now need to crop" not in request_text(srv.requests[1])  # matbench's own tip wording
+        proto = json.loads((fixtures_dir / "protocol" / "visual-arft-protocol.json").read_text())
+        assert request_text(srv.requests[1]).endswith(proto["coding"]["tips"]["crop"])  # the authors' tip
         assert "[x_min, y_min, x_max, y_max]" in request_text(srv.requests[1])
     name = {"119": "crop_8_ori.png", "124": "crop_13_ori.png"}[sid]
     w, h = Image.open(coding_dir / name).size
@@ -218,7 +219,8 @@ def test_search_episode_and_five_call_limit(tmp_path, fixtures_dir):
 
 
 def test_malformed_output_and_search_failure(tmp_path, fixtures_dir):
-    """Garbage output is appended and the loop goes on; a dead search backend becomes text for the model."""
+    """Output without a tag leaves the text unchanged (the authors' loop has no else branch) and the loop goes
+    on; a dead search backend becomes text for the model."""
     outputs = iter(
         ["no tags at all", "<think> x </think>\n<search> q </search>", "<answer> Play well </answer>"]
     )
@@ -239,13 +241,14 @@ def test_malformed_output_and_search_failure(tmp_path, fixtures_dir):
                 "retriever:http://127.0.0.1:9",
                 "--search-cache",
                 "off",
+                "--no-response-cache",  # scripted outputs: the repeated request must reach the server
                 "--runs-root",
                 str(tmp_path / "runs"),
             ],
             cache_dir=tmp_path / "cache",
         )
         assert out.returncode == 0, out.stderr
-        assert request_text(srv.requests[1]).endswith("</query>\nno tags at all")
+        assert request_text(srv.requests[1]) == request_text(srv.requests[0])
         third = request_text(srv.requests[2])
         assert "<information> " in third and "</information> " in third
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]

@@ -407,3 +407,46 @@ def test_files_of_one_job_are_invisible_to_the_next(image):
         assert first.stdout.strip(), first.error
         second = box.run(look, image)
     assert second.stdout.strip() == "looked", second.stdout + (second.error or "")
+
+
+USERNS = """
+import ctypes, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
+def outcome(rc):
+    return 'ALLOWED' if rc >= 0 else os.strerror(ctypes.get_errno())
+pid = libc.syscall(56, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)  # clone(2) on x86_64
+if pid == 0:
+    os._exit(0)
+if pid > 0:
+    os.waitpid(pid, 0)
+print('clone', outcome(pid))
+args = (ctypes.c_uint64 * 11)(CLONE_NEWUSER, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, 0)
+pid = libc.syscall(435, ctypes.byref(args), ctypes.sizeof(args))  # clone3(2)
+if pid == 0:
+    os._exit(0)
+if pid > 0:
+    os.waitpid(pid, 0)
+print('clone3', outcome(pid))
+print('unshare-mount', outcome(libc.unshare(CLONE_NEWNS)))
+rc = libc.unshare(CLONE_NEWUSER)
+print('unshare', outcome(rc))
+if rc == 0:
+    open('/proc/self/setgroups', 'w').write('deny')
+    open('/proc/self/uid_map', 'w').write(f'0 {os.getuid()} 1')
+    print('uid inside', os.getuid())
+    print('mount', outcome(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)))
+"""
+
+
+def test_user_namespaces_are_denied(sb, image):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the snippet uses x86_64 syscall numbers")
+    res = sb.run(USERNS, image)
+    lines = dict(line.split(" ", 1) for line in res.stdout.splitlines())
+    assert lines.get("clone") == "Operation not permitted", res.stdout + (res.traceback or "")
+    assert lines.get("clone3") == "Function not implemented"  # flags unreadable by seccomp: never clone3
+    assert lines.get("unshare-mount") == "Operation not permitted"
+    assert lines.get("unshare") == "Operation not permitted"
+    assert "uid inside" not in res.stdout and "mount" not in lines
+    _still_works(sb, image)

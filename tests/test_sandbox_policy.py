@@ -109,6 +109,7 @@ def test_unsafe_no_sandbox_is_recorded_and_still_blocks_the_attack(tmp_path, cod
     config = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
     assert config["sandbox"]["isolation"] == "none"
     assert config["sandbox"]["unsafe"] is True
+    assert config["sandbox"]["namespaces"] == "seccomp"
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
@@ -120,6 +121,7 @@ def test_with_bubblewrap_the_harness_is_out_of_reach(tmp_path, coding_dir):
     assert "KILLED" not in stdout and "ENVIRON " not in stdout.replace("ENVIRON-DENIED", "")
     config = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
     assert config["sandbox"]["isolation"] == "bwrap" and config["sandbox"]["unsafe"] is False
+    assert config["sandbox"]["namespaces"] == "seccomp"
     # an official run is never continued without isolation
     assert resumed.returncode == 2
     assert "cannot be resumed without isolation" in resumed.stderr.strip().splitlines()[-1]

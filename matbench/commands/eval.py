@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", help="local data folder instead of the hub")
     p.add_argument("--data-file", help="local data file instead of the hub")
+    p.add_argument(
+        "--data-revision",
+        help="hub commit of the task data (default: the task spec's pin; recorded in config)",
+    )
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--ids", help="comma-separated sample ids, e.g. 1,5,9")
     p.add_argument(
@@ -29,8 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="I/N",
         help="only shard I of N (I from 0), a fixed slice by sample-id hash; `matbench merge` joins the shards",
     )
-    p.add_argument("--protocol", choices=["visual-arft", "direct"], help="default: the task's (visual-arft)")
+    p.add_argument(
+        "--protocol",
+        help="visual-arft (default: the authors' exact strings), direct (their no-tool baseline), "
+        "matbench-wording or matbench-wording-direct (matbench's own wording, no copy of the authors' scripts needed)",
+    )
     p.add_argument("--protocol-file", help="a YAML/JSON file replacing every prompt template")
+    p.add_argument(
+        "--authors-repo",
+        help="a copy of Liuziyu77/Visual-RFT (the folder holding Visual-ARFT/) to read the authors' strings from "
+        "(default $MATBENCH_AUTHORS_REPO, else the cache, else one download at the pinned commit)",
+    )
+    p.add_argument(
+        "--compat",
+        choices=["fixed", "strict"],
+        default="fixed",
+        help="fixed (default): the documented fixes of the authors' failure handling; strict: their handling too",
+    )
     p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
     p.add_argument(
         "--search",
@@ -66,7 +85,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-crop-assist", action="store_true", help="do not rewrite crop slices to the question's box"
     )
-    p.add_argument("--code-timeout", type=float, help="seconds per sandboxed code run (default 20)")
+    p.add_argument(
+        "--code-timeout", type=float, help="seconds per sandboxed code run (default 60; the authors had none)"
+    )
+    p.add_argument(
+        "--exec-scope",
+        choices=["authors", "fresh"],
+        help="authors (default with their strings): exec(code, globals-with-their-imports, locals) as their "
+        "script did; fresh: one new namespace per snippet",
+    )
     p.add_argument("--sandbox-workers", type=int, default=2, help="warm sandbox workers (default 2)")
     p.add_argument(
         "--unsafe-no-sandbox",
@@ -94,10 +121,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matbench.display import score_table
+    from matbench.errors import ConfigError
     from matbench.models.openai_api import is_reasoning_model
     from matbench.models.registry import resolve_spec
     from matbench.runner import EvalSettings, evaluate
 
+    if args.max_pixels is not None and args.base_url:
+        raise ConfigError(
+            "--max-pixels cannot be applied to a model behind --base-url (the server's image processor decides); "
+            "start the server with it instead, e.g. vllm serve ... --mm-processor-kwargs '{\"max_pixels\": N}'"
+        )
     temperature = args.temperature
     resolved = resolve_spec(args.model, args.base_url)
     if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
@@ -109,10 +142,13 @@ def run(args: argparse.Namespace) -> int:
         tasks=args.task,
         data_dir=args.data_dir,
         data_file=args.data_file,
+        data_revision=args.data_revision,
         limit=args.limit,
         ids=[i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None,
         protocol=args.protocol,
         protocol_file=args.protocol_file,
+        authors_repo=args.authors_repo,
+        compat=args.compat,
         search=args.search,
         search_cache=args.search_cache,
         cache_dir=args.cache_dir,
@@ -130,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         crop_assist=False if args.no_crop_assist else None,
         code_timeout=args.code_timeout,
+        exec_scope=args.exec_scope,
         sandbox_workers=args.sandbox_workers,
         unsafe_no_sandbox=args.unsafe_no_sandbox,
         response_cache=not args.no_response_cache,

@@ -35,8 +35,9 @@ def _offline_help(spec: TaskSpec, exc: BaseException) -> MatbenchError:
     )
 
 
-def fetch_mat(spec: TaskSpec) -> tuple[Path, Path]:
-    """Download (or reuse from the HF cache) the task's json and image folder; return their local paths."""
+def fetch_mat(spec: TaskSpec, revision: str | None = None) -> tuple[Path, Path]:
+    """Download (or reuse from the HF cache) the task's json and image folder at ``revision`` (None: the
+    spec's pin, else the hub's head); return their local paths."""
     from huggingface_hub import snapshot_download
 
     d = spec.data
@@ -45,6 +46,7 @@ def fetch_mat(spec: TaskSpec) -> tuple[Path, Path]:
             repo_id=d["hub_repo"],
             repo_type="dataset",
             allow_patterns=[d["hub_file"], f"{d['hub_images']}/*"],
+            revision=revision or d.get("revision"),
         )
     except Exception as exc:  # noqa: BLE001 - every hub failure (offline, HTTP, missing cache) gets the same advice
         raise _offline_help(spec, exc) from exc
@@ -54,13 +56,15 @@ def fetch_mat(spec: TaskSpec) -> tuple[Path, Path]:
     return json_path, Path(root) / d["hub_images"]
 
 
-def fetch_flashrag(spec: TaskSpec) -> list[dict]:
-    """Rows of a FlashRAG_datasets config/split as plain dicts."""
+def fetch_flashrag(spec: TaskSpec, revision: str | None = None) -> list[dict]:
+    """Rows of a FlashRAG_datasets config/split as plain dicts, at ``revision`` (as ``fetch_mat``)."""
     import datasets
 
     d = spec.data
     try:
-        ds = datasets.load_dataset(d["hub_dataset"], d["config"], split=d["split"])
+        ds = datasets.load_dataset(
+            d["hub_dataset"], d["config"], split=d["split"], revision=revision or d.get("revision")
+        )
     except Exception as exc:  # noqa: BLE001 - see fetch_mat
         raise _offline_help(spec, exc) from exc
     return [dict(row) for row in ds]

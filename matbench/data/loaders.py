@@ -34,8 +34,10 @@ def load_samples(
     *,
     data_dir: str | Path | None = None,
     data_file: str | Path | None = None,
+    revision: str | None = None,
 ) -> list[Sample]:
-    """Samples of ``spec`` from ``data_file``, a ``data_dir``, or the Hugging Face hub (default)."""
+    """Samples of ``spec`` from ``data_file``, a ``data_dir``, or the Hugging Face hub (default; at
+    ``revision``, else the spec's pinned one)."""
     fmt = spec.data.get("format")
     if fmt not in LOADERS:
         raise MatbenchError(f"task {spec.name}: no loader for data format {fmt!r}")
@@ -50,8 +52,8 @@ def load_samples(
     from matbench.data.hub import fetch_flashrag, fetch_mat
 
     if fmt == "flashrag":
-        return _samples_from_flashrag_rows(spec, fetch_flashrag(spec), source=spec.source_label())
-    path, images = fetch_mat(spec)
+        return _samples_from_flashrag_rows(spec, fetch_flashrag(spec, revision), source=spec.source_label())
+    path, images = fetch_mat(spec, revision)
     return LOADERS[fmt](spec, path, images)
 
 
@@ -164,8 +166,8 @@ def load_mat_search(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
 def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
     """Rows ``{id, question, answers[], ori_image_path, processed_image_path, type[], split}``.
 
-    ``crop`` items are fed the original image (the question's box is in its coordinates); all others the
-    processed (degraded) one.
+    Items whose FIRST type is ``crop`` are fed the original image (the question's box is in its coordinates),
+    as the authors' script decides (``type[0] == 'crop'``); all others the processed (degraded) one.
     """
     samples = []
     for row_no, raw in enumerate(_read_json_list(path), 1):
@@ -178,7 +180,7 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
             continue
         types = raw["type"] if isinstance(raw["type"], list) else [raw["type"]]
         answers = raw["answers"] if isinstance(raw["answers"], list) else [raw["answers"]]
-        key = "ori_image_path" if "crop" in types else "processed_image_path"
+        key = "ori_image_path" if types[0] == "crop" else "processed_image_path"
         if not raw.get(key):
             samples.append(_bad(row_no, raw, path, f"missing field {key}"))
             continue

@@ -40,6 +40,7 @@ class Templates:
     data: dict
     path: Path
     sha256: str
+    source: dict | None = None  # the authors' scripts: repo, commit, file, sha256 of every string used
 
     def __getitem__(self, key: str):
         return self.data[key]

@@ -3,8 +3,9 @@
 Every turn is ONE user message: the current image plus the whole text so far. The protocol builds that
 text and parses each model output into an ``Action``; the runner executes tools and hands results back.
 
-One documented deviation: the authors' answer regex had no DOTALL, so a multi-line answer was recorded as
-None (or the previous sample's answer). Here ``<answer>`` matches across lines.
+One documented deviation (``--compat fixed``, the default): the authors' answer and search regexes had no
+DOTALL, so a multi-line answer was recorded as None (or the previous sample's answer). Here they match across
+lines; ``dotall=False`` (``--compat strict``) matches as theirs did.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from matbench.protocols.templates import Templates, fill
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 _SEARCH = re.compile(r"<search>\s*(.*?)\s*</search>", re.DOTALL)
+_ANSWER_LINE = re.compile(r"<answer>\s*(.*?)\s*</answer>")  # the authors' regexes, without DOTALL
+_SEARCH_LINE = re.compile(r"<search>\s*(.*?)\s*</search>")
 _THINK = re.compile(r"<think>\s*(.*?)\s*</think>", re.DOTALL)
 _PROBLEM = re.compile(r"<problem>\s*\{(.*?)\}\s*</problem>", re.DOTALL)
 _QUOTED = re.compile(r"'([^']+)'")
@@ -49,8 +52,8 @@ class Action:
         return "answer" in self.steps
 
 
-def extract_answer(output: str) -> str | None:
-    m = _ANSWER.search(output)
+def extract_answer(output: str, dotall: bool = True) -> str | None:
+    m = (_ANSWER if dotall else _ANSWER_LINE).search(output)
     return m.group(1).strip() if m else None
 
 
@@ -59,17 +62,20 @@ def _think(output: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def parse_search(output: str) -> Action:
-    """``<answer>`` wins over ``<search>``, as in the authors' script; anything else is ``invalid``."""
+def parse_search(output: str, dotall: bool = True) -> Action:
+    """``<answer>`` wins over ``<search>``, as in the authors' script; anything else is ``invalid``.
+
+    A ``<search>`` whose query cannot be matched (the tag is never closed) keeps ``query`` None: the authors'
+    loop then searched again with the last query it had.
+    """
     act = Action(output=output, think=_think(output))
     if "<answer>" in output:
         act.steps = ["answer"]
-        act.answer = extract_answer(output)  # None when the tag is never closed: scores 0, as theirs
+        act.answer = extract_answer(output, dotall)  # None when the tag is never closed: scores 0, as theirs
     elif "<search>" in output:
-        m = _SEARCH.search(output)
-        if m and m.group(1).strip():
-            act.steps = ["search"]
-            act.query = m.group(1).strip()
+        act.steps = ["search"]
+        m = (_SEARCH if dotall else _SEARCH_LINE).search(output)
+        act.query = m.group(1).strip() if m else None
     return act
 
 
@@ -81,12 +87,12 @@ def parse_problems(output: str) -> list[str] | None:
     return sorted(_QUOTED.findall(m.group(1)))
 
 
-def parse_coding(output: str) -> Action:
+def parse_coding(output: str, dotall: bool = True) -> Action:
     """Like the authors' script: ``<answer>`` ends the episode; else ``<problem>`` then ``<code>``, both if both."""
     act = Action(output=output, think=_think(output))
     if "<answer>" in output:
         act.steps = ["answer"]
-        act.answer = extract_answer(output)
+        act.answer = extract_answer(output, dotall)
         return act
     if "<problem>" in output:
         act.steps.append("problem")

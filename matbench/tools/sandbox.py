@@ -10,6 +10,7 @@ A wall-clock timeout kills the job's whole process group; a worker the code mana
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import itertools
 import json
@@ -244,6 +245,17 @@ def _hide_harness() -> None:
         log.warning("could not make the harness non-dumpable: %s", exc)
 
 
+def _namespace_guard() -> tuple[str | None, str]:
+    """(the seccomp program that denies namespaces, base64, or None; how namespaces are denied)."""
+    from matbench.tools.sandbox_seccomp import SeccompUnavailable, namespace_filter
+
+    try:
+        return base64.b64encode(namespace_filter()).decode("ascii"), "seccomp"
+    except (SeccompUnavailable, OSError) as exc:
+        log.warning("job code may create namespaces: %s", exc)
+        return None, f"not denied ({exc})"
+
+
 def _count_tasks(uid: int) -> int:
     """Tasks (threads included, as RLIMIT_NPROC counts them) that ``uid`` runs on this host now."""
     count = 0
@@ -391,6 +403,8 @@ class _Worker:
             "env": _minimal_env(),
             "limits": sb.limits.rlimits(),
         }
+        if sb._seccomp is not None:
+            config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
         if sb.as_root:
@@ -531,6 +545,7 @@ class Sandbox:
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
         self.bwrap = find_bwrap()
+        self._seccomp, self.namespace_guard = _namespace_guard()
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -606,8 +621,12 @@ class Sandbox:
         workdir: str | Path | None = None,
         *,
         timeout: float | None = None,
+        scope: dict | None = None,
     ) -> CodeResult:
         """Run ``code`` on ``image``; files end up in ``workdir`` (a fresh dir under the root if None).
+
+        ``scope``: None runs the code in one fresh namespace; ``{"globals": [[name, module, attr], ...]}``
+        runs it like ``exec(code, globals, locals)`` with those imports seeded (see ``sandbox_worker``).
 
         Without ``workdir`` the files live under the sandbox root until ``close()`` and only for the
         newest ``keep_calls`` calls: copy what you need to keep.
@@ -620,7 +639,7 @@ class Sandbox:
         isolation = self.isolation
         worker = self._idle.get()
         try:
-            return self._run_on(worker, isolation, code, image, workdir, timeout, started)
+            return self._run_on(worker, isolation, code, image, workdir, timeout, started, scope)
         finally:
             self._idle.put(worker)
 
@@ -631,9 +650,10 @@ class Sandbox:
         workdir: str | Path | None = None,
         *,
         timeout: float | None = None,
+        scope: dict | None = None,
     ) -> CodeResult:
         """``run`` without blocking the event loop."""
-        return await asyncio.to_thread(self.run, code, image, workdir, timeout=timeout)
+        return await asyncio.to_thread(self.run, code, image, workdir, timeout=timeout, scope=scope)
 
     def warmup(self) -> None:
         """Start every worker now instead of on first use (benchmarks, long evaluations)."""
@@ -656,6 +676,7 @@ class Sandbox:
         workdir: str | Path | None,
         timeout: float | None,
         started: float,
+        scope: dict | None = None,
     ) -> CodeResult:
         number = next(self._counter)
         job_dir = worker.dir / f"j{number}"
@@ -673,7 +694,7 @@ class Sandbox:
             mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
-            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number)
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope)
             if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
                 worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
@@ -700,7 +721,14 @@ class Sandbox:
             _rmtree(path)
 
     def _execute(
-        self, worker: _Worker, isolation: str, seen_dir: str, code: str, timeout: float, number: int
+        self,
+        worker: _Worker,
+        isolation: str,
+        seen_dir: str,
+        code: str,
+        timeout: float,
+        number: int,
+        scope: dict | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
         for attempt in (1, 2):
@@ -712,6 +740,7 @@ class Sandbox:
                 "code": code,
                 "timeout": timeout,
                 "cpu": int(math.ceil(timeout)) + 1,
+                "scope": scope,
             }
             try:
                 return worker.execute(request, grace=self.grace), None

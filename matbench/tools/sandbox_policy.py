@@ -41,6 +41,7 @@ def sandbox_config(sandbox: Sandbox, timeout: float) -> dict[str, Any]:
         "isolation": sandbox.isolation,
         "unsafe": sandbox.isolation != "bwrap",
         "max_output_pixels": sandbox.max_output_pixels,
+        "namespaces": sandbox.namespace_guard,
     }
 
 

@@ -11,6 +11,7 @@ with ``{"event": "ready"}`` once, then per job ``{"event": "started", "pid": ...
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import fcntl
 import json
@@ -34,6 +35,8 @@ SCRIPT_NAME = "snippet.py"
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 
 def _prctl(option: int, value: int) -> None:
@@ -43,6 +46,25 @@ def _prctl(option: int, value: int) -> None:
         libc.prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _load_seccomp(encoded: str) -> None:
+    """Install a seccomp program (BPF exported by libseccomp in the harness, base64); raises on failure.
+
+    Needs PR_SET_NO_NEW_PRIVS first; the filter stays for this process and everything it starts."""
+    program = base64.b64decode(encoded)
+    if not program or len(program) % 8:
+        raise OSError("seccomp program has a bad size")
+    buffer = ctypes.create_string_buffer(program, len(program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"could not load the seccomp filter: {os.strerror(code)}")
 
 
 def _drop_privileges(uid: int, gid: int) -> None:
@@ -352,6 +374,8 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     os.environ.update(config.get("env", {}))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _set_limits(config.get("limits", {}))
+    if config.get("job_seccomp"):  # e.g. one process per job, where no cgroup caps the job's memory
+        _load_seccomp(config["job_seccomp"])
     data = b""
     while b"\n" not in data:
         chunk = os.read(JOB_FD, 1 << 20)
@@ -378,11 +402,55 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     except BaseException as exc:  # noqa: BLE001 - the harness must get a reason, whatever it is
         report["setup_error"] = f"{type(exc).__name__}: {exc}"
         _finish(me, report, 1)
-    _execute(me, source, report)
+    _execute(me, source, report, req.get("scope"))
 
 
-def _execute(me: int, source: str, report: dict) -> None:
-    scope = {"__name__": "__main__", "__file__": SCRIPT_NAME, "__builtins__": __builtins__}
+class _Imported:
+    """A name the authors' script had imported, imported on first use (torch or transformers would cost
+    seconds per snippet if imported eagerly, and most snippets never touch them)."""
+
+    def __init__(self, module: str, attribute: str | None) -> None:
+        object.__setattr__(self, "_spec", (module, attribute))
+
+    def _target(self):
+        import importlib
+
+        module, attribute = object.__getattribute__(self, "_spec")
+        value = importlib.import_module(module)
+        if attribute:
+            found = getattr(value, attribute, None)
+            value = found if found is not None else importlib.import_module(f"{module}.{attribute}")
+        return value
+
+    def __getattr__(self, name: str):
+        return getattr(self._target(), name)
+
+    def __call__(self, *args, **kwargs):
+        return self._target()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self._target())
+
+
+def _namespaces(scope: dict | None) -> tuple[dict, dict]:
+    """(globals, locals) for the snippet's exec.
+
+    Default: one fresh namespace. ``{"globals": [[name, module, attribute], ...]}``: the authors'
+    ``exec(code, globals(), local_vars)``: a globals dict holding what their script had imported, under
+    the same names, and a separate, empty locals dict (so functions and comprehensions defined in the
+    snippet do not see the names it bound).
+    """
+    env = {"__name__": "__main__", "__file__": SCRIPT_NAME, "__builtins__": __builtins__}
+    if not scope:
+        return env, env
+    for name, module, attribute in scope.get("globals", []):
+        loaded = sys.modules.get(module) if not attribute else None
+        env[name] = loaded if loaded is not None else _Imported(module, attribute)
+    return env, {}
+
+
+def _execute(me: int, source: str, report: dict, scope: dict | None = None) -> None:
+    env, local_vars = _namespaces(scope)
     # Tracebacks quote the snippet's lines without a file on disk (mtime None: never invalidated).
     linecache.cache[SCRIPT_NAME] = (len(source), None, source.splitlines(True), SCRIPT_NAME)
     code_rc = 0
@@ -390,7 +458,7 @@ def _execute(me: int, source: str, report: dict) -> None:
     try:
         compiled = compile(source, SCRIPT_NAME, "exec")
         started = time.perf_counter()
-        exec(compiled, scope)
+        exec(compiled, env, local_vars)
         report["ok"] = True
     except SystemExit as exc:
         code = exc.code
@@ -534,7 +602,7 @@ def _discard(spare: Spare) -> None:
 def _run_job(req: dict, spare: Spare | None, config: dict, send) -> dict:
     """Hand the job to a (fresh if need be) spare, wait, and build the reply; the spare is consumed."""
     started = time.perf_counter()
-    job = {"dir": req["dir"], "code": req["code"], "cpu": int(req.get("cpu", 30))}
+    job = {"dir": req["dir"], "code": req["code"], "cpu": int(req.get("cpu", 30)), "scope": req.get("scope")}
     for _ in range(3):
         if spare is None or not _alive(spare):
             if spare is not None:
@@ -605,6 +673,8 @@ def main(argv: list[str]) -> int:
     if drop is not None:  # after the preload: the interpreter may live where nobody cannot read
         _drop_privileges(int(drop[0]), int(drop[1]))
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if config.get("seccomp"):  # no namespaces, for this server and every job it forks
+        _load_seccomp(config["seccomp"])
     _prctl(PR_SET_DUMPABLE, 0)  # jobs run under our uid: they must not ptrace or read our memory
     import gc
 

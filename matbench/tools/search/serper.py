@@ -39,6 +39,7 @@ class SerperSearch(SearchBackend):
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         offline: bool = False,
+        all_results: bool = False,
     ):
         key = api_key if api_key is not None else os.environ.get("SERPER_API_KEY", "")
         key = key.strip()
@@ -52,6 +53,8 @@ class SerperSearch(SearchBackend):
         self.endpoint = base.rstrip("/") + "/search"
         self.gl = gl
         self.hl = hl
+        # The authors' script used every organic result Serper returned for num=k (`--compat strict`).
+        self.all_results = all_results
         self._http = HttpJsonClient(
             what="serper search",
             timeout=timeout,
@@ -72,7 +75,10 @@ class SerperSearch(SearchBackend):
         return f"SerperSearch(endpoint={self.endpoint!r}, gl={self.gl!r}, hl={self.hl!r})"
 
     def params(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "gl": self.gl, "hl": self.hl}
+        params = {"endpoint": self.endpoint, "gl": self.gl, "hl": self.hl}
+        if self.all_results:  # a different answer for the same query: a different cache key
+            params["all_results"] = True
+        return params
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         check_k(k)
@@ -98,7 +104,7 @@ class SerperSearch(SearchBackend):
                 url=str(it.get("link") or ""),
                 snippet=str(it.get("snippet") or ""),
             )
-            for it in items[:k]
+            for it in (items if self.all_results else items[:k])
         ]
 
     def close(self) -> None:
