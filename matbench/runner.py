@@ -252,7 +252,9 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     options = EpisodeOptions(
         max_calls=1 if direct else int(limits.get("max_calls", 5)),
         # --max-new-tokens, else the protocol's own limit, else the task's
-        max_new_tokens=int(settings.max_new_tokens or resolved.max_new_tokens or limits.get("max_new_tokens", 1024)),
+        max_new_tokens=int(
+            settings.max_new_tokens or resolved.max_new_tokens or limits.get("max_new_tokens", 1024)
+        ),
         top_k=int(limits.get("top_k", 4)),
         temperature=settings.temperature,
         top_p=settings.top_p,
