@@ -54,8 +54,9 @@ def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
     """The lock-step scheduler through a real HTTP adapter: one round per batched generate, timed."""
     from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
 
-    def policy(req):
-        return "<answer> a </answer>" if "<think> x" in request_text(req) else "<think> x </think>\nno tags"
+    def policy(req):  # round 1 searches (the retriever is down: an error goes back as text), round 2 answers
+        text = request_text(req)
+        return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
 
     with FakeOpenAIServer(policy, latency=0.15) as srv:
         settings = EvalSettings(
