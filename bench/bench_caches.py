@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's matbench, not an installed one
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 # The authors' prompt strings (visual-arft, direct) come from their scripts: the fixture copy, offline.
 os.environ.setdefault("MATBENCH_AUTHORS_REPO", str(FIXTURES / "visual-arft-repo"))

@@ -7,7 +7,12 @@ alone), then measures single-query latency and batch throughput of ``LocalSearch
 question-like queries.
 
     .venv/bin/python bench/bench_search.py                 # 1M passages (a few minutes)
-    .venv/bin/python bench/bench_search.py --n 200000 --queries 500
+    .venv/bin/python bench/bench_search.py --n 200000 --shard-size 50000 --check-single
+    .venv/bin/python bench/bench_search.py --n 5000000     # 5 shards of 1M (the default shard size)
+
+Targets (issue 13): peak RSS of the build under 6 GB at any size (it is bounded by the shard size, not the
+corpus), single-query p50 under 20 ms at 5 M passages, top-5 identical to a single index (``--check-single``
+builds the corpus again as one shard and compares every query's top 5, passages and scores).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's matbench, not an installed one
 STOPWORDS = (
     "the of and in to was is for on as by with he at from his an were are which that it this be or has had "
     "first after also its their who one two she her they not been but have into new other all would most "
@@ -66,7 +71,7 @@ def generate_corpus(path: Path, n: int, vocab_size: int, zipf_s: float, seed: in
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             lengths = rng.integers(60, 140, size=m)  # wiki-18 passages are 100 words
-            words = vocab[np.searchsorted(cdf, rng.random(int(lengths.sum())))]
+            words = vocab[np.searchsorted(cdf, rng.random(int(lengths.sum())))].tolist()  # list slices join fast
             title_words = vocab[rng.integers(len(STOPWORDS) + 1000, vocab_size, size=(m, 2))]
             lines = []
             pos = 0
@@ -78,7 +83,7 @@ def generate_corpus(path: Path, n: int, vocab_size: int, zipf_s: float, seed: in
                     json.dumps({"id": str(start + i), "contents": f'"{title}"\n{title} ' + " ".join(body)})
                 )
                 if (start + i) % max(n // 2000, 1) == 0:
-                    sample.append([title_words[i, 0], title_words[i, 1], *body.tolist()])
+                    sample.append([title_words[i, 0], title_words[i, 1], *body])
             f.write("\n".join(lines) + "\n")
     return sample
 
@@ -114,6 +119,9 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=1000, help="queries for latency/throughput")
     ap.add_argument("--k", type=int, default=4, help="hits per query (MAT-Search shows 4)")
     ap.add_argument("--batch-size", type=int, default=10_000, help="index build batch size")
+    ap.add_argument("--shard-size", type=int, default=1_000_000, help="passages per shard (the CLI's default)")
+    ap.add_argument("--check-single", action="store_true", help="compare top-5 with a one-shard index")
+    ap.add_argument("--reuse-index", action="store_true", help="with --workdir: query the index built before")
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where to put corpus and index (default: temp)"
     )
@@ -124,77 +132,100 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="matbench-bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
-    corpus, index = work / "corpus.jsonl", work / "index"
+    corpus, index, sample_file = work / "corpus.jsonl", work / "index", work / "sample.json"
     try:
+        if args.reuse_index and (index / "meta.json").is_file() and sample_file.is_file():
+            print(f"reusing the corpus and index in {work} (built earlier by this script)")
+            measure(args, work, corpus, index, json.loads(sample_file.read_text()))
+            return 0
         t0 = time.perf_counter()
         sample = generate_corpus(corpus, args.n, args.vocab, args.zipf, args.seed)
+        sample_file.write_text(json.dumps(sample))
         gen_s = time.perf_counter() - t0
         print(
             f"corpus: {args.n:,} passages, {corpus.stat().st_size / 2**20:,.0f} MiB, generated in {gen_s:.1f} s"
         )
-
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "matbench.cli", "index", "build", str(corpus), "--out", str(index)]
-        cmd += ["--batch-size", str(args.batch_size), "--no-progress"]
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        cmd += ["--batch-size", str(args.batch_size), "--shard-size", str(args.shard_size), "--no-progress"]
+        build = subprocess.Popen(cmd, cwd=ROOT)
+        _, status, usage = os.wait4(build.pid, 0)  # this child's own peak RSS
+        build.returncode = os.waitstatus_to_exitcode(status)
+        assert build.returncode == 0, f"index build failed ({build.returncode})"
         build_s = time.perf_counter() - t0
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+        peak_kib = usage.ru_maxrss  # KiB on Linux
         meta = json.loads((index / "meta.json").read_text())
         size = dir_size(index)
         docs = (index / "docs.jsonl").stat().st_size
         print(
-            f"build: {build_s:.1f} s wall (indexer {meta['build_seconds']:.1f} s), peak RSS {peak_kib / 1024:,.0f} MiB, "
-            f"{meta['n_tokens']:,} tokens, {meta['vocab_size']:,} terms"
+            f"build: {build_s:.1f} s wall (indexer {meta['build_seconds']:.1f} s), peak RSS "
+            f"{peak_kib / 1024:,.0f} MiB (target < 6 GiB), {len(meta['shards'])} shard(s) of <= "
+            f"{args.shard_size:,}, {meta['n_tokens']:,} tokens, {meta['vocab_size']:,} terms"
         )
         print(
-            f"index on disk: {size / 2**20:,.0f} MiB ({(size - docs) / 2**20:,.0f} MiB BM25 + {docs / 2**20:,.0f} MiB passage store)"
+            f"index on disk: {size / 2**20:,.0f} MiB ({(size - docs) / 2**20:,.0f} MiB BM25 + "
+            f"{docs / 2**20:,.0f} MiB passage store)"
         )
-
-        from matbench.tools.search.local import LocalSearch
-
-        t0 = time.perf_counter()
-        search = LocalSearch(index, mmap=True)
-        print(f"load (mmap): {time.perf_counter() - t0:.2f} s")
-        queries = make_queries(sample, args.queries, args.seed)
-        for q in queries[:20]:  # warm the page cache and numpy
-            search.search(q, args.k)
-
-        lat: list[float] = []
-        empty = 0
-        for q in queries:
-            t = time.perf_counter()
-            hits = search.search(q, args.k)
-            lat.append((time.perf_counter() - t) * 1000)
-            empty += not hits
-        print(
-            f"single query (k={args.k}): p50 {pct(lat, 50):.2f} ms, p90 {pct(lat, 90):.2f} ms, "
-            f"p99 {pct(lat, 99):.2f} ms, mean {statistics.fmean(lat):.2f} ms "
-            f"-> {1000 / statistics.fmean(lat):,.0f} queries/s; {empty} of {len(queries)} with no hits"
-        )
-
-        t = time.perf_counter()
-        search.search_batch(queries, args.k)
-        batch_s = time.perf_counter() - t
-        print(f"batch of {len(queries)}: {len(queries) / batch_s:,.0f} queries/s")
-
-        n_threads = os.cpu_count() or 2
-        chunks = [queries[i::n_threads] for i in range(n_threads)]
-        t = time.perf_counter()
-        threads = [threading.Thread(target=search.search_batch, args=(c, args.k)) for c in chunks]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        print(
-            f"{n_threads} threads (shared backend): {len(queries) / (time.perf_counter() - t):,.0f} queries/s"
-        )
-        search.close()
+        measure(args, work, corpus, index, sample)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}")
     return 0
+
+
+def measure(args: argparse.Namespace, work: Path, corpus: Path, index: Path, sample: list[list[str]]) -> None:
+    """Load the index and time queries; with --check-single, compare with a one-shard index."""
+    from matbench.tools.search.local import LocalSearch
+
+    t0 = time.perf_counter()
+    search = LocalSearch(index, mmap=True)
+    print(f"load (mmap): {time.perf_counter() - t0:.2f} s, {len(search.shards)} shard(s)")
+    queries = make_queries(sample, args.queries, args.seed)
+    for q in queries[:20]:  # warm the page cache and numpy
+        search.search(q, args.k)
+
+    lat: list[float] = []
+    empty = 0
+    for q in queries:
+        t = time.perf_counter()
+        hits = search.search(q, args.k)
+        lat.append((time.perf_counter() - t) * 1000)
+        empty += not hits
+    print(
+        f"single query (k={args.k}): p50 {pct(lat, 50):.2f} ms, p90 {pct(lat, 90):.2f} ms, "
+        f"p99 {pct(lat, 99):.2f} ms, mean {statistics.fmean(lat):.2f} ms "
+        f"-> {1000 / statistics.fmean(lat):,.0f} queries/s; {empty} of {len(queries)} with no hits"
+    )
+    t = time.perf_counter()
+    search.search_batch(queries, args.k)
+    batch_s = time.perf_counter() - t
+    print(f"batch of {len(queries)}: {len(queries) / batch_s:,.0f} queries/s")
+
+    n_threads = os.cpu_count() or 2
+    chunks = [queries[i::n_threads] for i in range(n_threads)]
+    t = time.perf_counter()
+    threads = [threading.Thread(target=search.search_batch, args=(c, args.k)) for c in chunks]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    print(f"{n_threads} threads (shared backend): {len(queries) / (time.perf_counter() - t):,.0f} queries/s")
+
+    if args.check_single:
+        single_dir = work / "single"
+        cmd = [sys.executable, "-m", "matbench.cli", "index", "build", str(corpus), "--out", str(single_dir),
+               "--batch-size", str(args.batch_size), "--shard-size", str(args.n), "--no-progress"]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        single = LocalSearch(single_dir, mmap=True)
+        same = sum(single.top_k(single.query_ids(q), 5) == search.top_k(search.query_ids(q), 5) for q in queries)
+        print(
+            f"top-5 (passages and scores) of {len(search.shards)} shards vs one index: identical for "
+            f"{same} of {len(queries)} queries"
+        )
+        single.close()
+    search.close()
 
 
 if __name__ == "__main__":

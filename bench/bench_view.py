@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's matbench, not an installed one
 sys.path.insert(0, str(ROOT / "tests"))  # the run generator the browser test uses
 
 from report_helpers import make_search_run  # noqa: E402

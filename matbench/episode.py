@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matbench.cost import add_usage, usage_of
 from matbench.data.sample import Sample
 from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
@@ -106,15 +107,14 @@ class Episode:
             "action": None,
             "think": None,
             "answer": None,
-            "tokens": {"input": out.input_tokens or 0, "output": out.output_tokens or 0},
+            "tokens": usage_of(out),
             "latency": round(out.latency, 4),
             "cached": out.cached,
             "error": out.error,
             "tool": None,
         }
         self.turns.append(turn)
-        self.tokens["input"] += out.input_tokens or 0
-        self.tokens["output"] += out.output_tokens or 0
+        add_usage(self.tokens, turn["tokens"])
         if out.error is not None or out.text is None:
             self.done, self.status, self.error = True, "error", out.error or "model returned no text"
             return

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench import __version__
+from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
@@ -89,6 +90,8 @@ class EvalSettings:
     model_options: dict = field(default_factory=dict)
     progress: bool = True
     shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
+    prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
+    max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
 
 
 @dataclass
@@ -106,6 +109,8 @@ class TaskPlan:
     tools: Tools
     search_cache: object | None = None
     totals: RunTotals | None = None
+    episode_cls: type[Episode] = Episode
+    price: Price | None = None
     time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
 
 
@@ -231,6 +236,12 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir(),
     )
     templates = resolved.templates
+    native = templates.layout == "tools"  # native function calling (episode_tools.py)
+    if native and model_config.get("backend") != "openai":
+        raise ConfigError(
+            "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
+            "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
+        )
     direct = templates.layout == "direct"
     scoring = settings.scoring or spec.default_scoring
     get_scorer(scoring)  # unknown scoring fails here, before any call
@@ -249,17 +260,19 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     exec_scope = (
         exec_scope_for(settings.exec_scope, templates) if "code" in spec.tools and not direct else None
     )
+    max_new_tokens = resolved.max_new_tokens or int(limits.get("max_new_tokens", 1024))
+    if native and model_config.get("reasoning_model"):  # room for the reasoning the tokens limit also counts
+        max_new_tokens = int(templates.data.get("max_new_tokens_reasoning", max_new_tokens))
+    if settings.max_new_tokens:  # --max-new-tokens wins over the protocol's and the task's limit
+        max_new_tokens = int(settings.max_new_tokens)
     options = EpisodeOptions(
         max_calls=1 if direct else int(limits.get("max_calls", 5)),
-        # --max-new-tokens, else the protocol's own limit, else the task's
-        max_new_tokens=int(
-            settings.max_new_tokens or resolved.max_new_tokens or limits.get("max_new_tokens", 1024)
-        ),
+        max_new_tokens=max_new_tokens,
         top_k=int(limits.get("top_k", 4)),
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,
-        crop_assist=crop_assist and spec.kind == "coding" and not direct,
+        crop_assist=crop_assist and spec.kind == "coding" and not direct and not native,
         compat=settings.compat,
         exec_globals=templates["imports"] if exec_scope == "authors" else None,
     )
@@ -300,7 +313,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
-        "protocol": resolved.config(custom=bool(settings.protocol_file)),
+        "protocol": {
+            **resolved.config(custom=bool(settings.protocol_file)),
+            **({"tools": _tools_protocol(templates, tools, options, model_config)} if native else {}),
+        },
         # Where the authors' script was read from (not part of the fingerprint: any copy at the commit).
         "protocol_source": ({k: templates.source[k] for k in ("via", "path")} if templates.source else None),
         "scoring": scoring,
@@ -343,9 +359,29 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
     finished = totals.finished_ids(retry_errors=settings.retry_errors)
     todo = [s for s in samples if s.id not in finished]
-    return TaskPlan(
+    plan = TaskPlan(
         spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
     )
+    if native:
+        from matbench.episode_tools import ToolsEpisode
+
+        plan.episode_cls = ToolsEpisode
+    return plan
+
+
+def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions, model_config: dict) -> dict:
+    """What config.json records of a native tool-calling run: functions, how it ends, budget, API shape."""
+    from matbench.protocols.native_tools import declare
+
+    task_tools = tuple(t for t, on in (("search", tools.search), ("code", tools.sandbox)) if on)
+    declared = declare(templates, task_tools)
+    return {
+        "functions": [t.name for t in declared.specs],
+        "final": declared.final,
+        "max_model_calls": options.max_calls,
+        "tool_call_budget": options.max_calls,
+        "api": model_config.get("api"),
+    }
 
 
 def build_model(settings: EvalSettings):
@@ -400,21 +436,31 @@ def _default_cache_dir() -> Path:
 
 # --- scheduling ----------------------------------------------------------------------------------------------
 async def run_concurrent(
-    episodes: Iterable[Callable[[], Episode]], model, limit: int, on_done, split: TimeSplit | None = None
+    episodes: Iterable[Callable[[], Episode | None]],
+    model,
+    limit: int,
+    on_done,
+    on_output=None,
+    split: TimeSplit | None = None,
 ) -> None:
     """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
-    an episode (and its task) exists only while it runs: memory does not grow with the number of samples."""
+    an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
+    A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
     makers = iter(episodes)
     clock = time.perf_counter
 
     async def worker() -> None:
         for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
             ep = make()
+            if ep is None:
+                continue
             try:
                 while not ep.done:
                     t0 = clock()
                     (out,) = await model.generate([ep.request()])
                     t1 = clock()
+                    if on_output is not None:
+                        on_output(out)
                     await ep.advance(out)
                     if split is not None:
                         split.add_call(t1 - t0, clock() - t1)
@@ -467,7 +513,7 @@ async def run_lockstep(
 
 
 # --- one task ------------------------------------------------------------------------------------------------
-def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
+def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | None = None) -> dict:
     """The summary from the running totals (loaded once at resume, added to as samples finish)."""
     totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
     summary = totals.summary(
@@ -478,6 +524,13 @@ def summarize(plan: TaskPlan, duration: float, model=None) -> dict:
         duration=duration,
     )
     run = summary["run"]
+    run["cost"] = totals.cost(plan.price)
+    if meter is not None:
+        run["max_cost"] = {
+            "limit_usd": meter.limit,
+            "spent_usd": round(meter.spent, 6),
+            "not_started": meter.skipped,
+        }
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
@@ -528,14 +581,20 @@ class _Progress:
             self.bar.close()
 
 
-async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
+async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
     scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
     progress = _Progress(plan, settings.progress)
 
-    def make(sample: Sample) -> Callable[[], Episode]:
-        return lambda: Episode(
-            sample, plan.templates, plan.tools, plan.options, plan.run.path, task=plan.spec.name
-        )
+    def make(sample: Sample) -> Callable[[], Episode | None]:
+        def start() -> Episode | None:
+            if meter is not None and meter.exhausted:
+                meter.skipped += 1
+                return None
+            return plan.episode_cls(
+                sample, plan.templates, plan.tools, plan.options, plan.run.path, task=plan.spec.name
+            )
+
+        return start
 
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
@@ -551,7 +610,14 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings) -> None:
         if lockstep:
             await run_lockstep(makers, model, on_done, plan.time_split)
         else:
-            await run_concurrent(makers, model, settings.max_concurrency, on_done, plan.time_split)
+            await run_concurrent(
+                makers,
+                model,
+                settings.max_concurrency,
+                on_done,
+                meter.add if meter is not None else None,
+                split=plan.time_split,
+            )
     finally:
         progress.close()
 
@@ -563,7 +629,11 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     try:
         model_config = model.config()
         plans = [plan_task(settings, name, model_config, shared) for name in settings.tasks]
-        return asyncio.run(_evaluate(plans, model, settings))
+        price = find_price(load_prices(settings.prices), {"spec": settings.model, **model_config})
+        for plan in plans:
+            plan.price = price
+        meter = _spend_meter(settings, plans, model, price)
+        return asyncio.run(_evaluate(plans, model, settings, meter))
     finally:
         for key, tool in shared.items():
             closer = getattr(tool[0] if key == "search" else tool, "close", None)
@@ -571,7 +641,27 @@ def evaluate(settings: EvalSettings) -> list[dict]:
                 closer()
 
 
-async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> list[dict]:
+def _spend_meter(settings: EvalSettings, plans: list[TaskPlan], model, price: Price | None) -> SpendMeter | None:
+    """``--max-cost``: one budget for the whole invocation, counting what the resumed runs already spent."""
+    if settings.max_cost is None:
+        return None
+    if price is None:
+        raise ConfigError(
+            f"--max-cost needs a price for {settings.model}, which the price table lacks: "
+            "add it with --prices FILE (model: input, cached_input, output, checked)"
+        )
+    if getattr(model, "lockstep", False):
+        raise ConfigError("--max-cost needs an HTTP model (an in-process engine starts every sample at once)")
+    already = 0.0
+    for plan in plans:
+        totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+        already += totals.spent(price)
+    return SpendMeter(settings.max_cost, price, already)
+
+
+async def _evaluate(
+    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None
+) -> list[dict]:
     loop = asyncio.get_running_loop()
     # Search and sandbox calls run in threads: enough of them for every episode in flight.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, min(settings.max_concurrency, 128))))
@@ -579,8 +669,8 @@ async def _evaluate(plans: list[TaskPlan], model, settings: EvalSettings) -> lis
     try:
         for plan in plans:
             start = time.monotonic()
-            await _run_plan(plan, model, settings)
-            summaries.append(summarize(plan, time.monotonic() - start, model))
+            await _run_plan(plan, model, settings, meter)
+            summaries.append(summarize(plan, time.monotonic() - start, model, meter))
     finally:
         await model.aclose()
     return summaries

@@ -12,12 +12,16 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 
+from matbench.cost import Price, billed_usage, cost_block
 from matbench.predictions import PredRow
 from matbench.records import RunDir
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec
 
 _INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
+# Token counts beyond input/output (matbench.cost): every call's, and only the calls the API billed.
+_USAGE = ("cached_input", "reasoning", "unreported")
+_BILLED = ("input", "cached_input", "output")
 
 
 class RunTotals:
@@ -36,6 +40,8 @@ class RunTotals:
         self._split = array("H")  # index into self._splits (0: no split)
         self._splits: list[str | None] = [None]
         self._ints = {name: array("q") for name in _INTS}
+        self._ints.update({f"tokens_{k}": array("q") for k in _USAGE})
+        self._ints.update({f"billed_{k}": array("q") for k in _BILLED})
         self._tools: dict[str, array] = {}  # tool name -> calls per row
 
     @classmethod
@@ -64,7 +70,10 @@ class RunTotals:
             "tool_errors": raw.get("tool_errors", 0),
             "tokens_in": tokens.get("input", 0),
             "tokens_out": tokens.get("output", 0),
+            **{f"tokens_{k}": tokens.get(k, 0) for k in _USAGE},
         }
+        billed = billed_usage(raw)
+        ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
         i = self._index.get(r.id)
         if i is None:  # a new id: a new row at the end
@@ -122,7 +131,7 @@ class RunTotals:
             "calls": sum(self._ints["turns"]),
             "tool_calls": tool_calls,
             "tool_errors": sum(self._ints["tool_errors"]),
-            "tokens": {"input": sum(self._ints["tokens_in"]), "output": sum(self._ints["tokens_out"])},
+            "tokens": self._usage(),
         }
 
     def summary(
@@ -145,3 +154,20 @@ class RunTotals:
             "duration_s": round(duration, 3),
         }
         return {**self.scores(), "run": run}
+
+    def _usage(self) -> dict[str, int]:
+        """Every token count of the run (details only where some call reported them)."""
+        usage = {"input": sum(self._ints["tokens_in"]), "output": sum(self._ints["tokens_out"])}
+        usage.update({k: n for k in _USAGE if (n := sum(self._ints[f"tokens_{k}"]))})
+        return usage
+
+    def _billed(self) -> dict[str, int]:
+        return {k: sum(self._ints[f"billed_{k}"]) for k in _BILLED}
+
+    def cost(self, price: Price | None) -> dict:
+        """summary.json's ``cost`` block (matbench.cost) over the latest record of every id."""
+        return cost_block(self._usage(), self._billed(), len(self._index), price)
+
+    def spent(self, price: Price) -> float:
+        """$ of the recorded calls that went to the API (what ``--max-cost`` counts)."""
+        return price.cost(self._billed())

@@ -1,9 +1,10 @@
 """A local OpenAI-compatible HTTP server for tests and benches: a fake at the process boundary that
-speaks the real protocol (``POST /v1/chat/completions``, ``GET /v1/models``), so the real openai
-client, transport, retries and concurrency limits are exercised end to end.
+speaks the real protocol (``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET /v1/models``), so
+the real openai client, transport, retries and concurrency limits are exercised end to end.
 
-``policy(request_json) -> str | Reply`` decides each answer: a text, an HTTP error (status,
-Retry-After, body) or a delayed answer. Every received request is recorded.
+``policy(request_json) -> str | Reply`` decides each answer: a text, tool calls (Chat ``tool_calls`` or
+Responses ``function_call`` items, with a reasoning item before them), an HTTP error (status, Retry-After,
+body) or a delayed answer. Every received request is recorded; ``paths`` says which endpoint got it.
 
 Run standalone for benches (prints the base URL on the first stdout line):
     python tests/fake_openai_server.py --port 0 --latency 0.5 --reply "<answer> x </answer>"
@@ -38,6 +39,11 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering (added to the server's latency)
     finish_reason: str = "stop"
     usage: dict[str, int] | None = None
+    # [{"name": ..., "arguments": str | dict, "id": optional}]: Chat tool_calls / Responses function_call items
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str | None = None  # Responses: a reasoning item (summary, encrypted content) first
+    cached_tokens: int | None = None  # reported in the usage details when set
+    reasoning_tokens: int | None = None
 
     @classmethod
     def error(cls, status: int, message: str = "", retry_after: float | str | None = None) -> Reply:
@@ -52,19 +58,91 @@ def constant(text: str) -> Policy:
     return lambda _req: text
 
 
-def request_text(request_json: dict[str, Any]) -> str:
-    """The text of the (single) user message, whether content is a string or a parts list."""
-    content = request_json["messages"][-1]["content"]
+def _part_text(content: Any) -> str:
     if isinstance(content, str):
         return content
-    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return "".join(p.get("text", "") for p in content or [] if p.get("type") in ("text", "input_text"))
+
+
+def _part_images(content: Any) -> list[str]:
+    if isinstance(content, str) or not content:
+        return []
+    urls = []
+    for p in content:
+        if p.get("type") == "image_url":
+            urls.append(p["image_url"]["url"])
+        elif p.get("type") == "input_image":
+            urls.append(p["image_url"])
+    return urls
+
+
+def conversation(request_json: dict[str, Any]) -> list[dict[str, Any]]:
+    """Both API shapes as one list of ``{"role", "text", "images", "tool_calls", "call_id", "item"}``.
+
+    Chat: one entry per message. Responses: one per input item (``instructions`` first, as a system entry);
+    a function call is an assistant entry, its output a tool entry, a reasoning item an entry of role
+    ``reasoning`` whose ``item`` is the raw item sent back.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(role, text="", images=(), tool_calls=(), call_id=None, item=None):
+        out.append(
+            {
+                "role": role,
+                "text": text,
+                "images": list(images),
+                "tool_calls": list(tool_calls),
+                "call_id": call_id,
+                "item": item,
+            }
+        )
+
+    if "messages" in request_json:
+        for m in request_json["messages"]:
+            calls = [
+                {"id": c["id"], "name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                for c in m.get("tool_calls") or []
+            ]
+            content = m.get("content")
+            add(m["role"], _part_text(content), _part_images(content), calls, m.get("tool_call_id"), m)
+        return out
+    if request_json.get("instructions"):
+        add("system", request_json["instructions"])
+    for item in request_json.get("input") or []:
+        kind = item.get("type")
+        if kind == "function_call":
+            add(
+                "assistant",
+                "",
+                (),
+                [dict(id=item["call_id"], name=item["name"], arguments=item["arguments"])],
+            )
+        elif kind == "function_call_output":
+            add("tool", item.get("output", ""), call_id=item.get("call_id"), item=item)
+        elif kind == "reasoning":
+            add("reasoning", item=item)
+        else:  # a message (role user/assistant/system), with or without "type": "message"
+            content = item.get("content")
+            if isinstance(content, list) and any(p.get("type") == "output_text" for p in content):
+                text = "".join(p.get("text", "") for p in content if p.get("type") == "output_text")
+            else:
+                text = _part_text(content)
+            add(item.get("role", "user"), text, _part_images(content), item=item)
+    return out
+
+
+def request_text(request_json: dict[str, Any]) -> str:
+    """The text of the last message (the single user message of the tag protocols)."""
+    return conversation(request_json)[-1]["text"]
 
 
 def request_image_urls(request_json: dict[str, Any]) -> list[str]:
-    content = request_json["messages"][-1]["content"]
-    if isinstance(content, str):
-        return []
-    return [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+    return conversation(request_json)[-1]["images"]
+
+
+def all_image_urls(request_json: dict[str, Any]) -> list[str]:
+    """Every image of the request, in conversation order."""
+    return [u for m in conversation(request_json) for u in m["images"]]
 
 
 def decode_data_url(url: str) -> tuple[str, bytes]:
@@ -78,13 +156,13 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
     return mime, base64.b64decode(payload)
 
 
-def decode_request_images(request_json: dict[str, Any]) -> list[Any]:
-    """Every image of a received request as an RGB numpy array (H, W, 3)."""
+def decode_request_images(request_json: dict[str, Any], everywhere: bool = False) -> list[Any]:
+    """The images of a received request's last message (``everywhere``: of all its messages) as RGB arrays."""
     import numpy as np
     from PIL import Image
 
     out = []
-    for url in request_image_urls(request_json):
+    for url in all_image_urls(request_json) if everywhere else request_image_urls(request_json):
         _, data = decode_data_url(url)
         with Image.open(io.BytesIO(data)) as im:
             out.append(np.asarray(im.convert("RGB")))
@@ -92,8 +170,74 @@ def decode_request_images(request_json: dict[str, Any]) -> list[Any]:
 
 
 def _count_tokens(request_json: dict[str, Any]) -> int:
-    """A deterministic stand-in for a tokenizer: words + a fixed cost per image."""
-    return len(request_text(request_json).split()) + 100 * len(request_image_urls(request_json))
+    """A deterministic stand-in for a tokenizer: words + a fixed cost per image, over the whole conversation."""
+    conv = conversation(request_json)
+    return sum(len(m["text"].split()) + 100 * len(m["images"]) for m in conv)
+
+
+def _arguments(call: dict[str, Any]) -> str:
+    args = call.get("arguments", "{}")
+    return args if isinstance(args, str) else json.dumps(args)
+
+
+def _responses_body(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """A Responses API object: [reasoning item], [message item], function_call items, and usage."""
+    output: list[dict[str, Any]] = []
+    if reply.reasoning is not None:
+        output.append(
+            {
+                "type": "reasoning",
+                "id": f"rs_{uuid.uuid4().hex[:16]}",
+                "summary": [{"type": "summary_text", "text": reply.reasoning}],
+                "encrypted_content": base64.b64encode(reply.reasoning.encode()).decode(),
+            }
+        )
+    if reply.text:
+        output.append(
+            {
+                "type": "message",
+                "id": f"msg_{uuid.uuid4().hex[:16]}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+            }
+        )
+    for c in reply.tool_calls:
+        output.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{uuid.uuid4().hex[:16]}",
+                "call_id": c.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                "name": c["name"],
+                "arguments": _arguments(c),
+                "status": "completed",
+            }
+        )
+    input_tokens = _count_tokens(body)
+    output_tokens = len(reply.text.split()) + sum(len(_arguments(c).split()) for c in reply.tool_calls)
+    reasoning_tokens = reply.reasoning_tokens
+    if reasoning_tokens is None and reply.reasoning is not None:
+        reasoning_tokens = 10 * len(reply.reasoning.split())
+    output_tokens += reasoning_tokens or 0
+    usage = reply.usage or {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": reply.cached_tokens or 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens or 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+    incomplete = reply.finish_reason == "length"
+    return {
+        "id": f"resp_{uuid.uuid4().hex[:24]}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.get("model", "fake"),
+        "status": "incomplete" if incomplete else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "error": None,
+        "output": output,
+        "usage": usage,
+    }
 
 
 # What ``GET /v1/models`` lists unless a test names its own: the model names the suite sends.
@@ -125,6 +269,7 @@ class FakeOpenAIServer:
         self.models_calls = 0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -174,6 +319,7 @@ class FakeOpenAIServer:
             with self._lock:
                 self.requests.append(body)
                 self.headers.append(dict(request.headers))
+                self.paths.append(request.path)
             reply = self.policy(body)
             if isinstance(reply, str):
                 reply = Reply(text=reply)
@@ -187,13 +333,35 @@ class FakeOpenAIServer:
                 if isinstance(payload, str):
                     return web.Response(text=payload, status=reply.status, headers=reply.headers)
                 return web.json_response(payload, status=reply.status, headers=reply.headers)
+            if request.path.endswith("/responses"):
+                return web.json_response(_responses_body(body, reply), headers=reply.headers)
             prompt_tokens = _count_tokens(body)
-            completion_tokens = len(reply.text.split())
+            completion_tokens = len(reply.text.split()) + sum(
+                len(_arguments(c).split()) for c in reply.tool_calls
+            )
             usage = reply.usage or {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
+            if reply.usage is None and reply.cached_tokens is not None:
+                usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+            if reply.usage is None and reply.reasoning_tokens is not None:
+                usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+            message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+            if reply.tool_calls:
+                message["content"] = reply.text or None
+                message["tool_calls"] = [
+                    {
+                        "id": c.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": _arguments(c)},
+                    }
+                    for c in reply.tool_calls
+                ]
+            finish = (
+                "tool_calls" if reply.tool_calls and reply.finish_reason == "stop" else reply.finish_reason
+            )
             return web.json_response(
                 {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -203,8 +371,8 @@ class FakeOpenAIServer:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": reply.text},
-                            "finish_reason": reply.finish_reason,
+                            "message": message,
+                            "finish_reason": finish,
                             "logprobs": None,
                         }
                     ],
@@ -241,6 +409,7 @@ class FakeOpenAIServer:
         try:
             app = web.Application(client_max_size=256 * 1024 * 1024)
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/responses", self._chat)
             app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
@@ -285,6 +454,7 @@ class FakeOpenAIServer:
         with self._lock:
             self.requests.clear()
             self.headers.clear()
+            self.paths.clear()
             self.calls = 0
             self.max_in_flight = self.in_flight
             self.arrivals.clear()

@@ -180,6 +180,11 @@ def test_download_once_then_offline_from_the_cache(repo, fixtures_dir, tmp_path,
         assert again.returncode == 0, again.stderr
     cfg = json.loads((run_dir_of(again.stdout) / "config.json").read_text())
     assert cfg["protocol_source"]["via"] == "cache"
+    # a cached copy edited since is refused, naming where it was read from
+    cached.write_bytes(cached.read_bytes().replace(b"Only Return the answer.", b"Return the answer."))
+    with pytest.raises(ConfigError) as err:
+        authors_templates("direct", BAMBOOGLE_DF, authors_repo=None, cache_dir=tmp_path / "cache")
+    assert str(cached) in str(err.value) and "direct.instructions" in str(err.value)
 
 
 def test_a_changed_download_is_refused_and_not_cached(repo, fixtures_dir, tmp_path, no_copy):

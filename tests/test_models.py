@@ -224,7 +224,8 @@ def test_reasoning_model_parameter_mapping() -> None:
         return f"mct={req['max_completion_tokens']}"
 
     with FakeOpenAIServer(policy) as srv:
-        [out] = run(make(srv, "o3"), [ChatRequest("x", max_new_tokens=321, temperature=0.0, top_p=0.9)])
+        model = make(srv, "o3", api="chat")  # o3 defaults to the Responses API: test_models_tools.py
+        [out] = run(model, [ChatRequest("x", max_new_tokens=321, temperature=0.0, top_p=0.9)])
     assert out.text == "mct=321"
     assert srv.requests[0]["model"] == "o3"
 

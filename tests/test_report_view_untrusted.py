@@ -127,6 +127,16 @@ def test_fifo_and_device_are_skipped_never_opened(tmp_path):
     assert not list(rd.path.glob("thumbs/*.jpg"))
 
 
+def test_a_fifo_in_place_of_the_records_is_one_line(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.create({"task": {"name": "mat-coding", "version": "1.0"}, "scoring": "visual-arft"})
+    rd.predictions_path.unlink()
+    os.mkfifo(rd.predictions_path)
+    res = _view(rd.path, timeout=60)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "predictions.jsonl: not a regular file (FIFO)" in res.stderr
+
+
 def test_symlinked_thumbs_dir_or_report_never_write_outside(hostile, tmp_path):
     run, _ = hostile
     target = tmp_path / "elsewhere"

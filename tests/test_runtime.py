@@ -496,4 +496,5 @@ def test_api_defaults_greedy_but_reasoning_models_sample(tmp_path, fixtures_dir)
         cfg = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
         assert cfg["decoding"]["temperature"] == temperature
         assert sent.get("temperature") == temperature
-        assert ("max_completion_tokens" in sent) == (temperature is None)
+        # reasoning models speak the Responses API by default (test_tools_protocol.py), others Chat
+        assert ("max_output_tokens" if temperature is None else "max_tokens") in sent

@@ -84,19 +84,64 @@ def test_scores_match_bm25s_own_indexer(hotpot: LocalSearch, fixtures_dir: Path)
         tok.tokenize([p.contents for p in passages], show_progress=False, return_as="tuple"),
         show_progress=False,
     )
-    mine = hotpot._bm25
-    assert ref.vocab_dict == mine.vocab_dict
-    np.testing.assert_array_equal(ref.scores["indptr"], np.asarray(mine.scores["indptr"]))
-    np.testing.assert_array_equal(ref.scores["indices"], np.asarray(mine.scores["indices"]))
-    np.testing.assert_allclose(ref.scores["data"], np.asarray(mine.scores["data"]), rtol=1e-5, atol=1e-6)
+    (mine,) = hotpot.shards  # 991 passages: one shard
+    assert ref.vocab_dict == hotpot.vocab
+    np.testing.assert_array_equal(ref.scores["indptr"], mine.indptr)
+    np.testing.assert_array_equal(ref.scores["indices"], mine.indices)
+    np.testing.assert_allclose(ref.scores["data"], mine.data, rtol=1e-5, atol=1e-6)
     for row in _questions(fixtures_dir)[:25]:
         ids = hotpot.query_ids(row["question"])
-        np.testing.assert_allclose(ref.get_scores(ids), mine.get_scores(ids), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ref.get_scores(ids), mine.scores(ids), rtol=1e-5, atol=1e-6)
         # our exact top-k selection returns what bm25s's retrieve returns (up to the order of ties)
         _, ref_scores = ref.retrieve([ids], k=5, show_progress=False)
         got = hotpot.top_k(ids, 5)
         np.testing.assert_allclose([s for _, s in got], ref_scores[0], rtol=1e-5)
         assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+
+
+def test_many_shards_give_exactly_the_single_index_results(
+    hotpot: LocalSearch, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    """Shards scored with the corpus-wide document frequencies: same weights, same top-k, same scores."""
+    out = tmp_path / "sharded"
+    info = build_index(fixtures_dir / HOTPOT_CORPUS, out, show_progress=False, batch_size=64, shard_size=150)
+    sharded = LocalSearch(out)
+    try:
+        assert len(sharded.shards) == 7 and info.n_passages == 991
+        assert [s.start for s in sharded.shards] == [0, 150, 300, 450, 600, 750, 900]
+        assert sharded.vocab == hotpot.vocab
+        (single,) = hotpot.shards
+        for row in _questions(fixtures_dir):
+            ids = hotpot.query_ids(row["question"])
+            assert sharded.query_ids(row["question"]) == ids
+            whole = np.concatenate([s.scores(ids) for s in sharded.shards])
+            np.testing.assert_array_equal(whole, single.scores(ids))  # bit-identical
+            for k in (1, 5, 50):
+                assert sharded.top_k(ids, k) == hotpot.top_k(ids, k)
+            assert sharded.search(row["question"], 5) == hotpot.search(row["question"], 5)
+        assert read_meta(out)["shards"][1] == {"dir": "shard-00001", "start": 150, "n": 150,
+                                              "pairs": read_meta(out)["shards"][1]["pairs"]}
+    finally:
+        sharded.close()
+
+
+def test_pruned_top_k_equals_scoring_every_passage(hotpot: LocalSearch, fixtures_dir: Path) -> None:
+    """Max-score pruning is exact: the same passages and float32 scores as a dense pass, for real questions,
+    repeated words and every k, with and without a floor from other shards."""
+    (shard,) = hotpot.shards
+    rng = np.random.default_rng(0)
+    queries = [row["question"] for row in _questions(fixtures_dir)]
+    words = " ".join(queries).split()
+    queries += [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(100)]
+    queries += ["film film film director", "the of and", "Laleli Laleli Mosque"]
+    for q in queries:
+        ids = hotpot.query_ids(q)
+        for k in (1, 4, 5, 20, 2000):
+            dense = shard.top_k_dense(ids, k)
+            assert shard.top_k(ids, k) == dense, (q, k)
+            if len(dense) == k:
+                floor = dense[-1][1]
+                assert shard.top_k(ids, k, floor) == [d for d in dense if d[1] >= floor]
 
 
 def test_meta_records_corpus_and_tokenizer(hotpot_index: Path, fixtures_dir: Path) -> None:

@@ -296,6 +296,8 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
                 "--data-dir",
                 str(data),
                 "--no-response-cache",
+                "--seed",
+                "7",
                 "--run-dir",
                 str(tmp_path / "run"),
             ],
@@ -326,3 +328,13 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
         assert records[sid]["prediction"] == prediction, sid
     crop = records["119"]["trajectory"][1]["tool"]
     assert crop["ok"] and crop["crop_box"] is not None and "img[" in crop["input"]
+    # what the run recorded: the faithful defaults, and exactly what went over the wire besides the messages
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["protocol"]["name"] == "visual-arft" and cfg["protocol"]["wording"] == "authors"
+    assert cfg["options"]["compat"] == "fixed" and cfg["options"]["exec_scope"] == "authors"
+    assert ["np", "numpy", None] in cfg["options"]["exec_globals"]
+    assert cfg["sandbox"]["timeout"] == 60 and cfg["sandbox"]["exec_scope"] == "authors"
+    assert cfg["decoding"]["sent"] == {"max_tokens": 1024, "temperature": 0.0, "seed": 7}
+    for req in got:
+        assert {k: v for k, v in req.items() if k not in ("messages", "model")} == cfg["decoding"]["sent"]
+    assert cfg["task"]["revision"] is None and cfg["task"]["revision_pinned"] is None  # local data

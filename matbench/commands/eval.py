@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--protocol",
         help="visual-arft (default: the authors' exact strings), direct (their no-tool baseline), "
-        "matbench-wording or matbench-wording-direct (matbench's own wording, no copy of the authors' scripts needed)",
+        "matbench-wording or matbench-wording-direct (matbench's own wording, no copy of the authors' scripts needed), "
+        "tools (native function calling, API models: see README)",
     )
     p.add_argument("--protocol-file", help="a YAML/JSON file replacing every prompt template")
     p.add_argument(
@@ -63,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="read replays a run offline from the cache; auto (default): readwrite, but off for local BM25",
     )
     p.add_argument(
-        "--cache-dir", help="search and response caches (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)"
+        "--cache-dir",
+        help="search and response caches, the authors' scripts (default $MATBENCH_CACHE_DIR or ~/.cache/matbench)",
     )
     p.add_argument(
         "--no-response-cache", action="store_true", help="do not reuse cached deterministic responses"
@@ -106,6 +108,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retry-errors", action="store_true", help="rerun only the samples that ended in an API error"
     )
+    p.add_argument(
+        "--api",
+        choices=["chat", "responses"],
+        help="OpenAI API shape (default: responses for reasoning models o1/o3/o4/gpt-5, else chat)",
+    )
+    p.add_argument(
+        "--reasoning-effort", choices=["minimal", "low", "medium", "high"], help="reasoning models only"
+    )
+    p.add_argument("--prices", help="a price table (YAML) adding to or replacing the shipped one")
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="start no new sample once the run has spent this much (finished samples kept; resumable)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summaries as one JSON list on stdout")
     g = p.add_argument_group("vLLM (in-process)")
@@ -120,6 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from matbench.cost import cost_text
     from matbench.display import score_table
     from matbench.errors import ConfigError
     from matbench.models.openai_api import is_reasoning_model
@@ -182,11 +200,15 @@ def run(args: argparse.Namespace) -> int:
                 "enforce_eager": args.enforce_eager,
                 "max_retries": args.max_retries,
                 "retry_base_delay": args.retry_delay,
+                "api": args.api,
+                "reasoning_effort": args.reasoning_effort,
             }.items()
             if v is not None
         },
         progress=not args.no_progress and not args.json,
         shard=args.shard,
+        prices=args.prices,
+        max_cost=args.max_cost,
     )
     summaries = evaluate(settings)
     if args.json:
@@ -201,6 +223,14 @@ def run(args: argparse.Namespace) -> int:
             f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
             f"finished={run['finished']} time={run['duration_s']}s"
         )
+        tokens = " ".join(f"{k}={v}" for k, v in run["tokens"].items())
+        print(f"tokens: {tokens}  cost: {cost_text(run.get('cost'))}")
+        if run.get("max_cost") and run["max_cost"]["not_started"]:
+            mc = run["max_cost"]
+            print(
+                f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
+                f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
+            )
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 

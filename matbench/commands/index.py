@@ -1,4 +1,5 @@
-"""`matbench index build CORPUS.jsonl --out DIR`: a persistent BM25 index for ``--search local:DIR``."""
+"""`matbench index build CORPUS.jsonl --out DIR [--shard-size N]`: a persistent BM25 index (in shards, built in
+bounded memory) for ``--search local:DIR``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("corpus", help="the corpus .jsonl file")
     b.add_argument("--out", required=True, metavar="DIR", help="index directory (replaced if it is an index)")
     b.add_argument("--batch-size", type=int, default=10_000, metavar="N", help="passages tokenized per batch")
+    b.add_argument(
+        "--shard-size",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="passages per shard (default 1,000,000): the build's memory is one shard's, ~2 GB per million",
+    )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
     i = isub.add_parser("info", help="show an index's metadata", description="Print an index's meta.json.")
@@ -35,10 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from matbench.tools.search.local import build_index
 
-    info = build_index(args.corpus, args.out, batch_size=args.batch_size, show_progress=not args.no_progress)
+    info = build_index(
+        args.corpus,
+        args.out,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        show_progress=not args.no_progress,
+    )
     print(
-        f"indexed {info.n_passages:,} passages ({info.n_tokens:,} tokens, {info.vocab_size:,} terms) "
-        f"in {info.seconds:.1f} s -> {info.path} ({_size(info.size_bytes)})"
+        f"indexed {info.n_passages:,} passages ({info.n_tokens:,} tokens, {info.vocab_size:,} terms, "
+        f"{info.shards} shard{'s' if info.shards > 1 else ''}) in {info.seconds:.1f} s -> {info.path} "
+        f"({_size(info.size_bytes)})"
     )
     print(f"search it with: --search local:{info.path}")
     return 0

@@ -1,4 +1,5 @@
-"""The model interface the agent runtime codes against: one user message in, one text out.
+"""The model interface the agent runtime codes against: one user message in, one text out; or, for the native
+tool-calling protocol, a conversation (``messages``) plus tool declarations in, text and tool calls out.
 
 Backends differ in how they batch (``lockstep``) and how many calls may be in flight
 (``max_concurrency``); everything else (retries, caching, image encoding) is hidden behind
@@ -14,8 +15,46 @@ from typing import Any
 
 
 @dataclass
+class ToolSpec:
+    """A function the model may call: ``parameters`` is its JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class ToolCall:
+    """One call the model asked for. ``arguments`` is the JSON text as the model wrote it (maybe malformed)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class Message:
+    """One message of a conversation (native tool protocol only).
+
+    ``role`` is system, user, assistant or tool. An assistant message holds the model's text and tool calls
+    and, in ``carry``, the provider's own output items (e.g. Responses API reasoning items) that must be sent
+    back verbatim so that reasoning carries across tool calls; a tool message answers ``tool_call_id``.
+    """
+
+    role: str
+    text: str | None = None
+    images: list[Path] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    carry: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class ChatRequest:
-    """ONE user message: optional image(s) first, then the text (the authors' protocol sends no assistant turns)."""
+    """ONE user message: optional image(s) first, then the text (the authors' protocol sends no assistant turns).
+
+    The native tool protocol sets ``messages`` (then ``text``/``images`` are unused) and ``tools``.
+    """
 
     text: str
     images: list[Path] = field(default_factory=list)
@@ -24,6 +63,8 @@ class ChatRequest:
     top_p: float | None = None
     seed: int | None = None
     tag: str = ""  # e.g. "mat-coding/12#2" for log lines
+    messages: list[Message] | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +79,11 @@ class ModelOutput:
     cached: bool = False
     finish_reason: str | None = None
     retries: int = 0
+    cached_input_tokens: int | None = None  # prompt tokens the provider served from its prompt cache
+    reasoning_tokens: int | None = None  # part of output_tokens, where the API reports it
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    carry: list[dict[str, Any]] = field(default_factory=list)  # provider items to send back (see Message)
+    reasoning: str | None = None  # a reasoning summary, where the API returns one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,7 +91,10 @@ class ModelOutput:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelOutput:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        out = cls(**{k: v for k, v in data.items() if k in known})
+        out.tool_calls = [c if isinstance(c, ToolCall) else ToolCall(**c) for c in out.tool_calls or []]
+        out.carry = list(out.carry or [])
+        return out
 
 
 class Model(ABC):

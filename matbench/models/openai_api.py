@@ -1,5 +1,6 @@
-"""OpenAI chat-completions adapter: OpenAI itself or ANY OpenAI-compatible server (``vllm serve``,
-SGLang, Ollama, LM Studio) via ``base_url``.
+"""OpenAI adapter: OpenAI itself or ANY OpenAI-compatible server (``vllm serve``, SGLang, Ollama,
+LM Studio) via ``base_url``. Two API shapes: Chat Completions (the default) and the Responses API (reasoning
+models: o1/o3/o4/gpt-5 by default, so that reasoning carries across tool calls; ``api=`` forces either).
 
 The retry policy is ours, not the client's (``max_retries=0``): exponential backoff with jitter on
 429/5xx/timeouts/connection errors, honouring Retry-After, and an adaptive concurrency limit that
@@ -31,6 +32,8 @@ from matbench.models.base import ChatRequest, Model, ModelOutput
 from matbench.models.body import encode_json_body
 from matbench.models.endpoints import ServedModel, check_served_model, served_models
 from matbench.models.images import image_data_url
+from matbench.models.openai_chat_tools import chat_messages, chat_tool_calls, chat_tools, usage_details
+from matbench.models.openai_responses import build_responses_body, parse_response
 from matbench.models.pool import EndpointPool
 from matbench.models.registry import register_model
 
@@ -40,12 +43,18 @@ DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DUMMY_API_KEY = "EMPTY"  # what vLLM/SGLang servers started without --api-key accept
 _REASONING = re.compile(r"^(o[134](?:$|[-._])|gpt-5)")
+API_SHAPES = ("chat", "responses")
 
 
 def is_reasoning_model(name: str) -> bool:
     """o1*/o3*/o4*/gpt-5* take ``max_completion_tokens`` and reject temperature/top_p."""
     base = name.rsplit("/", 1)[-1].lower()
     return bool(_REASONING.match(base))
+
+
+def default_api(name: str) -> str:
+    """Reasoning models speak the Responses API (reasoning carries across tool calls); the rest Chat."""
+    return "responses" if is_reasoning_model(name) else "chat"
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -76,7 +85,10 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
 
 def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """One user message: each image as a data-URL ``image_url`` part first, then the text.
-    Text-only requests send a plain string, which every compatible server accepts."""
+    Text-only requests send a plain string, which every compatible server accepts.
+    A native-tool-protocol request (``request.messages``) sends its whole conversation."""
+    if request.messages is not None:
+        return chat_messages(request.messages)
     if not request.images:
         return [{"role": "user", "content": request.text}]
     content: list[dict[str, Any]] = [
@@ -96,6 +108,8 @@ def build_body(
 ) -> dict[str, Any]:
     """The JSON body of ``POST /chat/completions``: messages, model, token limit, decoding."""
     params: dict[str, Any] = {"messages": build_messages(request), "model": model_id}
+    if request.tools:
+        params["tools"] = chat_tools(request.tools)
     if reasoning:
         params["max_completion_tokens"] = request.max_new_tokens
         if reasoning_effort:
@@ -185,6 +199,7 @@ class OpenAIModel(Model):
             "extra_body",
             "reasoning_effort",
             "http_transport",
+            "api",
         }
     )
     lockstep = False
@@ -205,6 +220,7 @@ class OpenAIModel(Model):
         extra_body: dict[str, Any] | None = None,
         reasoning_effort: str | None = None,
         http_transport: str = "auto",
+        api: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.display_name = display_name or model_id
@@ -234,6 +250,9 @@ class OpenAIModel(Model):
             raise ConfigError(f"http_transport must be auto, aiohttp or httpx, not {http_transport!r}")
         self.http_transport = http_transport
         self.reasoning = is_reasoning_model(model_id)
+        if api is not None and api not in API_SHAPES:
+            raise ConfigError(f"api must be one of {', '.join(API_SHAPES)}, not {api!r}")
+        self.api = api or default_api(model_id)
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()], probe=self._serves_model)
@@ -323,9 +342,10 @@ class OpenAIModel(Model):
         from openai.types.chat import ChatCompletion
 
         start = time.perf_counter()
+        responses = self.api == "responses"
         try:
             body = await asyncio.to_thread(  # reads and may re-encode images: never on the event loop
-                build_body,
+                build_responses_body if responses else build_body,
                 self.model_id,
                 request,
                 reasoning=self.reasoning,
@@ -365,7 +385,10 @@ class OpenAIModel(Model):
                 # client.post is the SDK's documented raw-request path: the same POST, auth, timeout and
                 # error mapping as chat.completions.create, minus its per-call TypedDict transform of
                 # the params (~20% of the client CPU per call), which is an identity for this body.
-                resp = await ep.client.post("/chat/completions", content=content, cast_to=ChatCompletion)
+                if responses:  # plain JSON: output items go back verbatim as the next request's input
+                    resp = await ep.client.post("/responses", content=content, cast_to=object)
+                else:
+                    resp = await ep.client.post("/chat/completions", content=content, cast_to=ChatCompletion)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 retryable = status in (408, 409, 429) or status >= 500
@@ -392,6 +415,8 @@ class OpenAIModel(Model):
             else:
                 limiter.on_success()
                 pool.succeeded(ep)
+                if responses:
+                    return parse_response(resp, time.perf_counter() - start, attempt)
                 return _to_output(resp, time.perf_counter() - start, attempt)
             finally:
                 limiter.release()
@@ -439,7 +464,12 @@ class OpenAIModel(Model):
             "served_model": self.served.identity() if self.served is not None else None,
             "api_key_env": self.api_key_env,  # the variable's NAME only
             "reasoning_model": self.reasoning,
-            "token_param": "max_completion_tokens" if self.reasoning else "max_tokens",
+            "api": self.api,
+            "token_param": (
+                "max_output_tokens"
+                if self.api == "responses"
+                else ("max_completion_tokens" if self.reasoning else "max_tokens")
+            ),
             "decoding": "per request (temperature/top_p/seed/max_new_tokens); unset = server default",
             "reasoning_effort": self.reasoning_effort,
             "extra_body": self.extra_body,
@@ -516,11 +546,15 @@ def _to_output(resp: Any, latency: float, retries: int) -> ModelOutput:
         text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
         finish = choice.finish_reason
     usage = resp.usage
+    cached, reasoning = usage_details(usage)
     return ModelOutput(
         text=text,
         input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
         output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
+        cached_input_tokens=cached,
+        reasoning_tokens=reasoning,
         latency=latency,
         finish_reason=finish,
         retries=retries,
+        tool_calls=chat_tool_calls(choice.message) if choice is not None else [],
     )

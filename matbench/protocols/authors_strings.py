@@ -307,14 +307,15 @@ def _strings(data: dict, prefix: str = "") -> dict[str, str]:
 
 def extract(layout: str, script: ScriptFile) -> dict:
     """The template data of ``layout`` from one script, each string checked against its recorded sha256."""
+    where = f"{script.relpath} (from {script.local})" if script.local else f"{script.relpath} (downloaded)"
     try:
         tree = ast.parse(script.data.decode("utf-8"), filename=script.relpath)
         data = _EXTRACTORS[layout](tree)
     except (SyntaxError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{script.relpath}: the authors' script does not parse ({exc})") from None
+        raise ConfigError(f"{where}: the authors' script does not parse ({exc})") from None
     except _Shape as exc:
         raise ConfigError(
-            f"{script.relpath}: not the authors' script matbench reads at {AUTHORS_COMMIT[:12]} ({exc})"
+            f"{where}: not the authors' script matbench reads at {AUTHORS_COMMIT[:12]} ({exc})"
         ) from None
     hashes = {}
     for name, text in _strings(data).items():
@@ -322,7 +323,7 @@ def extract(layout: str, script: ScriptFile) -> dict:
         digest = sha256(text)
         if digest not in EXPECTED.get(key, ()):
             raise ConfigError(
-                f"{script.relpath}: the authors' string {key} differs from the one matbench checked at "
+                f"{where}: the authors' string {key} differs from the one matbench checked at "
                 f"{AUTHORS_REPO}@{AUTHORS_COMMIT[:12]} (sha256 {digest[:16]}...); use a copy at that commit"
             )
         hashes[key] = digest

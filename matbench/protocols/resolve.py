@@ -59,7 +59,8 @@ def resolve_protocol(
     else:
         assert ref.file is not None  # checked when the spec was loaded
         templates = load_templates(ref.file)
-    if templates.layout not in (spec.kind, "direct"):
+    native = templates.layout == "tools" and templates["kind"] == spec.kind  # episode_tools.py
+    if templates.layout not in (spec.kind, "direct") and not native:
         raise ConfigError(
             f"{templates.path}: layout {templates.layout!r} does not fit task {spec.name} (needs {spec.kind!r})"
         )

@@ -21,6 +21,7 @@ REQUIRED = {
     "search": ("instructions", "first", "after_search", "after_other", "information"),
     "coding": ("instructions", "first", "after_problem", "after_code", "after_other", "tips"),
     "direct": ("instructions", "first"),
+    "tools": ("kind", "final", "instructions", "first", "functions", "arguments", "results"),
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.predictions import check_ids, read_predictions
@@ -40,6 +41,7 @@ class Side:
     gold: dict[str, list[str]]
     split: dict[str, str | None]
     types: dict[str, list[str]]
+    cost: dict | None = None  # run directories: matbench.cost's block for the whole run
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Comparison:
     overall: Group
     splits: list[Group] = field(default_factory=list)
     types: list[Group] = field(default_factory=list)
+    cost_a: dict | None = None
+    cost_b: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +97,10 @@ def load_side(
         config = run.read_config()
         spec = get_task(str((config.get("task") or {}).get("name") or task))
         scoring = scoring or config.get("scoring") or spec.default_scoring
-        return _side_from_run(path, run.iter_records(), spec, scoring, samples)  # streamed
+        tally = CostTally()
+        side = _side_from_run(path, tally.watch(run.iter_records()), spec, scoring, samples)  # streamed
+        side.cost = tally.block(price_of_run(config, run.read_summary()))
+        return side
     if task is None:
         raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
     spec = get_task(task)
@@ -199,6 +206,8 @@ def compare(a: Side, b: Side, *, resamples: int = 10_000, seed: int = 0) -> Comp
         overall=overall,
         splits=splits,
         types=types,
+        cost_a=a.cost,
+        cost_b=b.cost,
     )
 
 
@@ -256,4 +265,12 @@ def to_text(c: Comparison) -> str:
     note = ""
     if c.types:
         note = "\n(type groups overlap: a sample with several degradation types counts toward each of them)"
-    return "\n".join(head) + "\n\n" + table(headers, rows) + note
+    cost = ""
+    if c.cost_a is not None or c.cost_b is not None:
+        from matbench.cost import cost_text
+
+        def side(x: dict | None) -> str:
+            return cost_text(x) if x is not None else "n/a (not a run directory)"
+
+        cost = f"\ncost (whole runs): A {side(c.cost_a)}; B {side(c.cost_b)}"
+    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost

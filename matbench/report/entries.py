@@ -50,6 +50,7 @@ class Entry:
     predictions_sha256: str | None = None
     source: dict = field(default_factory=dict)
     reported: dict | None = None  # the numbers as published (percent), for kind "reported"
+    cost: dict | None = None  # runs: summary.json's cost block recomputed from the tokens (matbench.cost)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict:

@@ -80,6 +80,7 @@ def _columns(board: Board) -> list[tuple[str, str, str | None, str]]:
         for s in board.splits[task]:
             cols += [(f"{s} F1", task, s, "f1"), (f"{s} EM", task, s, "em")]
         cols += [("n", task, None, "n"), ("errors", task, None, "errors")]
+        cols += [("$/sample", task, None, "cost_per_sample")]
     return cols
 
 
@@ -88,6 +89,8 @@ def _value(row: Row, task: str, split: str | None, metric: str) -> float | int |
     if e is None:
         return None
     if split is None:
+        if metric == "cost_per_sample":
+            return (e.cost or {}).get("per_sample_usd")
         return e.n if metric == "n" else e.errors
     part = e.scores.get(split)
     return None if part is None else part[metric]
@@ -121,7 +124,7 @@ def _table(board: Board) -> str:
             if v is None:
                 cells.append('<td data-v="">n/a</td>' if e is not None else '<td data-v=""></td>')
                 continue
-            shown = pct(v) if metric in ("f1", "em") else str(v)
+            shown = pct(v) if metric in ("f1", "em") else (f"{v:.4f}" if metric == "cost_per_sample" else str(v))
             klass = ' class="reported"' if e is not None and e.kind == "reported" else ""
             mark = "†" if klass and metric in ("f1", "em") else ""
             title = f' title="{_e(e.provenance)}"' if e is not None else ""

@@ -116,7 +116,13 @@ def task_columns(task: str, splits: list[str]) -> list[str]:
     cols = [f"{task}.f1", f"{task}.em"]
     for s in splits:
         cols += [f"{task}.{s}.f1", f"{task}.{s}.em"]
-    return cols + [f"{task}.n", f"{task}.errors", f"{task}.input_errors"]
+    return cols + [
+        f"{task}.n",
+        f"{task}.errors",
+        f"{task}.input_errors",
+        f"{task}.cost_usd",
+        f"{task}.cost_per_sample_usd",
+    ]
 
 
 def to_frame(rows: list[Row], tasks: list[str], splits: dict[str, list[str]]) -> pd.DataFrame:
@@ -129,6 +135,8 @@ def to_frame(rows: list[Row], tasks: list[str], splits: dict[str, list[str]]) ->
             values = {"f1": e.scores["all"]["f1"], "em": e.scores["all"]["em"], "n": e.n}
             values["errors"] = e.errors
             values["input_errors"] = e.input_errors
+            values["cost_usd"] = (e.cost or {}).get("usd")
+            values["cost_per_sample_usd"] = (e.cost or {}).get("per_sample_usd")
             for s in splits[task]:
                 if s in e.scores:
                     values[f"{s}.f1"] = e.scores[s]["f1"]
@@ -223,13 +231,14 @@ def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
             continue
         splits = board.splits[task]
         heads = ["System", "n"] + [f"{s} F1 / EM" for s in splits] + ["all F1 / EM", "errors", "input errors"]
+        heads += ["cost ($/sample)"]
         body = []
         for r in members:
             e = r.cells[task]
             body.append(
                 [r.system, str(e.n)]
                 + [cell_text(e, s) for s in splits]
-                + [cell_text(e), _count(e.errors), _count(e.input_errors)]
+                + [cell_text(e), _count(e.errors), _count(e.input_errors), _cost(e)]
             )
         lines += ["", f"## {label(task)}", ""] + _md_table(heads, body)
     lines += ["", "## Provenance", ""]
@@ -240,6 +249,13 @@ def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
                 e = r.cells[task]
                 lines.append(f"   - {label(task)} [{e.kind}]: {_md_escape(e.provenance)}")
     return "\n".join(lines) + "\n"
+
+
+def _cost(entry: Entry) -> str:
+    """A run's cost in $ (and per sample), ``unknown price``; references carry no cost (n/a)."""
+    from matbench.cost import cost_text
+
+    return cost_text(entry.cost) if entry.kind == "run" else "n/a"
 
 
 def _count(value: int | None) -> str:
@@ -268,6 +284,7 @@ def row_object(row: Row, tasks: list[str]) -> dict:
             "errors": e.errors,
             "input_errors": e.input_errors,
             "scores": e.scores,
+            "cost": e.cost,
             "task_version": e.task_version,
             "provenance": e.provenance,
             "key": e.key,

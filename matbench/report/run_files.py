@@ -84,3 +84,16 @@ def real_dir(path: Path) -> Path:
         path.unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_not_special(path: Path) -> None:
+    """A run's own file (config, predictions, summary) may be missing, but never a FIFO or a device: reading
+    one would block or never end. Raises InputError naming it."""
+    from matbench.errors import InputError
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"not a regular file ({_kind(st.st_mode)}); refusing to read it", file=str(path))

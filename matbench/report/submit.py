@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.records import RunDir, safe_name
@@ -192,7 +193,8 @@ def validate_run(
     scoring = str(config.get("scoring") or spec.default_scoring)
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
-    records = [_needed(r) for r in run.iter_records()]  # streamed; trajectories are never held
+    tally = CostTally()  # tokens add up as the records stream past
+    records = [_needed(r) for r in tally.watch(run.iter_records())]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
     samples = load_task_samples(spec, config, data_dir, data_file)
@@ -205,6 +207,7 @@ def validate_run(
     }
     check_summary(run.read_summary(), result, counts)
 
+    cost = tally.block(price_of_run(config, run.read_summary()))
     sha = sha256_file(run.predictions_path)
     fingerprint = config.get("fingerprint")
     model = _get(config, "model")
@@ -234,6 +237,7 @@ def validate_run(
         submitted_at=now_utc(),
         fingerprint=fingerprint,
         predictions_sha256=sha,
+        cost=cost,
         source={
             "run_dir": Path(run_dir).resolve().name,
             "created": created,

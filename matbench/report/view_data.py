@@ -120,15 +120,22 @@ def _tool(tool: object) -> dict | None:
     return out
 
 
+def _calls(turn: dict) -> list[dict]:
+    """The native tool calls of a ``--protocol tools`` turn (episode_tools.py), dicts only."""
+    calls = turn.get("tool_calls")
+    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+
+
 def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
     """The input image and each image the code produced, in order, each once: shown side by side."""
     seen: dict[str, str] = {}
     for t in traj:
         if t.get("image") and str(t["image"]) not in seen:
             seen[str(t["image"])] = "input" if not seen else f"turn {t.get('turn')} input"
-        out = _dict(t.get("tool")).get("output_image")
-        if out and str(out) not in seen:
-            seen[str(out)] = f"turn {t.get('turn')} code output"
+        for call in [_dict(t.get("tool")), *_calls(t)]:  # tag-protocol tool, native tool calls
+            out = call.get("output_image")
+            if out and str(out) not in seen:
+                seen[str(out)] = f"turn {t.get('turn')} code output"
     return list(seen.items())
 
 
@@ -141,8 +148,9 @@ def detail(rec: dict, images: ImageLinker) -> dict:
         imgs = []
         if t.get("image"):
             imgs.append(images(t["image"], "input" if t.get("turn") == 1 else f"turn {t.get('turn')} input"))
-        if tool.get("output_image"):
-            imgs.append(images(tool["output_image"], f"turn {t.get('turn')} code output"))
+        for call in [tool, *_calls(t)]:
+            if call.get("output_image"):
+                imgs.append(images(call["output_image"], f"turn {t.get('turn')} code output"))
         tokens = _dict(t.get("tokens"))
         turns.append(
             {
@@ -154,7 +162,16 @@ def detail(rec: dict, images: ImageLinker) -> dict:
                 "think": _text(t.get("think")),
                 "answer": _text(t.get("answer")),
                 "tool": _tool(t.get("tool")),
-                "tool_calls": t.get("tool_calls") if isinstance(t.get("tool_calls"), list) else None,
+                # --protocol tools: each call shown like a tag-protocol tool, with its arguments and result
+                "tool_calls": [
+                    {
+                        **(_tool(c) or {}),
+                        "arguments": _text(c.get("arguments")),
+                        "result": _text(c.get("result")),
+                    }
+                    for c in _calls(t)
+                ]
+                or None,
                 "error": _text(t.get("error")),
                 "output": _text(t.get("output")),
                 "images": imgs,

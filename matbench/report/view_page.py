@@ -123,7 +123,11 @@ function turn(t){
   var d = add(el('div', 'turn'), el('h4', '', head));
   if (t.think) add(d, kv('think'), pre(t.think));
   if (t.answer !== null && t.answer !== undefined) add(d, kv('answer', t.answer));
-  if (t.tool_calls) add(d, kv('tool calls'), pre(JSON.stringify(t.tool_calls, null, 1)));
+  (t.tool_calls || []).forEach(function(c){
+    add(d, kv('call', String(c.function) + '(' + (c.arguments || '') + ')'));
+    if (c.name) add(d, tool(c));
+    if (c.result !== null && c.result !== undefined) add(d, kv('result'), pre(c.result));
+  });
   add(d, tool(t.tool));
   if (t.error) add(d, kv('error'), pre(t.error, 'err'));
   add(d, images(t.images));

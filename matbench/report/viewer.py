@@ -21,7 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from matbench.records import RunDir
+from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
+from matbench.report.run_files import check_not_special
 from matbench.report.view_data import ImageLinker, detail, id_order, index_row, stats_text
 from matbench.report.view_page import page
 from matbench.scoring import Scored, aggregate
@@ -101,6 +102,8 @@ def _write_text(target: Path, text: str) -> None:
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report (default ``RUN_DIR/report.html``) and its ``<stem>_data/`` folder beside it."""
     run = RunDir(run_dir)
+    for name in (CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE):
+        check_not_special(run.path / name)  # a FIFO or a device would block or never end
     config = run.read_config()
     target = Path(out) if out else run.path / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)

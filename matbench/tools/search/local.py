@@ -4,17 +4,19 @@ A corpus is jsonl rows ``{"id": ..., "contents": "\\"Title\\"\\ntext"}`` (a ``ti
 ``text`` instead of ``contents``, are accepted too). ``build_index`` reads it once, streaming, and writes a
 self-contained index directory:
 
-- the bm25s index (``*.index.npy``, ``vocab.index.json``, ``params.index.json``, written by ``BM25.save``),
-  loaded back with ``mmap=True`` so a wiki-sized index does not have to fit in memory;
+- the BM25 matrix in shards (``shard-NNNNN/``, :mod:`matbench.tools.search.bm25_shards`), each scored with
+  the corpus-wide document frequencies so the merged top-k equals a single index's, built in the memory of
+  one shard and memory-mapped at query time, plus the vocabulary (``vocab.json``);
 - ``docs.jsonl`` + ``docs.offsets.npy``: ``[id, title, text]`` per passage for result lookup by ``pread``
   (thread-safe, no shared file position), so the original corpus is not needed afterwards;
 - ``meta.json``: corpus path/size/sha256, counts, tokenizer settings, BM25 parameters, versions and a
   ``fingerprint`` that identifies the results (used in search-cache keys instead of the path).
 
-The BM25 matrix is computed with vectorised numpy (one sort of (token, doc) keys) instead of bm25s's
-per-document Python loop: same formula (Lucene BM25, bm25s's default), same CSC layout, a fraction of the
-time and memory on a million passages. ``tests/test_search_local.py`` checks the scores against
-``bm25s.BM25.index`` on a real corpus.
+The BM25 matrix is computed with vectorised numpy (one sort of (token, doc) keys per shard) instead of bm25s's
+per-document Python loop: same tokenizer and formula (Lucene BM25, bm25s's default), same CSC layout, a
+fraction of the time and memory. ``tests/test_search_local.py`` checks the scores against ``bm25s.BM25.index``
+on a real corpus, and a many-shard index against a one-shard index. Indexes of format version 1 (one bm25s
+matrix, ``*.index.npy``) are still read, as one shard.
 """
 
 from __future__ import annotations
@@ -35,16 +37,18 @@ from typing import IO, Any
 from matbench import __version__
 from matbench.errors import ConfigError, InputError
 from matbench.tools.search.base import SearchBackend, SearchHit, check_k, default_cache_dir, split_contents
+from matbench.tools.search.bm25_shards import DEFAULT_SHARD_SIZE, Shard, ShardBuilder, merged_top_k
 
 INDEX_FORMAT = "matbench-bm25"
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2
+#: versions this matbench reads (1: a single bm25s matrix at the top of the directory)
+READABLE_VERSIONS = (1, 2)
+VOCAB_NAME = "vocab.json"
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 META_NAME = "meta.json"
 DOCS_NAME = "docs.jsonl"
 OFFSETS_NAME = "docs.offsets.npy"
 DEFAULT_BATCH_SIZE = 10_000
-#: rows of the (token, doc) table scored at once; bounds the float64 temporaries (~8 bytes x 5 x chunk)
-_SCORE_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class IndexInfo:
     seconds: float
     size_bytes: int
     fingerprint: str
+    shards: int = 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,6 +209,7 @@ def build_index(
     bm25: BM25Params | None = None,
     show_progress: bool = True,
     overwrite: bool = True,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> IndexInfo:
     """Read ``corpus`` once (streaming) and write a self-contained BM25 index to ``out_dir``.
 
@@ -217,6 +223,8 @@ def build_index(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
+    if shard_size < 1:
+        raise ConfigError(f"--shard-size must be positive, got {shard_size}")
     try:
         st = corpus.stat()
     except OSError as exc:
@@ -238,9 +246,8 @@ def build_index(
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; an index is meant to be shared
     try:
         hasher = hashlib.sha256()
-        tokens = array("i")
-        lengths = array("i")
         offsets = array("q", [0])
+        shards = ShardBuilder(tmp, Path(tempfile.mkdtemp(prefix="work-", dir=tmp)), shard_size)
         bar = _progress(st.st_size, show_progress, corpus.name)
 
         def on_bytes(raw: bytes) -> None:
@@ -254,29 +261,21 @@ def build_index(
                 for passage in iter_passages(corpus, on_bytes=on_bytes):
                     batch.append(passage)
                     if len(batch) >= batch_size:
-                        _consume(batch, tokenizer, docs, tokens, lengths, offsets)
+                        _consume(batch, tokenizer, docs, shards, offsets)
                         batch = []
                 if batch:
-                    _consume(batch, tokenizer, docs, tokens, lengths, offsets)
+                    _consume(batch, tokenizer, docs, shards, offsets)
         finally:
             if bar is not None:
                 bar.close()
-        n = len(lengths)
+        n = len(offsets) - 1
         if n == 0:
             raise InputError("the corpus has no passages", file=str(corpus))
         vocab = tokenizer.get_vocab_dict()
-        data, indices, indptr = bm25_matrix(
-            np.frombuffer(tokens, dtype=np.int32),
-            np.frombuffer(lengths, dtype=np.int32),
-            len(vocab),
-            k1=bm25.k1,
-            b=bm25.b,
-        )
-        n_tokens = len(tokens)
-        del tokens
+        stats = shards.finish(len(vocab), k1=bm25.k1, b=bm25.b)
+        n_tokens = shards.n_tokens
         np.save(tmp / OFFSETS_NAME, np.frombuffer(offsets, dtype=np.int64))
-        _save_bm25s(tmp, data, indices, indptr, n, vocab, bm25, show_progress=False)
-        del data, indices, indptr
+        (tmp / VOCAB_NAME).write_text(json.dumps(vocab, ensure_ascii=False, separators=(",", ":")), "utf-8")
 
         corpus_sha = hasher.hexdigest()
         fingerprint = _fingerprint(corpus_sha, n, settings, bm25)
@@ -295,6 +294,8 @@ def build_index(
             "vocab_size": len(vocab),
             "tokenizer": asdict(settings),
             "bm25": asdict(bm25),
+            "shard_size": shard_size,
+            **stats,
             "matbench_version": __version__,
             "bm25s_version": _bm25s_version(),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -313,13 +314,12 @@ def build_index(
         seconds=time.perf_counter() - t0,
         size_bytes=dir_size(out_dir),
         fingerprint=fingerprint,
+        shards=len(stats["shards"]),
     )
 
 
-def _consume(
-    batch: list[Passage], tokenizer: Any, docs: IO[bytes], tokens: array, lengths: array, offsets: array
-) -> None:
-    """Tokenize one batch (growing the vocabulary) and append its passages to the doc store."""
+def _consume(batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: ShardBuilder, offsets: array) -> None:
+    """Tokenize one batch (growing the vocabulary), hand it to the shards, append it to the doc store."""
     pos = offsets[-1]
     for passage in batch:
         line = (
@@ -328,69 +328,7 @@ def _consume(
         docs.write(line)
         pos += len(line)
         offsets.append(pos)
-    for ids in tokenizer.streaming_tokenize([p.contents for p in batch], update_vocab=True, allow_empty=True):
-        tokens.extend(ids)
-        lengths.append(len(ids))
-
-
-def bm25_matrix(tokens: Any, lengths: Any, n_vocab: int, *, k1: float = 1.5, b: float = 0.75) -> tuple:
-    """Lucene BM25 scores as a (doc x token) CSC matrix, the layout bm25s stores and queries.
-
-    ``tokens`` is every document's token ids concatenated, ``lengths`` the per-document counts.
-    Returns ``(data float32, indices int32 doc ids, indptr int64)``, columns sorted by doc id.
-    """
-    import numpy as np
-
-    n = int(len(lengths))
-    lengths = np.asarray(lengths, dtype=np.int64)
-    avgdl = float(lengths.mean())
-    key = np.asarray(tokens, dtype=np.int64) * n  # token-major: the sort yields CSC order directly
-    key += np.repeat(np.arange(n, dtype=np.int64), lengths)
-    key.sort()
-    if key.size:
-        change = np.empty(key.size, dtype=bool)
-        change[0] = True
-        np.not_equal(key[1:], key[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
-        del change
-    else:
-        starts = np.zeros(0, dtype=np.int64)
-    tf = np.diff(np.append(starts, key.size)).astype(np.int32)
-    pairs = key[starts]
-    del key, starts
-    tok = (pairs // n).astype(np.int32)
-    doc = (pairs - tok.astype(np.int64) * n).astype(np.int32)
-    del pairs
-    df = np.bincount(tok, minlength=n_vocab)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    data = np.empty(tok.size, dtype=np.float32)
-    for s in range(0, tok.size, _SCORE_CHUNK):
-        e = s + _SCORE_CHUNK
-        tf_c = tf[s:e].astype(np.float64)
-        norm = k1 * ((1.0 - b) + b * lengths[doc[s:e]] / avgdl)
-        data[s:e] = idf[tok[s:e]] * (tf_c / (norm + tf_c))
-    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
-    np.cumsum(df, out=indptr[1:])
-    return data, doc, indptr
-
-
-def _save_bm25s(
-    out: Path,
-    data: Any,
-    indices: Any,
-    indptr: Any,
-    n: int,
-    vocab: dict,
-    bm25: BM25Params,
-    show_progress: bool,
-) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25(k1=bm25.k1, b=bm25.b, method=bm25.method, backend="numpy")
-    retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
-    retriever.vocab_dict = vocab
-    retriever.nonoccurrence_array = None
-    retriever.save(str(out), show_progress=show_progress)
+    shards.add(tokenizer.streaming_tokenize([p.contents for p in batch], update_vocab=True, allow_empty=True))
 
 
 def _install(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
@@ -455,7 +393,7 @@ def read_meta(index_dir: str | Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read {meta_path}: {exc}") from None
-    if meta.get("format") != INDEX_FORMAT or meta.get("format_version") != INDEX_FORMAT_VERSION:
+    if meta.get("format") != INDEX_FORMAT or meta.get("format_version") not in READABLE_VERSIONS:
         raise ConfigError(
             f"{index_dir} has index format {meta.get('format')!r} v{meta.get('format_version')}, "
             f"this matbench reads {INDEX_FORMAT!r} v{INDEX_FORMAT_VERSION}; rebuild it with matbench index build"
@@ -507,22 +445,30 @@ class LocalSearch(SearchBackend):
     local_deterministic = True
 
     def __init__(self, index_dir: str | Path, *, mmap: bool = True):
-        import bm25s
         import numpy as np
 
         self.index_dir = Path(index_dir)
         self.meta = read_meta(self.index_dir)
         settings = TokenizerSettings(**self.meta["tokenizer"])
         self._tokenizer = make_tokenizer(settings)
-        self._bm25 = bm25s.BM25.load(str(self.index_dir), mmap=mmap, show_progress=False)
-        # plain ndarray views of the maps: no np.memmap overhead on every posting-list slice
-        for name in ("data", "indices", "indptr"):
-            self._bm25.scores[name] = np.asarray(self._bm25.scores[name])
+        n = int(self.meta["n_passages"])
+        if self.meta["format_version"] == 1:  # one bm25s matrix, as BM25.save wrote it
+            vocab_path = self.index_dir / "vocab.index.json"
+            names = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy")
+            self.shards = [Shard(self.index_dir, 0, n, mmap=mmap, names=names)]
+        else:
+            vocab_path = self.index_dir / VOCAB_NAME
+            self.shards = [
+                Shard(self.index_dir / s["dir"], int(s["start"]), int(s["n"]), mmap=mmap)
+                for s in self.meta["shards"]
+            ]
+        with open(vocab_path, encoding="utf-8") as fh:
+            self.vocab: dict[str, int] = json.load(fh)
         # queries map words straight onto the index vocabulary (stems when a stemmer was used)
         if settings.stemmer is None:
-            self._tokenizer.word_to_id = self._bm25.vocab_dict
+            self._tokenizer.word_to_id = self.vocab
         else:
-            self._tokenizer.stem_to_sid = self._bm25.vocab_dict
+            self._tokenizer.stem_to_sid = self.vocab
         self._tok_lock = threading.Lock()
         self._offsets = np.asarray(np.load(self.index_dir / OFFSETS_NAME, mmap_mode="r" if mmap else None))
         self._fd = os.open(self.index_dir / DOCS_NAME, os.O_RDONLY)
@@ -571,38 +517,13 @@ class LocalSearch(SearchBackend):
     def top_k(self, ids: list[int], k: int) -> list[tuple[int, float]]:
         """(passage number, score) of the ``k`` best passages with a positive score, best first.
 
-        Scores come from bm25s (``get_scores_from_ids``). The selection is ours: numpy's argpartition,
-        which bm25s's ``retrieve`` uses, degrades badly on a score vector that is mostly zeros (57 ms on
-        1M passages instead of 3 ms), and ties must break the same way every run (by passage number)
-        for replays to be identical.
+        Each shard scores its passages as bm25s's ``get_scores_from_ids`` does and selects its best; the
+        merge keeps the overall best. The selection is ours: numpy's argpartition, which bm25s's
+        ``retrieve`` uses, degrades badly on a score vector that is mostly zeros (57 ms on 1M passages
+        instead of 3 ms), and ties must break the same way every run (by passage number) for replays to
+        be identical.
         """
-        import numpy as np
-
-        if not ids:
-            return []
-        scores = self._bm25.get_scores_from_ids(ids)
-        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
-        # Any k passages bound the k-th best score from below: take them from the shortest posting
-        # lists, so that only a handful of passages pass the threshold scan.
-        threshold = 0.0
-        found: list[Any] = []
-        n_found = 0
-        uniq = np.unique(ids)
-        for t in uniq[np.argsort(indptr[uniq + 1] - indptr[uniq], kind="stable")]:
-            lo, hi = int(indptr[t]), int(indptr[t + 1])
-            if hi == lo:
-                continue
-            found.append(np.asarray(indices[lo:hi]))
-            n_found += hi - lo
-            if n_found >= k:
-                docs = np.unique(np.concatenate(found))
-                if docs.size >= k:
-                    threshold = float(np.partition(scores[docs], docs.size - k)[docs.size - k])
-                    break
-        cand = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
-        cand_scores = scores[cand]
-        order = np.lexsort((cand, -cand_scores))[:k]
-        return [(int(cand[i]), float(cand_scores[i])) for i in order]
+        return merged_top_k(self.shards, ids, k)
 
     def passage(self, i: int) -> SearchHit:
         start, end = int(self._offsets[i]), int(self._offsets[i + 1])

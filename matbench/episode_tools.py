@@ -1,0 +1,193 @@
+"""The native tool-calling episode (``--protocol tools``): the same tasks through function calling.
+
+Like ``episode.py`` (the tag protocols) this is where protocol, model requests and tools meet; the tag
+episode sends one re-built user message per turn, this one keeps a real conversation: a system message, the
+question with its image, then each assistant message with its tool calls, one tool message per call, and,
+after a successful ``run_python``, a user message carrying the output image (a tool message carries text
+only). The model-call limit and the tool-call budget are the tag protocol's call limit.
+
+Trajectory turns (one per model call) are self-describing: ``"protocol": "tools"``, ``action`` is
+``tool_calls``, ``answer`` or ``message``, and ``tool_calls`` lists every call in order, each with the
+function name, the raw arguments, the text sent back (``result``) and the fields of the tag protocol's tool
+record (search: ``input``/``results``/``cached``/``error``; code: ``input``/``ok``/``stdout``/``stderr``/
+``error``/``wall_time``/``output_image``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matbench.cost import add_usage, usage_of
+from matbench.episode import Episode
+from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
+from matbench.protocols import native_tools as nt
+from matbench.protocols.templates import fill
+
+
+@dataclass
+class ToolsEpisode(Episode):
+    messages: list[Message] = field(default_factory=list)
+    budget_used: int = 0
+    declared: nt.Declared | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # input errors, the first text, the input image kept in the run directory
+        self.declared = nt.declare(self.templates, self.task_tools)
+        if self.done:
+            return
+        self.messages = [
+            Message("system", self.templates["instructions"]),
+            Message("user", self.text, images=[self.image] if self.image is not None else []),
+        ]
+
+    @property
+    def task_tools(self) -> tuple[str, ...]:
+        return tuple(t for t, on in (("search", self.tools.search), ("code", self.tools.sandbox)) if on)
+
+    def request(self) -> ChatRequest:
+        assert self.declared is not None
+        return ChatRequest(
+            text="",
+            messages=list(self.messages),
+            tools=self.declared.specs,
+            max_new_tokens=self.options.max_new_tokens,
+            temperature=self.options.temperature,
+            top_p=self.options.top_p,
+            seed=self.options.seed,
+            tag=f"{self.task}/{self.sample.id}#{len(self.turns) + 1}",
+        )
+
+    async def advance(self, out: ModelOutput) -> None:
+        """Record the call, run its tool calls in order, answer each with a tool message."""
+        assert self.declared is not None
+        usage = usage_of(out)
+        turn: dict = {
+            "turn": len(self.turns) + 1,
+            "protocol": "tools",
+            "image": self._rel(self.image),
+            "output": out.text,
+            "action": None,
+            "think": out.reasoning,
+            "answer": None,
+            "tokens": usage,
+            "latency": round(out.latency, 4),
+            "cached": out.cached,
+            "error": out.error,
+            "finish_reason": out.finish_reason,
+            "tool": None,
+            "tool_calls": [],
+        }
+        self.turns.append(turn)
+        add_usage(self.tokens, usage)
+        if out.error is not None or out.text is None:
+            self.done, self.status, self.error = True, "error", out.error or "model returned no text"
+            return
+        self.messages.append(
+            Message("assistant", out.text or None, tool_calls=out.tool_calls, carry=out.carry)
+        )
+        if not out.tool_calls:
+            if self.declared.final == "message":
+                turn["action"], turn["answer"] = "answer", out.text.strip()
+                self._finish(turn["answer"])
+                return
+            turn["action"] = "message"
+            self.messages.append(Message("user", nt.result(self.templates, "need_answer")))
+        else:
+            turn["action"] = "tool_calls"
+            await self._run_calls(out.tool_calls, turn)
+        if not self.done and len(self.turns) >= self.options.max_calls:
+            self._finish(None)  # no answer within the call limit: an empty prediction that scores 0
+
+    async def _run_calls(self, calls: list[ToolCall], turn: dict) -> None:
+        assert self.declared is not None
+        replies: list[Message] = []
+        images: list[Message] = []
+        answered: str | None = None
+        for call in calls:
+            entry: dict = {"call_id": call.id, "function": call.name, "arguments": call.arguments}
+            turn["tool_calls"].append(entry)
+            target = self.declared.by_name.get(call.name)
+            if answered is not None:
+                entry["result"] = nt.result(self.templates, "not_run")
+            elif target is None:
+                names = ", ".join(self.declared.by_name)
+                entry["result"] = fill(nt.result(self.templates, "unknown_tool"), name=call.name, names=names)
+                self.tool_errors += 1
+            else:
+                tool, arg = target
+                value, problem = nt.parse_argument(self.templates, call, arg)
+                if tool == "answer":
+                    if problem is None:
+                        answered = value
+                        entry["result"] = None
+                    else:
+                        entry["result"] = problem
+                        self.tool_errors += 1
+                elif self.budget_used >= self.options.max_calls:
+                    entry["result"] = fill(nt.result(self.templates, "budget"), budget=self.options.max_calls)
+                    entry["name"] = "search" if tool == "search" else "code"
+                    entry["error"] = "tool-call budget used up: not run"
+                    self._count(entry["name"], True)
+                else:
+                    self.budget_used += 1
+                    if tool == "search":
+                        await self._search(entry, value, problem)
+                    else:
+                        image = await self._run_python(entry, value, problem)
+                        if image is not None:
+                            text = fill(nt.result(self.templates, "image_message"), call_id=call.id)
+                            images.append(Message("user", text, images=[image]))
+            if entry.get("result") is not None:
+                replies.append(Message("tool", entry["result"], tool_call_id=call.id))
+        if answered is not None:
+            turn["action"], turn["answer"] = "answer", answered.strip()
+            self._finish(turn["answer"])
+            return
+        self.messages += replies + images
+
+    async def _search(self, entry: dict, query: str | None, problem: str | None) -> None:
+        from matbench.tools.search.base import format_search_error
+
+        entry.update(name="search", input=query, results=[], error=problem, cached=False)
+        if problem is None:
+            try:
+                hits, entry["cached"] = await asyncio.to_thread(
+                    self.tools.search.search_with_source, query, self.options.top_k
+                )
+                entry["results"] = [h.to_dict() for h in hits]
+                entry["result"] = nt.search_text(self.templates, [h.snippet for h in hits])
+            except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
+                entry["error"] = format_search_error(exc)
+        if entry["error"] is not None:
+            entry["result"] = entry["error"] if problem is not None else f"Error: {entry['error']}"
+        self._count("search", entry["error"] is not None)
+
+    async def _run_python(self, entry: dict, code: str | None, problem: str | None) -> Path | None:
+        """Run the code on the current image; a new image replaces it and is returned (None: no image)."""
+        entry.update(name="code", input=code, ok=False, stdout="", stderr="", error=problem, wall_time=0.0)
+        entry["output_image"] = None
+        if problem is not None:
+            entry["result"] = problem
+            self._count("code", True)
+            return None
+        try:
+            res = await self.tools.sandbox.arun(code, self.image)
+        except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this call, not the run
+            entry["error"] = f"sandbox failure: {exc}"
+            entry["result"] = f"Error: {entry['error']}"
+            self._count("code", True)
+            return None
+        entry.update(
+            ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time
+        )
+        entry["result"] = res.feedback()
+        self._count("code", not res.ok)
+        if not (res.ok and res.output_image is not None):
+            return None
+        kept = self._keep_image(Path(res.output_image))
+        entry["output_image"] = self._rel(kept)
+        entry["result"] += "\n" + nt.result(self.templates, "image_follows")
+        self.image = kept  # the next run_python reads the latest image, as in the tag protocol
+        return kept
