@@ -47,15 +47,43 @@ def policy(req: dict) -> str:
     return f"<think> look it up </think>\n<search> {' '.join(question)} </search>"
 
 
-def eval_once(root: Path, work: Path, name: str, extra: list[str], base_url: str, index: Path, n: int,
-              cache: Path | None = None) -> float:
+def eval_once(
+    root: Path,
+    work: Path,
+    name: str,
+    extra: list[str],
+    base_url: str,
+    index: Path,
+    n: int,
+    cache: Path | None = None,
+) -> float:
     run = work / f"run-{name.replace(' ', '-')}-{time.monotonic_ns()}"
     cache = cache or work / f"cache-{time.monotonic_ns()}"
     cmd = [
-        sys.executable, "-m", "matbench.cli", "eval", "--model", "openai:bench", "--base-url", base_url,
-        "--task", "2wikimultihopqa", "--data-file", str(FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"),
-        "--limit", str(n), "--search", f"local:{index}", "--cache-dir", str(cache), "--run-dir", str(run),
-        "--no-progress", "--max-concurrency", "32", *extra,
+        sys.executable,
+        "-m",
+        "matbench.cli",
+        "eval",
+        "--model",
+        "openai:bench",
+        "--base-url",
+        base_url,
+        "--task",
+        "2wikimultihopqa",
+        "--data-file",
+        str(FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"),
+        "--limit",
+        str(n),
+        "--search",
+        f"local:{index}",
+        "--cache-dir",
+        str(cache),
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--max-concurrency",
+        "32",
+        *extra,
     ]
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
@@ -67,16 +95,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="samples (default 2,000; 2Wiki has 12,576)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)")
+    ap.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)"
+    )
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     with tempfile.TemporaryDirectory(prefix="matbench-bench-caches-") as d:
         work = Path(d)
         index = work / "index"
         subprocess.run(
-            [sys.executable, "-m", "matbench.cli", "index", "build",
-             str(FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl"), "--out", str(index), "--no-progress"],
-            cwd=args.root, check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "matbench.cli",
+                "index",
+                "build",
+                str(FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl"),
+                "--out",
+                str(index),
+                "--no-progress",
+            ],
+            cwd=args.root,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         times: dict[str, list[float]] = {name: [] for name in [*CONFIGS, "defaults, warm response cache"]}
         with FakeOpenAIServer(policy) as srv:
@@ -88,16 +129,22 @@ def main() -> int:
                 times["defaults, warm response cache"].append(
                     eval_once(args.root, work, "warm", [], srv.base_url, index, args.n, cache=warm)
                 )
-        print(f"matbench eval of {args.n:,} 2Wiki samples (3 model calls, 2 local BM25 searches each), "
-              f"zero-latency server, {args.root}; median of {args.repeat}:")
+        print(
+            f"matbench eval of {args.n:,} 2Wiki samples (3 model calls, 2 local BM25 searches each), "
+            f"zero-latency server, {args.root}; median of {args.repeat}:"
+        )
         off = statistics.median(times["caches off"])
         for name, ts in times.items():
             med = statistics.median(ts)
-            print(f"  {name:<32} {med:6.1f} s  ({100 * (med / off - 1):+5.1f} % vs caches off; "
-                  f"runs: {', '.join(f'{t:.1f}' for t in ts)})")
+            print(
+                f"  {name:<32} {med:6.1f} s  ({100 * (med / off - 1):+5.1f} % vs caches off; "
+                f"runs: {', '.join(f'{t:.1f}' for t in ts)})"
+            )
         default = statistics.median(times["defaults"])
-        print(f"target: defaults not slower than caches off -> {'met' if default <= off * 1.02 else 'NOT met'} "
-              "(2 % tolerance for the noise of a shared machine)")
+        print(
+            f"target: defaults not slower than caches off -> {'met' if default <= off * 1.02 else 'NOT met'} "
+            "(2 % tolerance for the noise of a shared machine)"
+        )
     return 0
 
 

@@ -215,7 +215,9 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
 
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
     # --compat strict: every organic result Serper returns is used, as in the authors' script.
-    strict = {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
+    strict = (
+        {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
+    )
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
     backend = get_search_backend(
         settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
@@ -357,8 +359,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     if not run.exists():
         run.create(config)
     totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
-    finished = totals.finished_ids(retry_errors=settings.retry_errors)
-    todo = [s for s in samples if s.id not in finished]
+    todo = [s for s in samples if not totals.finished(s.id, retry_errors=settings.retry_errors)]
     plan = TaskPlan(
         spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
     )
@@ -641,7 +642,9 @@ def evaluate(settings: EvalSettings) -> list[dict]:
                 closer()
 
 
-def _spend_meter(settings: EvalSettings, plans: list[TaskPlan], model, price: Price | None) -> SpendMeter | None:
+def _spend_meter(
+    settings: EvalSettings, plans: list[TaskPlan], model, price: Price | None
+) -> SpendMeter | None:
     """``--max-cost``: one budget for the whole invocation, counting what the resumed runs already spent."""
     if settings.max_cost is None:
         return None
@@ -654,7 +657,9 @@ def _spend_meter(settings: EvalSettings, plans: list[TaskPlan], model, price: Pr
         raise ConfigError("--max-cost needs an HTTP model (an in-process engine starts every sample at once)")
     already = 0.0
     for plan in plans:
-        totals = plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+        totals = (
+            plan.totals if plan.totals is not None else RunTotals.from_run(plan.run, plan.spec, plan.scoring)
+        )
         already += totals.spent(price)
     return SpendMeter(settings.max_cost, price, already)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
+from matbench.tools.sandbox_cgroup import CgroupSupport, WorkerCgroup
 from matbench.tools.sandbox_worker import remove_tree
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ STDLIB_PRELOAD = (
 ).split()
 
 Isolation = Literal["auto", "bwrap", "none"]
+MemoryCap = Literal["auto", "cgroup", "single-process"]
 
 _warned_weak = False
 _warn_lock = threading.Lock()
@@ -88,6 +90,8 @@ class CodeResult:
     timed_out: bool = False
     returncode: int | None = None
     signal: str | None = None
+    memory_peak: int | None = None  # bytes the job held at most, all its processes (cgroup mode)
+    disk_used: int | None = None  # bytes the job left in its writable space (work dir, /tmp, /dev/shm)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -175,8 +179,9 @@ def _python_dirs(python: str) -> list[str]:
     return sorted(dirs)
 
 
-def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> list[str]:
-    """The bubblewrap command line: a minimal read-only root, one writable directory, no network."""
+def _bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> list[str]:
+    """The bubblewrap command line: a minimal read-only root, no network, and as the only writable space
+    three size-limited tmpfs (``disk``: mount point -> bytes): the work dir, /tmp and /dev/shm."""
     args = [bwrap]
     if as_root:
         # Real root cannot map a non-root uid into a new user namespace, and a process that is root
@@ -206,8 +211,17 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
     # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
     # bound on top of it instead of being hidden by it.
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
+    args += [
+        "--perms",
+        "1777",
+        "--size",
+        str(disk["/dev/shm"]),
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/dev",
+    ]
+    args += ["--perms", "1777", "--size", str(disk["/tmp"]), "--tmpfs", "/tmp"]
     made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
     for path in _python_dirs(python):
         parts = Path(path).parts
@@ -217,7 +231,8 @@ def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> lis
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         args += ["--ro-bind", path, path]
-    args += ["--bind", str(worker_dir), SANDBOX_MOUNT, "--chdir", SANDBOX_MOUNT]
+    args += ["--perms", "1777", "--size", str(disk[SANDBOX_MOUNT]), "--tmpfs", SANDBOX_MOUNT]
+    args += ["--chdir", SANDBOX_MOUNT]
     args += ["--clearenv"]
     for key, value in _minimal_env().items():
         args += ["--setenv", key, value]
@@ -254,6 +269,28 @@ def _namespace_guard() -> tuple[str | None, str]:
     except (SeccompUnavailable, OSError) as exc:
         log.warning("job code may create namespaces: %s", exc)
         return None, f"not denied ({exc})"
+
+
+def _memory_cap(wanted: str, memory_mb: int) -> tuple[CgroupSupport | None, str | None, str]:
+    """How a job's memory is capped as a whole: (cgroup support, job seccomp program, description)."""
+    from matbench.tools.sandbox_cgroup import detect
+    from matbench.tools.sandbox_seccomp import SeccompUnavailable, single_process_filter
+
+    if wanted not in ("auto", "cgroup", "single-process"):
+        raise ValueError(f"memory_cap must be auto, cgroup or single-process, not {wanted!r}")
+    why = "single-process requested"
+    if wanted != "single-process":
+        support, why = detect()
+        if support is not None:
+            return support, None, f"{support.mechanism}: {memory_mb} MiB for the job"
+        if wanted == "cgroup":
+            raise SandboxError(f"no cgroup for the job's memory cap: {why}")
+    try:
+        program = base64.b64encode(single_process_filter()).decode("ascii")
+    except (SeccompUnavailable, OSError) as exc:
+        log.warning("a job's memory is capped per process only (%s; %s)", why, exc)
+        return None, None, f"RLIMIT_AS {memory_mb} MiB per process only ({why}; {exc})"
+    return None, program, f"one process per job (seccomp: no fork) x RLIMIT_AS {memory_mb} MiB ({why})"
 
 
 def _count_tasks(uid: int) -> int:
@@ -386,6 +423,9 @@ class _Worker:
         self.job_pgid: int | None = None
         self._buffer = b""
         self._log_path = sandbox.root / f"w{index}.log"
+        self.cgroup: WorkerCgroup | None = None
+        self.baseline = 0  # bytes the warm server holds in its cgroup
+        self._starts = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -403,17 +443,46 @@ class _Worker:
             "env": _minimal_env(),
             "limits": sb.limits.rlimits(),
         }
+        if sb._cgroups is not None and sb._cgroups.caps_pids:
+            # pids.max counts this worker's tasks alone; RLIMIT_NPROC would count every task of uid 65534
+            # on the host (other sandboxes included) and make forks fail at random.
+            del config["limits"]["nproc"]
         if sb._seccomp is not None:
             config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
         if sb.as_root:
             config["drop_to"] = [NOBODY, NOBODY]
-            config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
+            if "nproc" in config["limits"]:
+                config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
         if isolation == "bwrap":
-            command = [*_bwrap_args(sb.bwrap or "bwrap", sb.python, self.dir, sb.as_root), "--", *command]
+            bwrap_args = _bwrap_args(sb.bwrap or "bwrap", sb.python, sb.as_root, sb.disk)
+            command = [*bwrap_args, "--", *command]
+            # The job's files live on the tmpfs; the server alone reaches the host directory, through
+            # this descriptor (never mounted, closed in every job), to copy the input in and results out.
+            exchange_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            config.update(
+                exchange_fd=exchange_fd,
+                private_mounts=list(sb.disk),
+                output_max_bytes=sb.limits.file_size_mb * 1024 * 1024,
+                output_name=OUTPUT_NAME,
+            )
+        if sb._job_seccomp is not None:
+            config["job_seccomp"] = sb._job_seccomp
+        if sb._cgroups is not None:
+            config["oom_score_adj"] = 1000  # the OOM killer takes job processes, never the server
         command.append(json.dumps(config))
+        if sb._cgroups is not None:
+            self._starts += 1
+            self.cgroup = WorkerCgroup(
+                sb._cgroups, f"matbench-{os.getpid()}-{id(sb):x}-w{self.index}-{self._starts}"
+            )
+            # Room for the start (imports), narrowed to the warm server's own use + the job's budget below.
+            self.cgroup.set_memory(sb.limits.memory_mb * 1024 * 1024 + (1 << 30))
+            self.cgroup.set_pids(sb.limits.max_processes + 16)
+            command = self.cgroup.wrap(command)
         log_fh = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        passed = (config["exchange_fd"],) if "exchange_fd" in config else ()
         try:
             # Spawned from one long-lived thread: --die-with-parent follows the spawning *thread*.
             self.proc = sb._spawner.submit(
@@ -426,9 +495,12 @@ class _Worker:
                 cwd=str(self.dir) if isolation != "bwrap" else "/",
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=passed,
             ).result()
         finally:
             log_fh.close()
+            for fd in passed:
+                os.close(fd)
         self.isolation = isolation
         self._buffer = b""
         try:
@@ -441,11 +513,19 @@ class _Worker:
         if ready.get("event") != "ready":
             self.kill()
             raise SandboxError(f"sandbox worker sent {ready!r} instead of ready")
+        if self.cgroup is not None:
+            self.baseline = self.cgroup.usage() or 0
+            if not self.cgroup.set_memory(self.baseline + sb.limits.memory_mb * 1024 * 1024):
+                self.kill()
+                raise SandboxError(f"could not set the memory limit of cgroup {self.cgroup.memory}")
 
     def kill(self) -> None:
         """Kill the server (its whole session; bwrap takes the pid namespace down with it)."""
         proc, self.proc = self.proc, None
         if proc is None:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+                self.cgroup = None
             return
         for pgid in (proc.pid, self.job_pgid):
             if pgid:
@@ -458,6 +538,9 @@ class _Worker:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("sandbox worker %d did not die", proc.pid)
+        if self.cgroup is not None:
+            self.cgroup.remove()  # anything the job left behind dies with it
+            self.cgroup = None
         for stream in (proc.stdin, proc.stdout):
             try:
                 if stream:
@@ -529,6 +612,8 @@ class Sandbox:
         start_timeout: float = 60.0,
         keep_calls: int = 256,
         max_output_pixels: int = MAX_OUTPUT_PIXELS,
+        memory_cap: MemoryCap = "auto",
+        disk_mb: int = 512,
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -540,12 +625,17 @@ class Sandbox:
         self.requested_isolation = isolation
         self.output_limit = int(output_limit)
         self.max_output_pixels = int(max_output_pixels)
+        # The job's whole writable space with bubblewrap: half work dir, a quarter each /tmp and /dev/shm.
+        self.disk_mb = int(disk_mb)
+        quarter = self.disk_mb * 1024 * 1024 // 4
+        self.disk = {SANDBOX_MOUNT: 2 * quarter, "/tmp": quarter, "/dev/shm": quarter}
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
         self.bwrap = find_bwrap()
         self._seccomp, self.namespace_guard = _namespace_guard()
+        self._cgroups, self._job_seccomp, self.memory_cap = _memory_cap(memory_cap, self.limits.memory_mb)
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -591,7 +681,7 @@ class Sandbox:
         probe = self.root / "probe"
         probe.mkdir(mode=0o755, exist_ok=True)
         command = [
-            *_bwrap_args(self.bwrap, self.python, probe, self.as_root),
+            *_bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
             self.python,
             "-I",
@@ -612,6 +702,14 @@ class Sandbox:
             raise SandboxError(f"bwrap does not work here: {failure}")
         _warn_weak_once(f"bwrap failed: {failure}")
         return "none"
+
+    @property
+    def disk_cap(self) -> str:
+        """How the job's writable space is capped, for the run config."""
+        if self.isolation != "bwrap":
+            return f"none as a whole without bubblewrap (each file at most {self.limits.file_size_mb} MiB)"
+        parts = ", ".join(f"{path} {size >> 20} MiB" for path, size in self.disk.items())
+        return f"tmpfs {self.disk_mb} MiB ({parts}); stdout/stderr {self.limits.file_size_mb} MiB each"
 
     # -- running ---------------------------------------------------------------------------------
     def run(
@@ -694,11 +792,12 @@ class Sandbox:
             mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
-            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope)
+            input_arg = input_name if image is not None else None
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope, input_arg)
             if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
                 worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
-            self._check_output(dir_fd, result)
+            self._check_output(dir_fd, result, reply.get("output_problem"))
             result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
         finally:
             os.close(dir_fd)
@@ -729,6 +828,7 @@ class Sandbox:
         timeout: float,
         number: int,
         scope: dict | None = None,
+        input_name: str | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
         for attempt in (1, 2):
@@ -737,13 +837,23 @@ class Sandbox:
             request = {
                 "id": number,
                 "dir": seen_dir,
+                "exchange": f"j{number}",  # the host job dir, relative to the worker's exchange descriptor
+                "input": input_name,
                 "code": code,
                 "timeout": timeout,
                 "cpu": int(math.ceil(timeout)) + 1,
                 "scope": scope,
             }
+            cgroup = worker.cgroup
+            if cgroup is not None:
+                cgroup.reset_peak()
+                ooms = cgroup.oom_kills()
             try:
-                return worker.execute(request, grace=self.grace), None
+                reply = worker.execute(request, grace=self.grace)
+                if cgroup is not None:
+                    reply["memory_peak"] = max(0, (cgroup.peak() or 0) - worker.baseline)
+                    reply["oom_killed"] = cgroup.oom_kills() > ooms
+                return reply, None
             except _WorkerDied as exc:
                 sent = "could not send" not in str(exc)
                 worker.kill()
@@ -779,6 +889,8 @@ class Sandbox:
             timed_out=bool(reply.get("timed_out")),
             returncode=reply.get("returncode"),
             signal=sig_name,
+            memory_peak=reply.get("memory_peak"),
+            disk_used=reply.get("disk_used"),
         )
         if died is not None:
             result.error = f"sandbox worker died during the job ({died}); it is restarted for the next job"
@@ -786,6 +898,11 @@ class Sandbox:
             result.error = f"sandbox worker error: {reply['server_error']}"
         elif result.timed_out:
             result.error = f"timed out after {timeout:g} s (the code and all its processes were killed)"
+        elif reply.get("oom_killed") and (sig_name or not report.get("ok")):
+            result.error = (
+                f"the code used more than its memory limit ({self.limits.memory_mb} MiB for all its "
+                "processes together) and was killed"
+            )
         elif sig_name:
             result.error = f"the code was killed by {sig_name}"
             if sig_name == "SIGXCPU":
@@ -798,9 +915,11 @@ class Sandbox:
             result.error = f"the code exited abnormally (exit status {result.returncode})"
         return result
 
-    def _check_output(self, dir_fd: int, result: CodeResult) -> None:
+    def _check_output(self, dir_fd: int, result: CodeResult, seen: str | None = None) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
         problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
+        if seen is not None:  # what the worker saw in the private work dir (a link, say)
+            problem = f"output is not a readable image ({seen})"
         if problem is None:
             if result.error is None:
                 result.ok = True
