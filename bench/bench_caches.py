@@ -51,16 +51,44 @@ def policy(req: dict) -> str:
 CPU: dict[str, list[float]] = {}
 
 
-def eval_once(root: Path, work: Path, name: str, extra: list[str], base_url: str, index: Path, n: int,
-              cache: Path | None = None) -> float:
+def eval_once(
+    root: Path,
+    work: Path,
+    name: str,
+    extra: list[str],
+    base_url: str,
+    index: Path,
+    n: int,
+    cache: Path | None = None,
+) -> float:
     run = work / f"run-{name.replace(' ', '-')}-{time.monotonic_ns()}"
     cache = cache or work / f"cache-{time.monotonic_ns()}"
     CPU.setdefault(name, [])
     cmd = [
-        sys.executable, "-m", "matbench.cli", "eval", "--model", "openai:bench", "--base-url", base_url,
-        "--task", "2wikimultihopqa", "--data-file", str(FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"),
-        "--limit", str(n), "--search", f"local:{index}", "--cache-dir", str(cache), "--run-dir", str(run),
-        "--no-progress", "--max-concurrency", "32", *extra,
+        sys.executable,
+        "-m",
+        "matbench.cli",
+        "eval",
+        "--model",
+        "openai:bench",
+        "--base-url",
+        base_url,
+        "--task",
+        "2wikimultihopqa",
+        "--data-file",
+        str(FIXTURES / "multihop" / "2wikimultihopqa" / "dev.jsonl"),
+        "--limit",
+        str(n),
+        "--search",
+        f"local:{index}",
+        "--cache-dir",
+        str(cache),
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--max-concurrency",
+        "32",
+        *extra,
     ]
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
@@ -75,16 +103,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="samples (default 2,000; 2Wiki has 12,576)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)")
+    ap.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)"
+    )
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     with tempfile.TemporaryDirectory(prefix="matbench-bench-caches-") as d:
         work = Path(d)
         index = work / "index"
         subprocess.run(
-            [sys.executable, "-m", "matbench.cli", "index", "build",
-             str(FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl"), "--out", str(index), "--no-progress"],
-            cwd=args.root, check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "matbench.cli",
+                "index",
+                "build",
+                str(FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl"),
+                "--out",
+                str(index),
+                "--no-progress",
+            ],
+            cwd=args.root,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         times: dict[str, list[float]] = {name: [] for name in [*CONFIGS, "defaults, warm response cache"]}
         with FakeOpenAIServer(policy) as srv:
@@ -94,22 +135,36 @@ def main() -> int:
                 warm = work / f"warm-{time.monotonic_ns()}"
                 eval_once(args.root, work, "fill", [], srv.base_url, index, args.n, cache=warm)
                 times["defaults, warm response cache"].append(
-                    eval_once(args.root, work, "defaults, warm response cache", [], srv.base_url, index, args.n,
-                              cache=warm)
+                    eval_once(
+                        args.root,
+                        work,
+                        "defaults, warm response cache",
+                        [],
+                        srv.base_url,
+                        index,
+                        args.n,
+                        cache=warm,
+                    )
                 )
-        print(f"matbench eval of {args.n:,} 2Wiki samples (3 model calls, 2 local BM25 searches each), "
-              f"zero-latency server, {args.root}; median of {args.repeat}:")
+        print(
+            f"matbench eval of {args.n:,} 2Wiki samples (3 model calls, 2 local BM25 searches each), "
+            f"zero-latency server, {args.root}; median of {args.repeat}:"
+        )
         off = statistics.median(times["caches off"])
         cpu_off = statistics.median(CPU["caches off"])
         for name, ts in times.items():
             med, cpu = statistics.median(ts), statistics.median(CPU[name])
-            print(f"  {name:<32} wall {med:6.1f} s ({100 * (med / off - 1):+6.1f} %), CPU {cpu:6.1f} s "
-                  f"({100 * (cpu / cpu_off - 1):+6.1f} % vs caches off); wall of each run: "
-                  f"{', '.join(f'{t:.1f}' for t in ts)}")
+            print(
+                f"  {name:<32} wall {med:6.1f} s ({100 * (med / off - 1):+6.1f} %), CPU {cpu:6.1f} s "
+                f"({100 * (cpu / cpu_off - 1):+6.1f} % vs caches off); wall of each run: "
+                f"{', '.join(f'{t:.1f}' for t in ts)}"
+            )
         default = statistics.median(CPU["defaults"])
-        print(f"target: defaults not slower than caches off, in CPU time (the wall time of one run on this shared "
-              f"machine varies 3x with the others' load) -> {'met' if default <= cpu_off else 'NOT met'}; "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"target: defaults not slower than caches off, in CPU time (the wall time of one run on this shared "
+            f"machine varies 3x with the others' load) -> {'met' if default <= cpu_off else 'NOT met'}; "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
     return 0
 
 

@@ -46,10 +46,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="matbench-bench-view-"))
     try:
         run = make_search_run(work / "run", args.n)
-        print(f"run: {args.n:,} samples, predictions.jsonl {(run / 'predictions.jsonl').stat().st_size / 2**20:.1f} MiB")
+        print(
+            f"run: {args.n:,} samples, predictions.jsonl {(run / 'predictions.jsonl').stat().st_size / 2**20:.1f} MiB"
+        )
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "matbench.cli", "view", str(run)], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "matbench.cli", "view", str(run)],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         page_path = run / "report.html"
         print(
@@ -90,8 +96,10 @@ def main() -> int:
             f"filter by outcome: {med(filters):.0f} ms; text filter: {med(texts):.0f} ms; "
             f"open one sample (load its chunk, render its turns): {med(opens):.0f} ms"
         )
-        print(f"targets: open < 2000 ms -> {'met' if mid[0] < 2000 else 'NOT met'}; "
-              f"filter < 300 ms -> {'met' if max(med(filters), med(texts)) < 300 else 'NOT met'}")
+        print(
+            f"targets: open < 2000 ms -> {'met' if mid[0] < 2000 else 'NOT met'}; "
+            f"filter < 300 ms -> {'met' if max(med(filters), med(texts)) < 300 else 'NOT met'}"
+        )
     finally:
         if args.keep:
             print(f"kept {work}")

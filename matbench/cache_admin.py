@@ -119,7 +119,9 @@ def prune(directory: Path, *, older_than: float | None = None, max_size: int | N
         try:
             n_before = conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0]
             if older_than is not None:
-                conn.execute(f"DELETE FROM {kind.table} WHERE {kind.created} < ?", (time.time() - older_than,))
+                conn.execute(
+                    f"DELETE FROM {kind.table} WHERE {kind.created} < ?", (time.time() - older_than,)
+                )
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("VACUUM")
             if max_size is not None:

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.cost import price_of_run
 from matbench.errors import ConfigError
 from matbench.records import RunDir, safe_name, utc_stamp, write_json_atomic
 from matbench.shards import Shard, parse_shard, shard_of
@@ -172,13 +173,15 @@ def merge_runs(
         _copy_images(p.run.path / "images", merged.path / "images")
     scoring = str(first.get("scoring") or spec.default_scoring)
     durations = [((p.run.read_summary() or {}).get("run") or {}).get("duration_s") or 0.0 for p in parts]
-    summary = RunTotals.from_run(merged, spec, scoring).summary(
+    totals = RunTotals.from_run(merged, spec, scoring)
+    summary = totals.summary(
         model=first["model"]["spec"],
         run_dir=str(merged.path),
         fingerprint=first["fingerprint"],
         sample_ids=sample_ids,
         duration=float(max(durations)),
     )
+    summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)
     summary["run"]["shard_duration_s"] = [round(float(d), 3) for d in durations]
     write_json_atomic(merged.summary_path, summary)

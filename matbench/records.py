@@ -151,14 +151,19 @@ class RunDir:
                 yield no, start, row
 
     def latest_offsets(self) -> dict[str, int]:
-        """Byte offset of the latest line of each id, in first-seen order; only ids are kept.
+        """Byte offset of the latest line of each id, in first-seen order; only ids are kept."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[dict[str, int], int]:
+        """The latest offsets and the number of record lines.
 
         Lines written by :meth:`append` start with the id and end with a newline, so the id is read without
         parsing the whole (trajectory-sized) line; anything else is parsed.
         """
         offsets: dict[str, int] = {}
+        lines = 0
         if not self.predictions_path.is_file():
-            return offsets
+            return offsets, lines
         with self.predictions_path.open("rb") as fh:
             offset = 0
             for line in fh:
@@ -167,6 +172,7 @@ class RunDir:
                 if m is not None:
                     try:
                         offsets[json.loads(m.group(1))] = start
+                        lines += 1
                         continue
                     except ValueError:
                         pass
@@ -177,7 +183,8 @@ class RunDir:
                 except ValueError:
                     continue  # reported by lines() when it is not a torn last line
                 offsets[str(row.get("id"))] = start
-        return offsets
+                lines += 1
+        return offsets, lines
 
     def iter_records(self, *, latest: bool = True) -> Iterator[dict]:
         """Every record streamed (the latest per id when ``latest``, in first-seen order).
@@ -187,13 +194,13 @@ class RunDir:
         if not latest:
             yield from (row for _, _, row in self.lines())
             return
-        offsets = self.latest_offsets()
-        wanted = list(offsets.values())
-        # No id written twice (the usual case): one sequential pass.
-        if all(a < b for a, b in zip(wanted, wanted[1:], strict=False)):
-            keep = set(wanted)
-            yield from (row for _, off, row in self.lines() if off in keep)
+        offsets, lines = self._scan()
+        if len(offsets) == lines:  # no id written twice (the usual case): every line, one sequential pass
+            del offsets  # the ids are not needed while the records stream
+            yield from (row for _, _, row in self.lines())
             return
+        wanted = list(offsets.values())
+        del offsets
         for _ in self.lines():  # validate the file (a torn line in the middle is an error) before seeking
             pass
         with self.predictions_path.open("rb") as fh:

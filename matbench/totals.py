@@ -10,12 +10,11 @@ scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the fil
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
 
 from matbench.cost import Price, billed_usage, cost_block
 from matbench.predictions import PredRow
 from matbench.records import RunDir
-from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.scoring import ScoreTable, get_scorer
 from matbench.tasks import TaskSpec
 
 _INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
@@ -31,14 +30,10 @@ class RunTotals:
         self.spec = spec
         self.scoring = scoring
         self._scorer = get_scorer(scoring, cjk=spec.cjk)
-        self._index: dict[str, int] = {}  # id -> row
-        self._f1 = array("d")
-        self._em = array("d")
-        self._missing = bytearray()
+        self._scores = ScoreTable()  # ids, F1, EM, missing and split per row
+        self._index = self._scores.index  # id -> row
         self._status = bytearray()  # index into self._statuses
         self._statuses: list[str] = []
-        self._split = array("H")  # index into self._splits (0: no split)
-        self._splits: list[str | None] = [None]
         self._ints = {name: array("q") for name in _INTS}
         self._ints.update({f"tokens_{k}": array("q") for k in _USAGE})
         self._ints.update({f"billed_{k}": array("q") for k in _BILLED})
@@ -75,31 +70,32 @@ class RunTotals:
         billed = billed_usage(raw)
         ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
-        i = self._index.get(r.id)
-        if i is None:  # a new id: a new row at the end
-            i = self._index[r.id] = len(self._f1)
-            self._f1.append(0.0)
-            self._em.append(0.0)
-            self._missing.append(0)
+        # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
+        split = r.split or self.spec.splits.split_of(r.id)
+        i = self._scores.put(r.id, split, s.f1, s.em, r.prediction is None)
+        if i == len(self._status):  # a new id: a new row at the end
             self._status.append(0)
-            self._split.append(0)
             for arr in self._ints.values():
                 arr.append(0)
             for arr in self._tools.values():
                 arr.append(0)
-        # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
-        self._f1[i], self._em[i], self._missing[i] = s.f1, s.em, r.prediction is None
         self._status[i] = self._code(self._statuses, str(raw.get("status", "ok")))
-        self._split[i] = self._code(self._splits, r.split or self.spec.splits.split_of(r.id))
         for name, value in ints.items():
             self._ints[name][i] = int(value or 0)
         for name in calls.keys() - self._tools.keys():
-            self._tools[name] = array("q", bytes(8 * len(self._f1)))
+            self._tools[name] = array("q", bytes(8 * len(self._status)))
         for name, arr in self._tools.items():
             arr[i] = calls.get(name, 0)
 
     def ids(self) -> set[str]:
         return set(self._index)
+
+    def finished(self, sample_id: str, *, retry_errors: bool = False) -> bool:
+        """Whether a resumed run skips this sample (recorded; not an ``error`` under ``--retry-errors``)."""
+        row = self._index.get(sample_id)
+        if row is None:
+            return False
+        return not (retry_errors and self._statuses[self._status[row]] == "error")
 
     def finished_ids(self, *, retry_errors: bool = False) -> set[str]:
         """Ids a resumed run skips: every recorded sample, except ``error`` ones under ``--retry-errors``."""
@@ -108,16 +104,12 @@ class RunTotals:
         error = self._statuses.index("error")
         return {rid for rid, i in self._index.items() if self._status[i] != error}
 
-    def _scored(self) -> Iterator[Scored]:
-        for rid, i in self._index.items():
-            yield Scored(rid, self._splits[self._split[i]], self._f1[i], self._em[i], bool(self._missing[i]))
-
     def scores(self) -> dict:
         """The ``matbench score --json`` object of the run."""
         return {
             "task": self.spec.name,
             "scoring": self.scoring,
-            **aggregate(self._scored(), self.spec.splits.names),
+            **self._scores.aggregate(self.spec.splits.names),
         }
 
     def _count_status(self, status: str) -> int:

@@ -19,7 +19,14 @@ from matbench.models.base import Message, ModelOutput, ToolCall, ToolSpec
 from matbench.models.openai_api import OpenAIModel
 
 SEARCH = ToolSpec(
-    "search", "Search the web.", {"type": "object", "properties": {"query": {"type": "string"}}}
+    "search",
+    "Search the web.",
+    {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+        "additionalProperties": False,
+    },
 )
 
 
@@ -149,9 +156,11 @@ def test_responses_shape_carries_reasoning_items_back(tmp_path: Path) -> None:
             "name": "search",
             "description": "Search the web.",
             "parameters": SEARCH.parameters,
+            "strict": True,
         }
     ]
     assert [p["type"] for p in req1["input"][0]["content"]] == ["input_image", "input_text"]
+    assert req1["input"][0]["content"][0]["detail"] == "auto"
     # the reasoning item and the function call go back exactly as they came, then the tool's output
     assert req2["input"][1:3] == first.carry
     assert req2["input"][3] == {

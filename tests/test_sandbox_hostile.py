@@ -322,11 +322,11 @@ def test_stdout_swapped_for_a_link_leaks_nothing(sb, image):
     _still_works(sb, image)
 
 
-def _deep_tree_code(tops: list[str], depth: int = 1500) -> str:
+def _deep_tree_code(tops: list[str], depth: int) -> str:
     """``depth`` nested directories (an unwritable leaf, an unreadable top) under each of ``tops``.
 
-    Past ~1,000 levels ``shutil.rmtree`` and ``os.walk`` hit the recursion limit; every level costs a few
-    ms on a slow disk, so the on-disk cases stay at 1,500."""
+    Past ~1,000 levels ``shutil.rmtree`` and ``os.walk`` hit the recursion limit. With bubblewrap the
+    tree is on tmpfs: 3,000 levels; without, every level costs a few ms on a slow disk: 1,500."""
     return f"""
 import os, shutil
 start = os.getcwd()
@@ -346,12 +346,14 @@ shutil.copy('path_to_input_image.jpg', 'path_to_output_image.jpg')
 """
 
 
-def _tops(isolation: str) -> list[str]:
-    return ["."] + (["/tmp", "/dev/shm"] if isolation == "bwrap" else [])
+def _deep(isolation: str) -> str:
+    if isolation == "bwrap":
+        return _deep_tree_code([".", "/tmp", "/dev/shm"], 3000)
+    return _deep_tree_code(["."], 1500)
 
 
 def test_deeply_nested_directories_are_cleaned_up(sb, image):
-    res = sb.run(_deep_tree_code(_tops(sb.isolation)), image, timeout=20.0)
+    res = sb.run(_deep(sb.isolation), image, timeout=20.0)
     assert res.ok, res.error
     assert sorted(p.name for p in res.workdir.iterdir()) == ["input.png", "output.jpg"]
     after = sb.run(
@@ -367,7 +369,7 @@ def test_deeply_nested_directories_never_break_the_cli(image):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
     for isolation in ("auto", "none"):
-        code = _deep_tree_code(_tops("bwrap" if isolation == "auto" and HAS_BWRAP else "none"))
+        code = _deep("bwrap" if isolation == "auto" and HAS_BWRAP else "none")
         proc = subprocess.run(
             [sys.executable, "-m", "matbench.cli", "sandbox", "run", "-", "--image", str(image), "--json"]
             + ["--isolation", isolation, "--timeout", "20"],
@@ -450,3 +452,89 @@ def test_user_namespaces_are_denied(sb, image):
     assert lines.get("unshare") == "Operation not permitted"
     assert "uid inside" not in res.stdout and "mount" not in lines
     _still_works(sb, image)
+
+
+MEMORY_MB = 1024
+CHILD_MB = 400
+MANY_PROCESSES = f"""
+import os, time
+kids = []
+for i in range(5):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        print('fork refused', type(exc).__name__)
+        break
+    if pid == 0:
+        block = bytearray({CHILD_MB} << 20)
+        block[::4096] = b'x' * len(block[::4096])  # touch every page: resident, not just reserved
+        time.sleep(2)
+        os._exit(0)
+    kids.append(pid)
+held = 0
+for pid in kids:
+    _, status = os.waitpid(pid, 0)
+    held += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+print('children that held {CHILD_MB} MB together:', held)
+"""
+
+
+@pytest.mark.parametrize("memory_cap", ["auto", "single-process"])
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_memory_is_capped_for_the_job_as_a_whole(image, isolation, memory_cap):
+    """Five children of 400 MB each under a 1024 MB job limit: at most two may hold theirs at once."""
+    with Sandbox(
+        timeout=30.0, workers=1, isolation=isolation, memory_mb=MEMORY_MB, memory_cap=memory_cap
+    ) as box:
+        res = box.run(MANY_PROCESSES, image)
+        mechanism = box.memory_cap
+        _still_works(box, image)
+    held = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if line.startswith("children")]
+    assert held, res.stdout + (res.error or "")
+    assert held[0] * CHILD_MB <= MEMORY_MB, (mechanism, res.stdout)
+    if mechanism.startswith("cgroup"):
+        assert res.memory_peak is not None and res.memory_peak <= MEMORY_MB << 20
+    else:
+        assert "fork refused BlockingIOError" in res.stdout
+    peak = f"{res.memory_peak / 2**20:.0f} MiB" if res.memory_peak is not None else "-"
+    print(f"\n[{res.isolation}, {mechanism}] held {held[0] * CHILD_MB} MB in children, job peak {peak}")
+
+
+FILL_DISK = """
+import os
+written = 0
+block = b'\\0' * (8 << 20)
+for d in ('.', '/tmp', '/dev/shm'):
+    for i in range(60):
+        try:
+            with open(os.path.join(d, f'fill{i}'), 'wb') as fh:
+                fh.write(block)
+            written += len(block)
+        except OSError as exc:
+            print('refused in', d, exc.strerror)
+            break
+print('written', written)
+"""
+
+
+def test_disk_is_capped_for_the_job_as_a_whole(image):
+    """1.4 GB in 8 MB files over the work dir, /tmp and /dev/shm: the job's whole space is disk_mb."""
+    if not HAS_BWRAP:
+        pytest.skip("size-limited private file systems need bubblewrap")
+    with Sandbox(timeout=30.0, workers=1, isolation="bwrap", disk_mb=256) as box:
+        started = time.perf_counter()
+        res = box.run(FILL_DISK, image)
+        took = time.perf_counter() - started
+        after = box.run(
+            "import os\nprint(sorted(os.listdir('.')), os.listdir('/tmp'), os.listdir('/dev/shm'))", image
+        )
+        _still_works(box, image)
+    written = int(res.stdout.split("written ")[1])
+    assert written <= 256 << 20, res.stdout
+    assert res.stdout.count("No space left on device") == 3, res.stdout
+    assert res.disk_used is not None and written <= res.disk_used <= 256 << 20
+    assert "['input.png'] [] []" in after.stdout  # all of it is gone (stdout/stderr go to the host)
+    print(
+        f"\n[bwrap] job wrote {written / 2**20:.0f} MiB (cap 256 MiB), counted {res.disk_used / 2**20:.0f} MiB,"
+        f" in {took:.2f} s"
+    )

@@ -122,6 +122,8 @@ def test_with_bubblewrap_the_harness_is_out_of_reach(tmp_path, coding_dir):
     config = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
     assert config["sandbox"]["isolation"] == "bwrap" and config["sandbox"]["unsafe"] is False
     assert config["sandbox"]["namespaces"] == "seccomp"
+    assert config["sandbox"]["memory_cap"].startswith(("cgroup-v1", "cgroup-v2", "one process per job"))
+    assert config["sandbox"]["disk_cap"].startswith("tmpfs 512 MiB (/sandbox 256 MiB, /tmp 128 MiB")
     # an official run is never continued without isolation
     assert resumed.returncode == 2
     assert "cannot be resumed without isolation" in resumed.stderr.strip().splitlines()[-1]

@@ -36,6 +36,8 @@ def _policy(req):
 
 
 def _eval(srv, tmp: Path, *extra: str) -> int:
+    prices = tmp / "prices.yaml"  # a price for the fake model, so that cost is a number (matbench.cost)
+    prices.write_text("models:\n  fake: {input: 1, cached_input: 0.5, output: 2, checked: '2026-12-03'}\n")
     return main(
         [
             "eval",
@@ -53,6 +55,8 @@ def _eval(srv, tmp: Path, *extra: str) -> int:
             "--no-response-cache",
             "--cache-dir",
             str(tmp / "cache"),
+            "--prices",
+            str(prices),
             *extra,
         ]
     )
@@ -90,6 +94,8 @@ def test_merge_equals_the_unsharded_run(shard_runs, capsys):
     for key in ("n", "missing", "f1", "em", "splits"):
         assert ms[key] == ws[key]
     assert ms["run"]["finished"] and ms["run"]["shards"] == 3 and ms["run"]["calls"] == 125
+    assert ms["run"]["tokens"] == ws["run"]["tokens"]
+    assert ms["run"]["cost"]["usd"] == pytest.approx(ws["run"]["cost"]["usd"]) and ws["run"]["cost"]["usd"] > 0
     cfg = merged.read_config()
     assert cfg["selection"]["shard"] is None and [m["shard"] for m in cfg["merged_from"]] == [
         "0/3",
@@ -103,6 +109,8 @@ def test_merge_equals_the_unsharded_run(shard_runs, capsys):
     assert main(["compare", str(out), str(tmp / "whole"), "--json", "--resamples", "200"]) == 0
     cmp = json.loads(capsys.readouterr().out)
     assert cmp["paired"] == 125 and cmp["overall"]["diff_f1"] == 0
+    assert main(["view", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
     lb = tmp / "lb"
     assert main(["submit", str(out), "--name", "merged", "--leaderboard-dir", str(lb)]) == 0
     assert "recorded" in capsys.readouterr().out

@@ -183,3 +183,38 @@ def test_image_store_keeps_one_file_per_content(tmp_path):
     files = sorted(p for p in (tmp_path / "run" / "images").rglob("*") if p.is_file())
     assert files == sorted([pa, pc])
     assert pa.parent.name == pa.stem[:2] and len(pa.stem) == 64
+
+
+def test_score_table_latest_wins_in_place():
+    from matbench.scoring import Scored, ScoreTable, aggregate
+
+    table = ScoreTable()
+    table.put("a", "simple", 0.0, 0.0, True)
+    table.put("b", "hard", 0.5, 0.0, False)
+    table.put("a", "simple", 1.0, 1.0, False)  # a rerun of a
+    table.put("c", None, 0.25, 0.0, False)
+    assert len(table) == 3 and list(table.index) == ["a", "b", "c"]
+    rows = [Scored("a", "simple", 1.0, 1.0), Scored("b", "hard", 0.5, 0.0), Scored("c", None, 0.25, 0.0)]
+    assert table.aggregate(["hard", "simple"]) == aggregate(rows, ["hard", "simple"])
+    assert table.aggregate()["splits"]["simple"] == {"n": 1, "f1": 1.0, "em": 1.0}
+
+
+def test_compare_streams_runs_and_pairs_by_row(tmp_path):
+    from matbench.report.compare import compare, load_side
+
+    def run(name, preds, golds):
+        rd = RunDir(tmp_path / name)
+        rd.create({"task": {"name": "bamboogle"}, "scoring": "visual-arft", "fingerprint": name})
+        for rid, pred in preds.items():
+            rd.append(_rec(rid, pred, golds[rid]))
+        return rd.path
+
+    golds = {"1": ["x"], "2": ["y"], "3": ["z"]}
+    a = run("a", {"1": "x", "2": "no", "3": "z", "2 ": "q"}, {**golds, "2 ": ["w"]})
+    b = run("b", {"3": "z", "2": "y", "1": "no"}, golds)
+    c = compare(load_side(a), load_side(b), resamples=50)
+    assert (c.paired, c.only_a, c.only_b) == (3, 1, 0)
+    assert c.overall.won == 1 and c.overall.lost == 1 and c.overall.tied == 1
+    bad = run("bad", {"1": "x"}, {"1": ["not x"]})
+    with pytest.raises(InputError, match="sample 1 has different gold answers in A and B"):
+        compare(load_side(a), load_side(bad), resamples=50)

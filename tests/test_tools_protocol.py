@@ -284,3 +284,58 @@ def test_in_process_engine_is_refused(tmp_path, coding_dir):
     with pytest.raises(ConfigError, match="--protocol tools needs an OpenAI-compatible endpoint"):
         plan_task(settings, "mat-coding", {"backend": "vllm", "model": "Qwen/Qwen2.5-VL-7B-Instruct"}, {})
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "model,flags,path,field",
+    [
+        (
+            "o3",
+            ["--api", "chat", "--reasoning-effort", "low"],
+            "/v1/chat/completions",
+            "max_completion_tokens",
+        ),
+        ("gpt-4o", ["--api", "responses"], "/v1/responses", "max_output_tokens"),
+    ],
+)
+def test_api_shape_forced_by_flag(tmp_path, fixtures_dir, model, flags, path, field):
+    def policy(req):
+        return Reply(tool_calls=[{"id": "c", "name": "answer", "arguments": {"text": "Play well"}}])
+
+    with RetrievalServer(SNIPPETS) as rs, FakeOpenAIServer(policy) as srv:
+        out = run_eval(
+            [
+                "--model",
+                model,
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "mat-search",
+                "--protocol",
+                "tools",
+                "--data-dir",
+                str(fixtures_dir / "mat" / "search-demo"),
+                "--ids",
+                "1",
+                "--search",
+                f"retriever:{rs.url}",
+                "--search-cache",
+                "off",
+                "--runs-root",
+                str(tmp_path / "runs"),
+                *flags,
+            ],
+            cache_dir=tmp_path / "cache",
+        )
+        assert out.returncode == 0, out.stderr
+        assert srv.paths == [path]
+        [req] = srv.requests
+    assert req[field] == (25000 if model == "o3" else 2048)
+    if model == "o3":
+        assert req["reasoning_effort"] == "low" and "temperature" not in req
+    else:
+        assert req["temperature"] == 0.0 and "include" not in req  # no reasoning items to ask for
+    run = run_dir_of(out.stdout)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["protocol"]["tools"]["api"] == flags[1] and cfg["model"]["api"] == flags[1]
+    assert read_jsonl(run / "predictions.jsonl")[0]["em"] == 1.0

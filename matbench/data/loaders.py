@@ -10,11 +10,14 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 from matbench.data.sample import Sample
 from matbench.errors import InputError, MatbenchError
 from matbench.tasks import TaskSpec
 
+# The metadata of the many samples that have none: one shared, read-only empty mapping.
+_NO_METADATA = MappingProxyType({})
 log = logging.getLogger(__name__)
 
 Loader = Callable[[TaskSpec, Path, Path | None], list[Sample]]
@@ -102,13 +105,12 @@ def check_image(path: Path) -> str | None:
 
 def _finish(samples: list[Sample], path: Path) -> list[Sample]:
     """Mark duplicate ids (every occurrence after the first) as input errors and log each input error."""
-    seen: dict[str, int] = {}
+    seen: set[str] = set()  # ids only: the first row of a duplicate is looked up when one is found
     for row, sample in enumerate(samples, 1):
         if sample.id in seen and sample.input_error is None:
-            sample.input_error = (
-                f"{path}, row {row}: duplicate id {sample.id} (first at row {seen[sample.id]})"
-            )
-        seen.setdefault(sample.id, row)
+            first = next(i for i, other in enumerate(samples, 1) if other.id == sample.id)
+            sample.input_error = f"{path}, row {row}: duplicate id {sample.id} (first at row {first})"
+        seen.add(sample.id)
         if sample.input_error:
             log.warning("%s", sample.input_error)
     return samples
@@ -241,7 +243,7 @@ def _samples_from_flashrag_rows(spec: TaskSpec, rows, *, source: str) -> list[Sa
                 question=str(raw["question"]),
                 answers=[str(a) for a in (answers if isinstance(answers, list) else [answers])],
                 split=spec.splits.split_of(rid if rid is not None else row_no, raw),
-                metadata=dict(raw.get("metadata") or {}),
+                metadata=dict(meta) if (meta := raw.get("metadata")) else _NO_METADATA,
             )
         )
     return _finish(samples, Path(source))

@@ -72,7 +72,9 @@ def request_fields(request: ChatRequest) -> dict[str, Any]:
     fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "tag"}
     fields["images"] = [image_digest(p) for p in request.images]
     if request.messages is not None:  # the native tool protocol: its conversation, images by content too
-        fields["messages"] = [{**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages]
+        fields["messages"] = [
+            {**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages
+        ]
     fields["tools"] = [asdict(t) for t in request.tools]
     return fields
 

@@ -15,7 +15,9 @@ from matbench.models.images import image_data_url
 
 
 def _user_content(text: str | None, images: list) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = [{"type": "input_image", "image_url": image_data_url(p)} for p in images]
+    parts: list[dict[str, Any]] = [
+        {"type": "input_image", "image_url": image_data_url(p), "detail": "auto"} for p in images
+    ]
     if text:
         parts.append({"type": "input_text", "text": text})
     return parts
@@ -49,8 +51,16 @@ def input_items(messages: list[Message]) -> tuple[str | None, list[dict[str, Any
 
 
 def responses_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Function tools; ``strict`` is a required field of this API (our schemas meet its rules: every property
+    required, no additional properties)."""
     return [
-        {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+        {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": t.parameters,
+            "strict": True,
+        }
         for t in tools
     ]
 

@@ -124,7 +124,9 @@ def _table(board: Board) -> str:
             if v is None:
                 cells.append('<td data-v="">n/a</td>' if e is not None else '<td data-v=""></td>')
                 continue
-            shown = pct(v) if metric in ("f1", "em") else (f"{v:.4f}" if metric == "cost_per_sample" else str(v))
+            shown = (
+                pct(v) if metric in ("f1", "em") else (f"{v:.4f}" if metric == "cost_per_sample" else str(v))
+            )
             klass = ' class="reported"' if e is not None and e.kind == "reported" else ""
             mark = "†" if klass and metric in ("f1", "em") else ""
             title = f' title="{_e(e.provenance)}"' if e is not None else ""

@@ -247,7 +247,9 @@ def stats_text(run: dict) -> list[str]:
         if key == "tokens" and isinstance(v, dict) and {"input", "output"} <= set(v):
             out.append(f"tokens {_count(v['input'])} in / {_count(v['output'])} out")
         elif isinstance(v, dict):
-            inner = ", ".join(f"{_label(k)} {_value(str(k), x)}" for k, x in v.items() if not isinstance(x, dict))
+            inner = ", ".join(
+                f"{_label(k)} {_value(str(k), x)}" for k, x in v.items() if not isinstance(x, dict)
+            )
             out.append(f"{_label(key)} {inner}" if inner else _label(key))
         elif isinstance(v, list):
             out.append(f"{_label(key)} {', '.join(_value(key, x) for x in v)}")

@@ -218,7 +218,9 @@ def script_json(obj: object) -> str:
 
 
 def select(fid: str, label: str, values: list[str]) -> str:
-    opts = '<option value="">all</option>' + "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
+    opts = '<option value="">all</option>' + "".join(
+        f'<option value="{_e(v)}">{_e(v)}</option>' for v in values
+    )
     return f'<label>{_e(label)} <select id="{fid}">{opts}</select></label>'
 
 

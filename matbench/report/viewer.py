@@ -125,7 +125,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             part = rows[start : start + CHUNK]
             for r in part:
                 r["c"] = n
-            payload = json.dumps([blobs.pop(r["id"]) for r in part], ensure_ascii=False, separators=(",", ":"))
+            payload = json.dumps(
+                [blobs.pop(r["id"]) for r in part], ensure_ascii=False, separators=(",", ":")
+            )
             (tmp / f"c{n:05d}.js").write_text(f"MB.chunk({n},{payload});\n", encoding="utf-8")
         _replace_dir(tmp, target.parent / data_name)
     except BaseException:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import itertools
 import json
 import logging
@@ -21,7 +20,6 @@ import queue
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -34,20 +32,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
-from matbench.tools.sandbox_worker import remove_tree
+from matbench.tools.sandbox_bwrap import (
+    NOBODY,
+    PRELOAD,
+    SANDBOX_MOUNT,
+    bwrap_args,
+    find_bwrap,
+    minimal_env,
+    module_dirs,
+)
+from matbench.tools.sandbox_cgroup import CgroupSupport, WorkerCgroup
+from matbench.tools.sandbox_files import (
+    MAX_OUTPUT_PIXELS,
+    OUTPUT_NAME,
+    OUTPUT_PLACEHOLDER,
+    copy_from,
+    is_plain_file,
+    output_problem,
+    read_capped,
+    rmtree,
+    same_dir,
+)
 
 log = logging.getLogger(__name__)
 
 INPUT_PLACEHOLDER = "path_to_input_image.jpg"
-OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
-OUTPUT_NAME = "output.jpg"
-SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
-NOBODY = 65534
-BWRAP_ENV = "MATBENCH_BWRAP"
-# The default max_pixels of the Qwen2.5-VL image processor (16384 patches of 28x28): a vision model never
-# sees more detail than this, so a larger output only costs decode/encode time and memory downstream.
-MAX_OUTPUT_PIXELS = 12845056
-PRELOAD = ("numpy", "cv2", "PIL.Image")
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
@@ -57,6 +66,7 @@ STDLIB_PRELOAD = (
 ).split()
 
 Isolation = Literal["auto", "bwrap", "none"]
+MemoryCap = Literal["auto", "cgroup", "single-process"]
 
 _warned_weak = False
 _warn_lock = threading.Lock()
@@ -88,6 +98,8 @@ class CodeResult:
     timed_out: bool = False
     returncode: int | None = None
     signal: str | None = None
+    memory_peak: int | None = None  # bytes the job held at most, all its processes (cgroup mode)
+    disk_used: int | None = None  # bytes the job left in its writable space (work dir, /tmp, /dev/shm)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,110 +141,6 @@ class _Limits:
         }
 
 
-def _minimal_env() -> dict[str, str]:
-    """The only environment the sandbox ever sees: no keys, no proxies, single-threaded math libraries."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONIOENCODING": "utf-8",
-    }
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-        env[var] = "1"
-    env["VECLIB_MAXIMUM_THREADS"] = "1"
-    return env
-
-
-def _module_dirs() -> list[str]:
-    """Import roots of the preloaded packages (site-packages, wherever the harness found them)."""
-    dirs: list[str] = []
-    for name in PRELOAD:
-        try:
-            spec = importlib.util.find_spec(name.split(".")[0])
-        except (ImportError, ValueError):
-            continue
-        if spec is None or not spec.origin:
-            continue
-        root = Path(spec.origin).resolve().parent.parent
-        if str(root) not in dirs:
-            dirs.append(str(root))
-    return dirs
-
-
-def _python_dirs(python: str) -> list[str]:
-    """Directories the interpreter needs read-only: its installation(s), venv and package roots."""
-    candidates = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
-    candidates.append(str(Path(os.path.realpath(python)).parent.parent))
-    candidates += _module_dirs()
-    dirs: list[str] = []
-    for cand in candidates:
-        path = os.path.realpath(cand)
-        if path in ("/", "/usr") or path.startswith("/usr/"):
-            continue
-        if not any(path == d or path.startswith(d + "/") for d in dirs):
-            dirs = [d for d in dirs if not d.startswith(path + "/")] + [path]
-    return sorted(dirs)
-
-
-def _bwrap_args(bwrap: str, python: str, worker_dir: Path, as_root: bool) -> list[str]:
-    """The bubblewrap command line: a minimal read-only root, one writable directory, no network."""
-    args = [bwrap]
-    if as_root:
-        # Real root cannot map a non-root uid into a new user namespace, and a process that is root
-        # outside escapes RLIMIT_NPROC; so keep the host user namespace and let the worker drop to
-        # nobody itself (it keeps only CAP_SETUID/CAP_SETGID until then).
-        args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        args += [
-            "--unshare-all",
-            "--unshare-user",
-            "--disable-userns",
-            "--uid",
-            str(NOBODY),
-            "--gid",
-            str(NOBODY),
-        ]
-    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
-        args += ["--ro-bind-try", etc, etc]
-    # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
-    # bound on top of it instead of being hidden by it.
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
-    args += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp"]
-    made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
-    for path in _python_dirs(python):
-        parts = Path(path).parts
-        for i in range(2, len(parts)):
-            parent = str(Path(*parts[:i]))
-            if parent not in made:  # bwrap would create missing parents 0700, unreadable for nobody
-                args += ["--perms", "0755", "--dir", parent]
-                made.add(parent)
-        args += ["--ro-bind", path, path]
-    args += ["--bind", str(worker_dir), SANDBOX_MOUNT, "--chdir", SANDBOX_MOUNT]
-    args += ["--clearenv"]
-    for key, value in _minimal_env().items():
-        args += ["--setenv", key, value]
-    return args
-
-
-def find_bwrap() -> str | None:
-    """The bubblewrap binary: ``$MATBENCH_BWRAP`` when set (a path; tests point it nowhere to stand for a
-    machine without bubblewrap), else ``bwrap`` on PATH."""
-    wanted = os.environ.get(BWRAP_ENV)
-    if wanted is not None:
-        return wanted if os.path.isfile(wanted) and os.access(wanted, os.X_OK) else None
-    return shutil.which("bwrap")
-
-
 def _hide_harness() -> None:
     """Without bubblewrap and without root, jobs run as the harness's own uid: make this process
     non-dumpable so that its /proc entries (environ with the API keys, mem) belong to root and a job
@@ -254,6 +162,28 @@ def _namespace_guard() -> tuple[str | None, str]:
     except (SeccompUnavailable, OSError) as exc:
         log.warning("job code may create namespaces: %s", exc)
         return None, f"not denied ({exc})"
+
+
+def _memory_cap(wanted: str, memory_mb: int) -> tuple[CgroupSupport | None, str | None, str]:
+    """How a job's memory is capped as a whole: (cgroup support, job seccomp program, description)."""
+    from matbench.tools.sandbox_cgroup import detect
+    from matbench.tools.sandbox_seccomp import SeccompUnavailable, single_process_filter
+
+    if wanted not in ("auto", "cgroup", "single-process"):
+        raise ValueError(f"memory_cap must be auto, cgroup or single-process, not {wanted!r}")
+    why = "single-process requested"
+    if wanted != "single-process":
+        support, why = detect()
+        if support is not None:
+            return support, None, f"{support.mechanism}: {memory_mb} MiB for the job"
+        if wanted == "cgroup":
+            raise SandboxError(f"no cgroup for the job's memory cap: {why}")
+    try:
+        program = base64.b64encode(single_process_filter()).decode("ascii")
+    except (SeccompUnavailable, OSError) as exc:
+        log.warning("a job's memory is capped per process only (%s; %s)", why, exc)
+        return None, None, f"RLIMIT_AS {memory_mb} MiB per process only ({why}; {exc})"
+    return None, program, f"one process per job (seccomp: no fork) x RLIMIT_AS {memory_mb} MiB ({why})"
 
 
 def _count_tasks(uid: int) -> int:
@@ -283,96 +213,6 @@ def _warn_weak_once(reason: str) -> None:
     )
 
 
-def _read_capped(dir_fd: int, name: str, limit: int) -> str:
-    """Read at most ``limit`` bytes of a job file without following links or blocking on FIFOs."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return f"[{name} is not a regular file]"
-        data = os.read(fd, limit)
-        size = info.st_size
-    finally:
-        os.close(fd)
-    text = data.decode("utf-8", errors="replace")
-    if size > limit:
-        text += f"\n[truncated {size - limit} bytes]"
-    return text
-
-
-def _is_plain_file(dir_fd: int, name: str) -> bool:
-    try:
-        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
-
-
-def _same_dir(path: Path, dir_fd: int) -> bool:
-    """True if ``path`` is still the directory we created (the job may rename it and plant a link)."""
-    try:
-        here, there = os.stat(path, follow_symlinks=False), os.fstat(dir_fd)
-    except OSError:
-        return False
-    return stat.S_ISDIR(here.st_mode) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def _copy_from(dir_fd: int, name: str, dest: Path) -> None:
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb") as src, open(dest, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-
-
-def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
-    return (
-        f"the output image is {width}x{height} ({width * height / 1e6:.1f} MP), above the limit of "
-        f"{max_pixels} pixels (the vision processor's max_pixels): write a smaller image"
-    )
-
-
-def _output_problem(dir_fd: int, max_bytes: int, max_pixels: int) -> str | None:
-    """None if the job wrote a plain file that PIL identifies and verifies as an image of at most
-    ``max_pixels`` pixels, else why not (the size comes from the header: nothing is decoded)."""
-    try:
-        fd = os.open(OUTPUT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return f"no output image written (the code must save it to {OUTPUT_PLACEHOLDER})"
-    except OSError as exc:
-        return f"output is not a readable image ({exc.strerror})"
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            return "output is not a readable image (not a regular file)"
-        if info.st_size == 0:
-            return "output is not a readable image (empty file)"
-        if info.st_size > max_bytes:
-            return "output is not a readable image (larger than the file-size limit)"
-        from PIL import Image
-
-        try:
-            with Image.open(fh) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    return _too_many_pixels(width, height, max_pixels)
-                im.verify()
-        except Image.DecompressionBombError as exc:
-            return f"the output image is too large ({exc}); the limit is {max_pixels} pixels"
-        except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not a readable image"
-            return f"output is not a readable image ({type(exc).__name__})"
-    if width <= 0 or height <= 0:
-        return "output is not a readable image (empty size)"
-    return None
-
-
-def _rmtree(path: Path) -> None:
-    """Remove a job directory however the code left it (unwritable, unsearchable, 3,000 levels deep)."""
-    if not remove_tree(str(path)):
-        log.warning("could not remove %s completely", path)
-
-
 class _Worker:
     """One fork server process; used by one thread at a time (checked out of the pool)."""
 
@@ -386,6 +226,9 @@ class _Worker:
         self.job_pgid: int | None = None
         self._buffer = b""
         self._log_path = sandbox.root / f"w{index}.log"
+        self.cgroup: WorkerCgroup | None = None
+        self.baseline = 0  # bytes the warm server holds in its cgroup
+        self._starts = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -397,23 +240,52 @@ class _Worker:
         sb = self.sandbox
         config: dict[str, Any] = {
             "preload": [*PRELOAD, *STDLIB_PRELOAD],
-            "paths": _module_dirs(),
+            "paths": module_dirs(),
             "private_pid_ns": isolation == "bwrap",
             "private_tmp": isolation == "bwrap",
-            "env": _minimal_env(),
+            "env": minimal_env(),
             "limits": sb.limits.rlimits(),
         }
+        if sb._cgroups is not None and sb._cgroups.caps_pids:
+            # pids.max counts this worker's tasks alone; RLIMIT_NPROC would count every task of uid 65534
+            # on the host (other sandboxes included) and make forks fail at random.
+            del config["limits"]["nproc"]
         if sb._seccomp is not None:
             config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
         if sb.as_root:
             config["drop_to"] = [NOBODY, NOBODY]
-            config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
+            if "nproc" in config["limits"]:
+                config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
         if isolation == "bwrap":
-            command = [*_bwrap_args(sb.bwrap or "bwrap", sb.python, self.dir, sb.as_root), "--", *command]
+            confine = bwrap_args(sb.bwrap or "bwrap", sb.python, sb.as_root, sb.disk)
+            command = [*confine, "--", *command]
+            # The job's files live on the tmpfs; the server alone reaches the host directory, through
+            # this descriptor (never mounted, closed in every job), to copy the input in and results out.
+            exchange_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            config.update(
+                exchange_fd=exchange_fd,
+                private_mounts=list(sb.disk),
+                output_max_bytes=sb.limits.file_size_mb * 1024 * 1024,
+                output_name=OUTPUT_NAME,
+            )
+        if sb._job_seccomp is not None:
+            config["job_seccomp"] = sb._job_seccomp
+        if sb._cgroups is not None:
+            config["oom_score_adj"] = 1000  # the OOM killer takes job processes, never the server
         command.append(json.dumps(config))
+        if sb._cgroups is not None:
+            self._starts += 1
+            self.cgroup = WorkerCgroup(
+                sb._cgroups, f"matbench-{os.getpid()}-{id(sb):x}-w{self.index}-{self._starts}"
+            )
+            # Room for the start (imports), narrowed to the warm server's own use + the job's budget below.
+            self.cgroup.set_memory(sb.limits.memory_mb * 1024 * 1024 + (1 << 30))
+            self.cgroup.set_pids(sb.limits.max_processes + 16)
+            command = self.cgroup.wrap(command)
         log_fh = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        passed = (config["exchange_fd"],) if "exchange_fd" in config else ()
         try:
             # Spawned from one long-lived thread: --die-with-parent follows the spawning *thread*.
             self.proc = sb._spawner.submit(
@@ -422,13 +294,16 @@ class _Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log_fh,
-                env=_minimal_env(),
+                env=minimal_env(),
                 cwd=str(self.dir) if isolation != "bwrap" else "/",
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=passed,
             ).result()
         finally:
             log_fh.close()
+            for fd in passed:
+                os.close(fd)
         self.isolation = isolation
         self._buffer = b""
         try:
@@ -441,11 +316,19 @@ class _Worker:
         if ready.get("event") != "ready":
             self.kill()
             raise SandboxError(f"sandbox worker sent {ready!r} instead of ready")
+        if self.cgroup is not None:
+            self.baseline = self.cgroup.usage() or 0
+            if not self.cgroup.set_memory(self.baseline + sb.limits.memory_mb * 1024 * 1024):
+                self.kill()
+                raise SandboxError(f"could not set the memory limit of cgroup {self.cgroup.memory}")
 
     def kill(self) -> None:
         """Kill the server (its whole session; bwrap takes the pid namespace down with it)."""
         proc, self.proc = self.proc, None
         if proc is None:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+                self.cgroup = None
             return
         for pgid in (proc.pid, self.job_pgid):
             if pgid:
@@ -458,6 +341,9 @@ class _Worker:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("sandbox worker %d did not die", proc.pid)
+        if self.cgroup is not None:
+            self.cgroup.remove()  # anything the job left behind dies with it
+            self.cgroup = None
         for stream in (proc.stdin, proc.stdout):
             try:
                 if stream:
@@ -529,6 +415,8 @@ class Sandbox:
         start_timeout: float = 60.0,
         keep_calls: int = 256,
         max_output_pixels: int = MAX_OUTPUT_PIXELS,
+        memory_cap: MemoryCap = "auto",
+        disk_mb: int = 512,
     ) -> None:
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
@@ -540,12 +428,17 @@ class Sandbox:
         self.requested_isolation = isolation
         self.output_limit = int(output_limit)
         self.max_output_pixels = int(max_output_pixels)
+        # The job's whole writable space with bubblewrap: half work dir, a quarter each /tmp and /dev/shm.
+        self.disk_mb = int(disk_mb)
+        quarter = self.disk_mb * 1024 * 1024 // 4
+        self.disk = {SANDBOX_MOUNT: 2 * quarter, "/tmp": quarter, "/dev/shm": quarter}
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.grace = 5.0  # beyond the timeout, how long we wait for a worker before killing it
         self.as_root = os.geteuid() == 0
         self.bwrap = find_bwrap()
         self._seccomp, self.namespace_guard = _namespace_guard()
+        self._cgroups, self._job_seccomp, self.memory_cap = _memory_cap(memory_cap, self.limits.memory_mb)
         base = Path(tempfile.mkdtemp(prefix="matbench-sandbox-", dir=root)).resolve()
         if any(ch in str(base) for ch in "'\"\\\n"):
             shutil.rmtree(base, ignore_errors=True)
@@ -591,7 +484,7 @@ class Sandbox:
         probe = self.root / "probe"
         probe.mkdir(mode=0o755, exist_ok=True)
         command = [
-            *_bwrap_args(self.bwrap, self.python, probe, self.as_root),
+            *bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
             self.python,
             "-I",
@@ -600,7 +493,7 @@ class Sandbox:
         ]
         try:
             result = self._spawner.submit(
-                subprocess.run, command, capture_output=True, env=_minimal_env(), timeout=30
+                subprocess.run, command, capture_output=True, env=minimal_env(), timeout=30
             ).result()
             failure = result.stderr.decode(errors="replace").strip() if result.returncode else ""
         except (OSError, subprocess.SubprocessError) as exc:
@@ -612,6 +505,14 @@ class Sandbox:
             raise SandboxError(f"bwrap does not work here: {failure}")
         _warn_weak_once(f"bwrap failed: {failure}")
         return "none"
+
+    @property
+    def disk_cap(self) -> str:
+        """How the job's writable space is capped, for the run config."""
+        if self.isolation != "bwrap":
+            return f"none as a whole without bubblewrap (each file at most {self.limits.file_size_mb} MiB)"
+        parts = ", ".join(f"{path} {size >> 20} MiB" for path, size in self.disk.items())
+        return f"tmpfs {self.disk_mb} MiB ({parts}); stdout/stderr {self.limits.file_size_mb} MiB each"
 
     # -- running ---------------------------------------------------------------------------------
     def run(
@@ -694,16 +595,17 @@ class Sandbox:
             mapped = code.replace(INPUT_PLACEHOLDER, f"{seen_dir}/{input_name}")
             mapped = mapped.replace(OUTPUT_PLACEHOLDER, f"{seen_dir}/{OUTPUT_NAME}")
             limit = float(timeout) if timeout is not None else self.limits.timeout
-            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope)
+            input_arg = input_name if image is not None else None
+            reply, died = self._execute(worker, isolation, seen_dir, mapped, limit, number, scope, input_arg)
             if reply.get("dirty"):  # its private mounts could not be emptied: never reuse them
                 worker.kill()
             result = self._collect(reply, died, dir_fd, isolation, limit)
-            self._check_output(dir_fd, result)
+            self._check_output(dir_fd, result, reply.get("output_problem"))
             result.workdir, moved = self._keep_files(job_dir, dir_fd, input_name, result, workdir, number)
         finally:
             os.close(dir_fd)
             if not moved:
-                _rmtree(job_dir)
+                rmtree(job_dir)
         if workdir is None:
             self._prune(result.workdir)
         result.wall_time = time.perf_counter() - started
@@ -718,7 +620,7 @@ class Sandbox:
             while len(self._kept) > self.keep_calls:
                 stale.append(self._kept.popleft())
         for path in stale:
-            _rmtree(path)
+            rmtree(path)
 
     def _execute(
         self,
@@ -729,6 +631,7 @@ class Sandbox:
         timeout: float,
         number: int,
         scope: dict | None = None,
+        input_name: str | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         """Run the job on ``worker``, (re)starting it as needed; returns (reply, why-the-worker-died)."""
         for attempt in (1, 2):
@@ -737,13 +640,23 @@ class Sandbox:
             request = {
                 "id": number,
                 "dir": seen_dir,
+                "exchange": f"j{number}",  # the host job dir, relative to the worker's exchange descriptor
+                "input": input_name,
                 "code": code,
                 "timeout": timeout,
                 "cpu": int(math.ceil(timeout)) + 1,
                 "scope": scope,
             }
+            cgroup = worker.cgroup
+            if cgroup is not None:
+                cgroup.reset_peak()
+                ooms = cgroup.oom_kills()
             try:
-                return worker.execute(request, grace=self.grace), None
+                reply = worker.execute(request, grace=self.grace)
+                if cgroup is not None:
+                    reply["memory_peak"] = max(0, (cgroup.peak() or 0) - worker.baseline)
+                    reply["oom_killed"] = cgroup.oom_kills() > ooms
+                return reply, None
             except _WorkerDied as exc:
                 sent = "could not send" not in str(exc)
                 worker.kill()
@@ -755,8 +668,8 @@ class Sandbox:
         self, reply: dict[str, Any], died: str | None, dir_fd: int, isolation: str, timeout: float
     ) -> CodeResult:
         report = reply.get("report") or {}
-        stdout = _read_capped(dir_fd, "stdout.txt", self.output_limit)
-        stderr = _read_capped(dir_fd, "stderr.txt", self.output_limit)
+        stdout = read_capped(dir_fd, "stdout.txt", self.output_limit)
+        stderr = read_capped(dir_fd, "stderr.txt", self.output_limit)
         sig_num = reply.get("signal")
         sig_name = None
         if sig_num:
@@ -779,6 +692,8 @@ class Sandbox:
             timed_out=bool(reply.get("timed_out")),
             returncode=reply.get("returncode"),
             signal=sig_name,
+            memory_peak=reply.get("memory_peak"),
+            disk_used=reply.get("disk_used"),
         )
         if died is not None:
             result.error = f"sandbox worker died during the job ({died}); it is restarted for the next job"
@@ -786,6 +701,11 @@ class Sandbox:
             result.error = f"sandbox worker error: {reply['server_error']}"
         elif result.timed_out:
             result.error = f"timed out after {timeout:g} s (the code and all its processes were killed)"
+        elif reply.get("oom_killed") and (sig_name or not report.get("ok")):
+            result.error = (
+                f"the code used more than its memory limit ({self.limits.memory_mb} MiB for all its "
+                "processes together) and was killed"
+            )
         elif sig_name:
             result.error = f"the code was killed by {sig_name}"
             if sig_name == "SIGXCPU":
@@ -798,9 +718,11 @@ class Sandbox:
             result.error = f"the code exited abnormally (exit status {result.returncode})"
         return result
 
-    def _check_output(self, dir_fd: int, result: CodeResult) -> None:
+    def _check_output(self, dir_fd: int, result: CodeResult, seen: str | None = None) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
-        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
+        problem = output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
+        if seen is not None:  # what the worker saw in the private work dir (a link, say)
+            problem = f"output is not a readable image ({seen})"
         if problem is None:
             if result.error is None:
                 result.ok = True
@@ -830,11 +752,11 @@ class Sandbox:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
-        keep = [name for name in (input_name, OUTPUT_NAME) if _is_plain_file(dir_fd, name)]
+        keep = [name for name in (input_name, OUTPUT_NAME) if is_plain_file(dir_fd, name)]
         moved = False
         if workdir is None:
             final = self.calls_dir / f"call-{number:06d}"
-            if sorted(os.listdir(dir_fd)) == sorted(keep) and _same_dir(job_dir, dir_fd):  # one rename
+            if sorted(os.listdir(dir_fd)) == sorted(keep) and same_dir(job_dir, dir_fd):  # one rename
                 os.rename(job_dir, final)
                 moved = True
             else:
@@ -849,7 +771,7 @@ class Sandbox:
                 try:
                     os.rename(name, final / name, src_dir_fd=dir_fd)
                 except OSError:  # another file system: copy through a descriptor
-                    _copy_from(dir_fd, name, final / name)
+                    copy_from(dir_fd, name, final / name)
             if self.as_root:
                 os.chown(final / name, os.getuid(), os.getgid())
         if OUTPUT_NAME in keep and result.ok:
@@ -868,7 +790,7 @@ class Sandbox:
             except Exception:  # noqa: BLE001 - closing must never fail: the root goes in any case
                 log.exception("could not stop sandbox worker %d", worker.index)
         self._spawner.shutdown(wait=True)
-        _rmtree(self.root)
+        rmtree(self.root)
 
     def __enter__(self) -> Sandbox:
         return self

@@ -42,6 +42,8 @@ def sandbox_config(sandbox: Sandbox, timeout: float) -> dict[str, Any]:
         "unsafe": sandbox.isolation != "bwrap",
         "max_output_pixels": sandbox.max_output_pixels,
         "namespaces": sandbox.namespace_guard,
+        "memory_cap": sandbox.memory_cap,
+        "disk_cap": sandbox.disk_cap,
     }
 
 

@@ -28,6 +28,8 @@ import traceback
 
 STATUS_FD = 3
 JOB_FD = 4
+EXCHANGE_FD = 5
+STREAMS = ("stdout.txt", "stderr.txt")
 STATUS_CAP = 64 * 1024
 TRACEBACK_CAP = 16 * 1024
 SCRIPT_NAME = "snippet.py"
@@ -289,9 +291,10 @@ def _wipe(path: str, mounts: set[str]) -> bool:
     return ok
 
 
-def _wipe_private(mounts: set[str]) -> bool:
-    """Empty the sandbox-private /tmp and /dev/shm so nothing carries over to the next job (bwrap mode)."""
-    return all([_wipe("/tmp", mounts), _wipe("/dev/shm", mounts)])
+def _wipe_private(mounts: set[str], extra: list[str]) -> bool:
+    """Empty the sandbox-private /tmp, /dev/shm (and work dir) so nothing carries over to the next job."""
+    paths = ["/tmp", "/dev/shm", *(p for p in extra if p not in ("/tmp", "/dev/shm"))]
+    return all([_wipe(path, mounts) for path in paths])
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -365,15 +368,26 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     high_status = fcntl.fcntl(status_w, fcntl.F_DUPFD, 100)
     high_job = fcntl.fcntl(job_r, fcntl.F_DUPFD, 100)
+    exchange = config.get("exchange_fd")
+    high_exchange = fcntl.fcntl(exchange, fcntl.F_DUPFD, 100) if exchange is not None else None
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(high_status, STATUS_FD)
     os.dup2(high_job, JOB_FD)
-    os.closerange(JOB_FD + 1, 65536)  # nothing of the server (its protocol pipes) stays reachable
+    if high_exchange is not None:  # kept only until stdout/stderr are open, closed before the job runs
+        os.dup2(high_exchange, EXCHANGE_FD)
+    last = JOB_FD if high_exchange is None else EXCHANGE_FD
+    os.closerange(last + 1, 65536)  # nothing of the server (its protocol pipes) stays reachable
     os.environ.clear()
     os.environ.update(config.get("env", {}))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _set_limits(config.get("limits", {}))
+    if config.get("oom_score_adj") is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as fh:
+                fh.write(str(int(config["oom_score_adj"])))
+        except OSError:
+            pass
     if config.get("job_seccomp"):  # e.g. one process per job, where no cgroup caps the job's memory
         _load_seccomp(config["job_seccomp"])
     data = b""
@@ -389,8 +403,12 @@ def _spare(job_r: int, status_w: int, config: dict) -> None:
         workdir = req["dir"]
         os.chdir(workdir)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        os.dup2(os.open("stdout.txt", flags, 0o600), 1)
-        os.dup2(os.open("stderr.txt", flags, 0o600), 2)
+        if req.get("exchange"):  # straight to the host: a full work dir must not swallow the output
+            streams = [os.open(f"{req['exchange']}/{n}", flags, 0o600, dir_fd=EXCHANGE_FD) for n in STREAMS]
+        else:
+            streams = [os.open(name, flags, 0o600) for name in STREAMS]
+        os.dup2(streams[0], 1)
+        os.dup2(streams[1], 2)
         os.closerange(JOB_FD, 65536)
         os.environ["HOME"] = workdir
         os.environ["TMPDIR"] = workdir
@@ -599,10 +617,89 @@ def _discard(spare: Spare) -> None:
         pass
 
 
+def _copy(src_fd: int, dst_fd: int, cap: int) -> None:
+    left = cap
+    while left > 0:
+        chunk = os.read(src_fd, min(left, 1 << 20))
+        if not chunk:
+            return
+        os.write(dst_fd, chunk)
+        left -= len(chunk)
+
+
+def _import_input(req: dict, config: dict) -> None:
+    """Private work dir mode: make the job's directory on the tmpfs and copy its input in."""
+    os.mkdir(req["dir"], 0o700)
+    name = req.get("input")
+    if not name:
+        return
+    flags = os.O_RDONLY | os.O_NOFOLLOW
+    src = os.open(f"{req['exchange']}/{name}", flags, dir_fd=config["exchange_fd"])
+    try:
+        dst = os.open(os.path.join(req["dir"], name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _copy(src, dst, 1 << 40)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _used_bytes(paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            info = os.statvfs(path)
+        except OSError:
+            continue
+        total += (info.f_blocks - info.f_bfree) * info.f_frsize
+    return total
+
+
+def _export(req: dict, config: dict, reply: dict) -> None:
+    """Private work dir mode, after the job: copy the output image to the exchange directory if it is a
+    plain file within the size limit (else say why in the reply), and count the space the job left in
+    its writable file systems."""
+    reply["disk_used"] = max(0, _used_bytes(config["private_mounts"]) - config["private_baseline"])
+    name = config["output_name"]
+    try:
+        src = os.open(os.path.join(req["dir"], name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return
+    except OSError:  # a link, say: never followed
+        reply["output_problem"] = "not a regular file"
+        return
+    try:
+        info = os.fstat(src)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            reply["output_problem"] = "not a regular file"
+        elif info.st_size > config["output_max_bytes"]:
+            reply["output_problem"] = "larger than the file-size limit"
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            dst = os.open(f"{req['exchange']}/{name}", flags, 0o600, dir_fd=config["exchange_fd"])
+            try:
+                _copy(src, dst, info.st_size)
+            finally:
+                os.close(dst)
+    except OSError as exc:
+        reply["output_problem"] = f"could not be copied: {exc.strerror}"
+    finally:
+        os.close(src)
+
+
 def _run_job(req: dict, spare: Spare | None, config: dict, send) -> dict:
     """Hand the job to a (fresh if need be) spare, wait, and build the reply; the spare is consumed."""
     started = time.perf_counter()
+    private = config.get("exchange_fd") is not None
+    if private:
+        try:
+            _import_input(req, config)
+        except OSError as exc:
+            return {"event": "done", "id": req.get("id"), "server_error": f"could not prepare the job: {exc}"}
     job = {"dir": req["dir"], "code": req["code"], "cpu": int(req.get("cpu", 30)), "scope": req.get("scope")}
+    if private:
+        job["exchange"] = req["exchange"]
     for _ in range(3):
         if spare is None or not _alive(spare):
             if spare is not None:
@@ -631,12 +728,16 @@ def _run_job(req: dict, spare: Spare | None, config: dict, send) -> dict:
     reply = {"event": "done", "id": req.get("id"), "wall": wall, "timed_out": timed_out, "report": report}
     fast = status is None and bool(report) and not timed_out and not _descendants_left(spare.pid)
     if fast:  # killed right after its last act and alone: answer now, reap after
+        if private:
+            _export(req, config, reply)
         reply["returncode"] = 0 if report.get("ok") else 1
         send(reply)
     if status is None:
         _, status = os.waitpid(spare.pid, 0)
     reply["strays"] = _sweep(spare.pid)
-    if config.get("private_tmp") and not _wipe_private(config["mounts"]):
+    if private and not fast:
+        _export(req, config, reply)
+    if config.get("private_tmp") and not _wipe_private(config["mounts"], config.get("private_mounts", [])):
         reply["dirty"] = True  # the harness replaces this worker: its next job gets fresh mounts
     if fast:
         return {}
@@ -695,6 +796,8 @@ def main(argv: list[str]) -> int:
 
     if config.get("private_tmp"):
         config["mounts"] = _mount_points()
+    if config.get("exchange_fd") is not None:
+        config["private_baseline"] = _used_bytes(config["private_mounts"])
     spare: Spare | None = _fork_spare(config)
     send({"event": "ready", "pid": os.getpid(), "uid": os.getuid(), "warm": warm, "limits": limits})
     buffer = b""

@@ -108,8 +108,15 @@ class CachedSearch(SearchBackend):
     def _store(self, key: str, k: int, query: str, hits: list[SearchHit]) -> None:
         assert self._db is not None
         payload = json.dumps([h.to_dict() for h in hits], ensure_ascii=False)
-        row = {"key": key, "backend": self.name, "params": self._params_json, "k": k, "query": query,
-               "hits": payload, "created_at": time.time()}
+        row = {
+            "key": key,
+            "backend": self.name,
+            "params": self._params_json,
+            "k": k,
+            "query": query,
+            "hits": payload,
+            "created_at": time.time(),
+        }
         self._db.put("searches", key, row)
 
     # ----------------------------------------------------------------------------------------------
