@@ -1,0 +1,36 @@
+"""Paths and small helpers shared by the engine tests (conftest.py holds the hooks and fixtures)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = (ROOT / ".." / "shared" / "fixtures").resolve()
+HERE = Path(__file__).resolve().parent
+
+
+def training_texts() -> list[Path]:
+    """The tiny model's BPE training text: real passages and the MAT-Coding questions (CJK included)."""
+    return [
+        FIXTURES / "corpora" / "wiki18-first1000-passages.jsonl",
+        FIXTURES / "mat" / "coding-demo" / "MAT-Coding.json",
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_request(task: str, sample, run_dir: Path, max_new_tokens: int = 32):
+    """The first model request of a real episode of ``task`` (matbench's own prompt path)."""
+    from matbench.episode import Episode, EpisodeOptions, Tools
+    from matbench.protocols.templates import load_templates
+    from matbench.tasks import get_task
+
+    spec = get_task(task)
+    templates = load_templates(spec.prompt_file(spec.default_protocol))
+    options = EpisodeOptions(max_new_tokens=max_new_tokens, temperature=0.0)
+    return Episode(sample, templates, Tools(), options, run_dir, task=task).request()
