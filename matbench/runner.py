@@ -34,6 +34,7 @@ from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
 from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.timesplit import TimeSplit
 from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class EvalSettings:
     overwrite: bool = False
     retry_errors: bool = False
     seed: int | None = None
+    max_new_tokens: int | None = None  # None: the task's limit
     temperature: float | None = None
     top_p: float | None = None
     scoring: str | None = None
@@ -111,6 +113,7 @@ class TaskPlan:
     lock: RunLock | None = None
     episode_cls: type[Episode] = Episode
     price: Price | None = None
+    time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
 
 
 # --- configuration -------------------------------------------------------------------------------------------
@@ -292,6 +295,8 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     max_new_tokens = fixed["max_new_tokens"]
     if native and model_config.get("reasoning_model"):  # room for the reasoning the tokens limit also counts
         max_new_tokens = int(templates.data.get("max_new_tokens_reasoning", max_new_tokens))
+    if settings.max_new_tokens:  # --max-new-tokens wins over the protocol's and the task's limit
+        max_new_tokens = int(settings.max_new_tokens)
     options = EpisodeOptions(
         max_calls=fixed["max_calls"],
         max_new_tokens=max_new_tokens,
@@ -490,12 +495,18 @@ def _default_cache_dir() -> Path:
 
 # --- scheduling ----------------------------------------------------------------------------------------------
 async def run_concurrent(
-    episodes: Iterable[Callable[[], Episode | None]], model, limit: int, on_done, on_output=None
+    episodes: Iterable[Callable[[], Episode | None]],
+    model,
+    limit: int,
+    on_done,
+    on_output=None,
+    split: TimeSplit | None = None,
 ) -> None:
     """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
     an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
     A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
     makers = iter(episodes)
+    clock = time.perf_counter
 
     async def worker() -> None:
         for make in makers:  # the event loop's one thread: next() on the shared iterator is never concurrent
@@ -504,10 +515,14 @@ async def run_concurrent(
                 continue
             try:
                 while not ep.done:
+                    t0 = clock()
                     (out,) = await model.generate([ep.request()])
+                    t1 = clock()
                     if on_output is not None:
                         on_output(out)
                     await ep.advance(out)
+                    if split is not None:
+                        split.add_call(t1 - t0, clock() - t1)
             except DiskFull:
                 raise  # the environment, not the sample: the run stops and a rerun finishes it
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
@@ -518,8 +533,19 @@ async def run_concurrent(
     await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
 
-async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done) -> None:
+async def run_lockstep(
+    episodes: Iterable[Callable[[], Episode]], model, on_done, split: TimeSplit | None = None
+) -> None:
     """In-process engines: ONE batched generate per round over all live episodes, then the round's tools."""
+    clock = time.perf_counter
+
+    async def timed(ep: Episode, out, took: list[float]) -> None:
+        t = clock()
+        try:
+            await ep.advance(out)
+        finally:
+            took.append(clock() - t)
+
     live = []
     for make in episodes:
         ep = make()
@@ -528,10 +554,15 @@ async def run_lockstep(episodes: Iterable[Callable[[], Episode]], model, on_done
         else:
             live.append(ep)
     while live:
+        t0 = clock()
         outs = await model.generate([ep.request() for ep in live])
+        t1 = clock()
+        took: list[float] = []
         results = await asyncio.gather(
-            *(ep.advance(out) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
+            *(timed(ep, out, took) for ep, out in zip(live, outs, strict=True)), return_exceptions=True
         )
+        if split is not None:
+            split.add_round(len(live), t1 - t0, took, clock() - t1)
         for ep, result in zip(live, results, strict=True):
             if isinstance(result, DiskFull):
                 raise result
@@ -570,6 +601,8 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
     endpoints = getattr(getattr(model, "model", model), "endpoint_stats", None)
     if endpoints is not None:
         run["endpoints"] = endpoints()
+    if plan.time_split is not None:
+        run["time_split"] = plan.time_split.to_dict(duration)
     plan.run.write_summary(summary)
     return summary
 
@@ -633,13 +666,20 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
             plan.totals.add(rec.to_dict())
         progress.update(rec)
 
+    lockstep = bool(getattr(model, "lockstep", False))
+    plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
         makers = (make(s) for s in plan.todo)
-        if getattr(model, "lockstep", False):
-            await run_lockstep(makers, model, on_done)
+        if lockstep:
+            await run_lockstep(makers, model, on_done, plan.time_split)
         else:
             await run_concurrent(
-                makers, model, settings.max_concurrency, on_done, meter.add if meter is not None else None
+                makers,
+                model,
+                settings.max_concurrency,
+                on_done,
+                meter.add if meter is not None else None,
+                split=plan.time_split,
             )
     finally:
         progress.close()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -80,23 +81,27 @@ def test_registry_backends_register_themselves() -> None:
 
 
 def test_vllm_alias_without_vllm_is_one_line_error() -> None:
-    assert not vllm_local.vllm_installed()  # this machine has no GPU extra
+    assert not vllm_local.vllm_installed()  # the main venv has no vLLM (the engine venv has)
     with pytest.raises(ConfigError) as exc:
         get_model("qwen2.5-vl-7b")
     msg = str(exc.value)
     assert "\n" not in msg
-    assert msg == (
-        "qwen2.5-vl-7b needs a model endpoint or a GPU: pass --base-url http://HOST:8000/v1 "
-        "(e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`), or install the GPU extra "
-        "`pip install 'matbench[vllm]'` on a CUDA machine"
+    assert msg.startswith(
+        "qwen2.5-vl-7b needs a model endpoint or a device vLLM can use (vllm is not installed)"
     )
+    assert "--base-url http://HOST:8000/v1" in msg and "`vllm serve Qwen/Qwen2.5-VL-7B-Instruct`" in msg
+    assert "scripts/engine-venv.sh" in msg
 
 
-def test_vllm_without_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vllm_without_a_platform_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM is asked which platform it is on; an unspecified one (no GPU, not the CPU build) is one line."""
+    unspecified = SimpleNamespace(is_unspecified=lambda: True, device_type="")
     monkeypatch.setattr(vllm_local, "vllm_installed", lambda: True)
-    monkeypatch.setattr(vllm_local, "gpu_visible", lambda: False)
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(__path__=[]))
+    monkeypatch.setitem(sys.modules, "vllm.platforms", SimpleNamespace(current_platform=unspecified))
     with pytest.raises(
-        ConfigError, match=r"^vllm:org/ckpt needs a model endpoint or a GPU \(vllm is installed but no CUDA"
+        ConfigError,
+        match=r"^vllm:org/ckpt needs a model endpoint or a device vLLM can use \(vllm found no device",
     ):
         get_model("vllm:org/ckpt")
 

@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, help="default: 0 for API models, the checkpoint's for vLLM")
     p.add_argument("--top-p", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--max-new-tokens", type=int, help="tokens per model call (default: the task's limit)")
     p.add_argument(
         "--no-crop-assist", action="store_true", help="do not rewrite crop slices to the question's box"
     )
@@ -131,6 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-model-len", type=int)
     g.add_argument("--gpu-memory-utilization", type=float)
     g.add_argument("--max-pixels", type=int)
+    g.add_argument("--dtype", help="weights/activations dtype (auto, float32, bfloat16...; CPU: float32)")
+    g.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs / compilation")
     p.set_defaults(func=run)
 
 
@@ -176,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         retry_errors=args.retry_errors,
         seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
         temperature=temperature,
         top_p=args.top_p,
         scoring=args.scoring,
@@ -193,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                 "max_model_len": args.max_model_len,
                 "gpu_memory_utilization": args.gpu_memory_utilization,
                 "max_pixels": args.max_pixels,
+                "dtype": args.dtype,
+                "enforce_eager": args.enforce_eager,
                 "max_retries": args.max_retries,
                 "retry_base_delay": args.retry_delay,
                 "api": args.api,

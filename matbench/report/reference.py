@@ -98,7 +98,7 @@ def rescored_entry(
     spec = get_task(task)
     rows = read_predictions(path)
     check_ids(rows, spec, None, str(path))
-    scored = scored_rows(rows, spec, scoring or spec.default_scoring)
+    scored = list(scored_rows(rows, spec, scoring or spec.default_scoring))
     result = {"task": spec.name, "scoring": scoring or spec.default_scoring}
     result.update(aggregate(scored, spec.splits.names))
     note = f"{RESCORED}: {path.name}" + (f"; {provenance}" if provenance else "")

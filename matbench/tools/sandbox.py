@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import itertools
 import json
 import logging
@@ -21,7 +20,6 @@ import queue
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -34,21 +32,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matbench.errors import MatbenchError
+from matbench.tools.sandbox_bwrap import (
+    NOBODY,
+    PRELOAD,
+    SANDBOX_MOUNT,
+    bwrap_args,
+    find_bwrap,
+    minimal_env,
+    module_dirs,
+)
 from matbench.tools.sandbox_cgroup import CgroupSupport, WorkerCgroup
-from matbench.tools.sandbox_worker import remove_tree
+from matbench.tools.sandbox_files import (
+    MAX_OUTPUT_PIXELS,
+    OUTPUT_NAME,
+    OUTPUT_PLACEHOLDER,
+    copy_from,
+    is_plain_file,
+    output_problem,
+    read_capped,
+    rmtree,
+    same_dir,
+)
 
 log = logging.getLogger(__name__)
 
 INPUT_PLACEHOLDER = "path_to_input_image.jpg"
-OUTPUT_PLACEHOLDER = "path_to_output_image.jpg"
-OUTPUT_NAME = "output.jpg"
-SANDBOX_MOUNT = "/sandbox"  # where a worker's directory appears inside bubblewrap
-NOBODY = 65534
-BWRAP_ENV = "MATBENCH_BWRAP"
-# The default max_pixels of the Qwen2.5-VL image processor (16384 patches of 28x28): a vision model never
-# sees more detail than this, so a larger output only costs decode/encode time and memory downstream.
-MAX_OUTPUT_PIXELS = 12845056
-PRELOAD = ("numpy", "cv2", "PIL.Image")
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
@@ -133,121 +141,6 @@ class _Limits:
         }
 
 
-def _minimal_env() -> dict[str, str]:
-    """The only environment the sandbox ever sees: no keys, no proxies, single-threaded math libraries."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONIOENCODING": "utf-8",
-    }
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-        env[var] = "1"
-    env["VECLIB_MAXIMUM_THREADS"] = "1"
-    return env
-
-
-def _module_dirs() -> list[str]:
-    """Import roots of the preloaded packages (site-packages, wherever the harness found them)."""
-    dirs: list[str] = []
-    for name in PRELOAD:
-        try:
-            spec = importlib.util.find_spec(name.split(".")[0])
-        except (ImportError, ValueError):
-            continue
-        if spec is None or not spec.origin:
-            continue
-        root = Path(spec.origin).resolve().parent.parent
-        if str(root) not in dirs:
-            dirs.append(str(root))
-    return dirs
-
-
-def _python_dirs(python: str) -> list[str]:
-    """Directories the interpreter needs read-only: its installation(s), venv and package roots."""
-    candidates = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
-    candidates.append(str(Path(os.path.realpath(python)).parent.parent))
-    candidates += _module_dirs()
-    dirs: list[str] = []
-    for cand in candidates:
-        path = os.path.realpath(cand)
-        if path in ("/", "/usr") or path.startswith("/usr/"):
-            continue
-        if not any(path == d or path.startswith(d + "/") for d in dirs):
-            dirs = [d for d in dirs if not d.startswith(path + "/")] + [path]
-    return sorted(dirs)
-
-
-def _bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> list[str]:
-    """The bubblewrap command line: a minimal read-only root, no network, and as the only writable space
-    three size-limited tmpfs (``disk``: mount point -> bytes): the work dir, /tmp and /dev/shm."""
-    args = [bwrap]
-    if as_root:
-        # Real root cannot map a non-root uid into a new user namespace, and a process that is root
-        # outside escapes RLIMIT_NPROC; so keep the host user namespace and let the worker drop to
-        # nobody itself (it keeps only CAP_SETUID/CAP_SETGID until then).
-        args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        args += [
-            "--unshare-all",
-            "--unshare-user",
-            "--disable-userns",
-            "--uid",
-            str(NOBODY),
-            "--gid",
-            str(NOBODY),
-        ]
-    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
-        args += ["--ro-bind-try", etc, etc]
-    # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
-    # bound on top of it instead of being hidden by it.
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += [
-        "--perms",
-        "1777",
-        "--size",
-        str(disk["/dev/shm"]),
-        "--tmpfs",
-        "/dev/shm",
-        "--remount-ro",
-        "/dev",
-    ]
-    args += ["--perms", "1777", "--size", str(disk["/tmp"]), "--tmpfs", "/tmp"]
-    made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
-    for path in _python_dirs(python):
-        parts = Path(path).parts
-        for i in range(2, len(parts)):
-            parent = str(Path(*parts[:i]))
-            if parent not in made:  # bwrap would create missing parents 0700, unreadable for nobody
-                args += ["--perms", "0755", "--dir", parent]
-                made.add(parent)
-        args += ["--ro-bind", path, path]
-    args += ["--perms", "1777", "--size", str(disk[SANDBOX_MOUNT]), "--tmpfs", SANDBOX_MOUNT]
-    args += ["--chdir", SANDBOX_MOUNT]
-    args += ["--clearenv"]
-    for key, value in _minimal_env().items():
-        args += ["--setenv", key, value]
-    return args
-
-
-def find_bwrap() -> str | None:
-    """The bubblewrap binary: ``$MATBENCH_BWRAP`` when set (a path; tests point it nowhere to stand for a
-    machine without bubblewrap), else ``bwrap`` on PATH."""
-    wanted = os.environ.get(BWRAP_ENV)
-    if wanted is not None:
-        return wanted if os.path.isfile(wanted) and os.access(wanted, os.X_OK) else None
-    return shutil.which("bwrap")
-
-
 def _hide_harness() -> None:
     """Without bubblewrap and without root, jobs run as the harness's own uid: make this process
     non-dumpable so that its /proc entries (environ with the API keys, mem) belong to root and a job
@@ -320,96 +213,6 @@ def _warn_weak_once(reason: str) -> None:
     )
 
 
-def _read_capped(dir_fd: int, name: str, limit: int) -> str:
-    """Read at most ``limit`` bytes of a job file without following links or blocking on FIFOs."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return f"[{name} is not a regular file]"
-        data = os.read(fd, limit)
-        size = info.st_size
-    finally:
-        os.close(fd)
-    text = data.decode("utf-8", errors="replace")
-    if size > limit:
-        text += f"\n[truncated {size - limit} bytes]"
-    return text
-
-
-def _is_plain_file(dir_fd: int, name: str) -> bool:
-    try:
-        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
-
-
-def _same_dir(path: Path, dir_fd: int) -> bool:
-    """True if ``path`` is still the directory we created (the job may rename it and plant a link)."""
-    try:
-        here, there = os.stat(path, follow_symlinks=False), os.fstat(dir_fd)
-    except OSError:
-        return False
-    return stat.S_ISDIR(here.st_mode) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def _copy_from(dir_fd: int, name: str, dest: Path) -> None:
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb") as src, open(dest, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-
-
-def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
-    return (
-        f"the output image is {width}x{height} ({width * height / 1e6:.1f} MP), above the limit of "
-        f"{max_pixels} pixels (the vision processor's max_pixels): write a smaller image"
-    )
-
-
-def _output_problem(dir_fd: int, max_bytes: int, max_pixels: int) -> str | None:
-    """None if the job wrote a plain file that PIL identifies and verifies as an image of at most
-    ``max_pixels`` pixels, else why not (the size comes from the header: nothing is decoded)."""
-    try:
-        fd = os.open(OUTPUT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return f"no output image written (the code must save it to {OUTPUT_PLACEHOLDER})"
-    except OSError as exc:
-        return f"output is not a readable image ({exc.strerror})"
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            return "output is not a readable image (not a regular file)"
-        if info.st_size == 0:
-            return "output is not a readable image (empty file)"
-        if info.st_size > max_bytes:
-            return "output is not a readable image (larger than the file-size limit)"
-        from PIL import Image
-
-        try:
-            with Image.open(fh) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    return _too_many_pixels(width, height, max_pixels)
-                im.verify()
-        except Image.DecompressionBombError as exc:
-            return f"the output image is too large ({exc}); the limit is {max_pixels} pixels"
-        except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not a readable image"
-            return f"output is not a readable image ({type(exc).__name__})"
-    if width <= 0 or height <= 0:
-        return "output is not a readable image (empty size)"
-    return None
-
-
-def _rmtree(path: Path) -> None:
-    """Remove a job directory however the code left it (unwritable, unsearchable, 3,000 levels deep)."""
-    if not remove_tree(str(path)):
-        log.warning("could not remove %s completely", path)
-
-
 class _Worker:
     """One fork server process; used by one thread at a time (checked out of the pool)."""
 
@@ -437,10 +240,10 @@ class _Worker:
         sb = self.sandbox
         config: dict[str, Any] = {
             "preload": [*PRELOAD, *STDLIB_PRELOAD],
-            "paths": _module_dirs(),
+            "paths": module_dirs(),
             "private_pid_ns": isolation == "bwrap",
             "private_tmp": isolation == "bwrap",
-            "env": _minimal_env(),
+            "env": minimal_env(),
             "limits": sb.limits.rlimits(),
         }
         if sb._cgroups is not None and sb._cgroups.caps_pids:
@@ -456,8 +259,8 @@ class _Worker:
             if "nproc" in config["limits"]:
                 config["nproc_base"] = _count_tasks(NOBODY) + 4  # + this worker's own server and spare
         if isolation == "bwrap":
-            bwrap_args = _bwrap_args(sb.bwrap or "bwrap", sb.python, sb.as_root, sb.disk)
-            command = [*bwrap_args, "--", *command]
+            confine = bwrap_args(sb.bwrap or "bwrap", sb.python, sb.as_root, sb.disk)
+            command = [*confine, "--", *command]
             # The job's files live on the tmpfs; the server alone reaches the host directory, through
             # this descriptor (never mounted, closed in every job), to copy the input in and results out.
             exchange_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -491,7 +294,7 @@ class _Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log_fh,
-                env=_minimal_env(),
+                env=minimal_env(),
                 cwd=str(self.dir) if isolation != "bwrap" else "/",
                 start_new_session=True,
                 close_fds=True,
@@ -681,7 +484,7 @@ class Sandbox:
         probe = self.root / "probe"
         probe.mkdir(mode=0o755, exist_ok=True)
         command = [
-            *_bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
+            *bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
             self.python,
             "-I",
@@ -690,7 +493,7 @@ class Sandbox:
         ]
         try:
             result = self._spawner.submit(
-                subprocess.run, command, capture_output=True, env=_minimal_env(), timeout=30
+                subprocess.run, command, capture_output=True, env=minimal_env(), timeout=30
             ).result()
             failure = result.stderr.decode(errors="replace").strip() if result.returncode else ""
         except (OSError, subprocess.SubprocessError) as exc:
@@ -802,7 +605,7 @@ class Sandbox:
         finally:
             os.close(dir_fd)
             if not moved:
-                _rmtree(job_dir)
+                rmtree(job_dir)
         if workdir is None:
             self._prune(result.workdir)
         result.wall_time = time.perf_counter() - started
@@ -817,7 +620,7 @@ class Sandbox:
             while len(self._kept) > self.keep_calls:
                 stale.append(self._kept.popleft())
         for path in stale:
-            _rmtree(path)
+            rmtree(path)
 
     def _execute(
         self,
@@ -865,8 +668,8 @@ class Sandbox:
         self, reply: dict[str, Any], died: str | None, dir_fd: int, isolation: str, timeout: float
     ) -> CodeResult:
         report = reply.get("report") or {}
-        stdout = _read_capped(dir_fd, "stdout.txt", self.output_limit)
-        stderr = _read_capped(dir_fd, "stderr.txt", self.output_limit)
+        stdout = read_capped(dir_fd, "stdout.txt", self.output_limit)
+        stderr = read_capped(dir_fd, "stderr.txt", self.output_limit)
         sig_num = reply.get("signal")
         sig_name = None
         if sig_num:
@@ -917,7 +720,7 @@ class Sandbox:
 
     def _check_output(self, dir_fd: int, result: CodeResult, seen: str | None = None) -> None:
         """Accept the output only as a plain file that PIL can identify and verify."""
-        problem = _output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
+        problem = output_problem(dir_fd, self.limits.file_size_mb * 1024 * 1024, self.max_output_pixels)
         if seen is not None:  # what the worker saw in the private work dir (a link, say)
             problem = f"output is not a readable image ({seen})"
         if problem is None:
@@ -949,11 +752,11 @@ class Sandbox:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
-        keep = [name for name in (input_name, OUTPUT_NAME) if _is_plain_file(dir_fd, name)]
+        keep = [name for name in (input_name, OUTPUT_NAME) if is_plain_file(dir_fd, name)]
         moved = False
         if workdir is None:
             final = self.calls_dir / f"call-{number:06d}"
-            if sorted(os.listdir(dir_fd)) == sorted(keep) and _same_dir(job_dir, dir_fd):  # one rename
+            if sorted(os.listdir(dir_fd)) == sorted(keep) and same_dir(job_dir, dir_fd):  # one rename
                 os.rename(job_dir, final)
                 moved = True
             else:
@@ -968,7 +771,7 @@ class Sandbox:
                 try:
                     os.rename(name, final / name, src_dir_fd=dir_fd)
                 except OSError:  # another file system: copy through a descriptor
-                    _copy_from(dir_fd, name, final / name)
+                    copy_from(dir_fd, name, final / name)
             if self.as_root:
                 os.chown(final / name, os.getuid(), os.getgid())
         if OUTPUT_NAME in keep and result.ok:
@@ -987,7 +790,7 @@ class Sandbox:
             except Exception:  # noqa: BLE001 - closing must never fail: the root goes in any case
                 log.exception("could not stop sandbox worker %d", worker.index)
         self._spawner.shutdown(wait=True)
-        _rmtree(self.root)
+        rmtree(self.root)
 
     def __enter__(self) -> Sandbox:
         return self

@@ -1,0 +1,82 @@
+"""Every summary.json says where the wall time went: model/engine, tools, waiting for the slowest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fake_openai_server import FakeOpenAIServer, request_text
+from runtime_helpers import run_dir_of, run_eval
+
+from matbench.timesplit import TimeSplit
+
+
+def test_round_split_tool_until_first_ready_then_idle() -> None:
+    split = TimeSplit("lockstep")
+    split.add_round(3, engine_s=1.0, tool_times=[0.1, 0.5, 0.2], phase_s=0.5)
+    split.add_round(1, engine_s=0.5, tool_times=[0.0], phase_s=0.01)
+    d = split.to_dict(wall_s=2.5)
+    assert d["engine_s"] == 1.5 and d["tool_s"] == 0.1 and d["idle_s"] == 0.41
+    assert d["other_s"] == pytest.approx(2.5 - 1.5 - 0.1 - 0.41, abs=1e-3)
+    assert [r["episodes"] for r in d["rounds"]] == [3, 1] and d["calls"] == 4
+    assert sum(d["fractions"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_http_run_records_model_wait_and_tool_time(tmp_path, fixtures_dir) -> None:
+    with FakeOpenAIServer("<answer> x </answer>", latency=0.2) as srv:
+        out = run_eval(
+            [
+                "--model",
+                "openai:fake",
+                "--base-url",
+                srv.base_url,
+                "--task",
+                "bamboogle",
+                "--data-dir",
+                str(fixtures_dir / "multihop"),
+                "--protocol",
+                "direct",
+                "--limit",
+                "3",
+                "--runs-root",
+                str(tmp_path / "runs"),
+                "--no-response-cache",
+            ]
+        )
+    assert out.returncode == 0, out.stderr
+    split = json.loads((run_dir_of(out.stdout) / "summary.json").read_text())["run"]["time_split"]
+    assert split["mode"] == "concurrent" and split["calls"] == 3
+    assert split["model_wait_s"] >= 0.6 and split["tool_s"] < split["model_wait_s"]
+
+
+def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
+    """The lock-step scheduler through a real HTTP adapter: one round per batched generate, timed."""
+    from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
+
+    def policy(req):  # round 1 searches (the retriever is down: an error goes back as text), round 2 answers
+        text = request_text(req)
+        return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
+
+    with FakeOpenAIServer(policy, latency=0.15) as srv:
+        settings = EvalSettings(
+            model="openai:fake",
+            tasks=["bamboogle"],
+            data_dir=str(fixtures_dir / "multihop"),
+            limit=4,
+            base_url=srv.base_url,
+            run_dir=str(tmp_path / "run"),
+            cache_dir=str(tmp_path / "cache"),
+            response_cache=False,
+            progress=False,
+            search="retriever:http://127.0.0.1:9",
+        )
+        model = build_model(settings)
+        model.lockstep = True
+        plan = plan_task(settings, "bamboogle", model.config(), {})
+        (summary,) = asyncio.run(_evaluate([plan], model, settings))
+    split = summary["run"]["time_split"]
+    assert split["mode"] == "lockstep" and [r["episodes"] for r in split["rounds"]] == [4, 4]
+    assert split["engine_s"] >= 0.3 and split["calls"] == 8
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())["run"]["time_split"]
+    assert on_disk["rounds"] == split["rounds"]
