@@ -243,4 +243,5 @@ def test_score_file_streams_jsonl_latest_line_per_id(tmp_path):
     with pytest.raises(InputError, match="row 1.*no gold field"):
         score_file(path, spec)
     path.write_text("")
-    assert score_file(path, spec)["n"] == 0
+    with pytest.raises(InputError, match="holds no predictions"):  # issue 10: an empty file is refused
+        score_file(path, spec)
