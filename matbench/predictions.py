@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matbench.data.sample import Sample
-from matbench.errors import InputError
-from matbench.records import PREDICTIONS_FILE
+from matbench.errors import ConfigError, InputError
+from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
 from matbench.scoring import Scored, aggregate, get_scorer
-from matbench.tasks import TaskSpec
+from matbench.tasks import TaskSpec, get_task
 
 
 @dataclass
@@ -43,11 +43,53 @@ def read_predictions(path: str | Path) -> list[PredRow]:
     """Rows of a predictions file; a run directory means its ``predictions.jsonl`` (latest row per id)."""
     path = _predictions_path(path)
     if _is_jsonl(path):
-        return list(iter_jsonl_predictions(path))  # JSON Lines: read one line at a time
-    try:
-        return _authors_rows(path, path.read_text(encoding="utf-8"))  # the authors' format: one JSON list
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+        rows = list(iter_jsonl_predictions(path))  # JSON Lines: read one line at a time
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+        rows = _authors_rows(path, decode_utf8(data, path))  # the authors' format: one JSON list
+    if not rows:
+        raise InputError(EMPTY, file=str(path))
+    return rows
+
+
+EMPTY = "holds no predictions (an empty file scores nothing)"
+
+
+def run_config_of(path: str | Path) -> dict | None:
+    """The ``config.json`` of a run directory, or of the run a ``predictions.jsonl`` belongs to; else None."""
+    path = Path(path)
+    run = RunDir(path if path.is_dir() else path.parent)
+    if path.is_dir() or path.name == PREDICTIONS_FILE:
+        if run.exists():
+            return run.read_config()
+    return None
+
+
+def task_of(path: str | Path, task: str | None) -> tuple[TaskSpec, dict | None]:
+    """A run's task comes from its config (a different ``--task`` is refused); a plain file needs ``--task``."""
+    config = run_config_of(path)
+    if config is not None:
+        name = str((config.get("task") or {}).get("name"))
+        if task and task != name:
+            raise ConfigError(
+                f"{path} is a run of task {name}, not {task}: leave out --task or pick the right run"
+            )
+        return get_task(name), config
+    if not task:
+        raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
+    return get_task(task), None
+
+
+def size_warning(spec: TaskSpec, n: int, label: str) -> str | None:
+    """A line for stderr when ``n`` is not the whole task: these numbers are not the task's."""
+    if spec.size is None or n == int(spec.size):
+        return None
+    return (
+        f"warning: {label} holds {n} of the {spec.size} samples of {spec.name}: not the task's full numbers"
+    )
 
 
 def _authors_rows(path: Path, text: str) -> list[PredRow]:
@@ -130,23 +172,31 @@ class IdCheck:
         return r
 
 
+def scored_rows(
+    rows: Iterable[PredRow],
+    spec: TaskSpec,
+    scoring: str,
+    samples: list[Sample] | None = None,
+) -> Iterator[Scored]:
+    """Each row's F1/EM and split, one row at a time."""
+    scorer = get_scorer(scoring, cjk=spec.cjk)
+    split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
+    for r in rows:
+        split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
+        s = scorer(r.prediction, r.gold)
+        yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None)
+
+
 def score_rows(
     rows: Iterable[PredRow],
     spec: TaskSpec,
     scoring: str,
     samples: list[Sample] | None = None,
 ) -> dict:
-    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions)."""
-    scorer = get_scorer(scoring, cjk=spec.cjk)
-    split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
-
-    def scored() -> Iterator[Scored]:  # one row at a time: aggregate keeps running sums
-        for r in rows:
-            split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
-            s = scorer(r.prediction, r.gold)
-            yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None)
-
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored(), spec.splits.names)}
+    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions); aggregate
+    keeps running sums, so rows stream."""
+    scored = scored_rows(rows, spec, scoring, samples)
+    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}
 
 
 def score_file(
@@ -164,7 +214,10 @@ def score_file(
     else:
         rows = read_predictions(path)
         check_ids(rows, spec, samples, str(path))
-    return score_rows(rows, spec, scoring or spec.default_scoring, samples)
+    result = score_rows(rows, spec, scoring or spec.default_scoring, samples)
+    if result["n"] == 0:
+        raise InputError(EMPTY, file=str(path))
+    return result
 
 
 def _predictions_path(path: str | Path) -> Path:
