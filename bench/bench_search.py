@@ -187,16 +187,19 @@ def measure(args: argparse.Namespace, work: Path, corpus: Path, index: Path, sam
         search.search(q, args.k)
 
     lat: list[float] = []
+    cpu: list[float] = []
     empty = 0
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         hits = search.search(q, args.k)
+        cpu.append((time.process_time() - c) * 1000)
         lat.append((time.perf_counter() - t) * 1000)
         empty += not hits
     print(
         f"single query (k={args.k}): p50 {pct(lat, 50):.2f} ms, p90 {pct(lat, 90):.2f} ms, "
         f"p99 {pct(lat, 99):.2f} ms, mean {statistics.fmean(lat):.2f} ms "
-        f"-> {1000 / statistics.fmean(lat):,.0f} queries/s; {empty} of {len(queries)} with no hits"
+        f"-> {1000 / statistics.fmean(lat):,.0f} queries/s; {empty} of {len(queries)} with no hits; "
+        f"CPU time p50 {pct(cpu, 50):.2f} ms, p90 {pct(cpu, 90):.2f} ms (load average {os.getloadavg()[0]:.1f})"
     )
     t = time.perf_counter()
     search.search_batch(queries, args.k)

@@ -18,7 +18,7 @@ from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
-from matbench.records import SampleRecord
+from matbench.records import SampleRecord, as_disk_full, cap_text
 from matbench.scoring import Scorer
 
 
@@ -80,8 +80,14 @@ class Episode:
 
     # --- images ------------------------------------------------------------------------------------------
     def _keep_image(self, src: Path) -> Path:
-        """Store an image in the run directory, once per content (records reference files, never bytes)."""
-        return ImageStore(self.run_dir).put(src)
+        """Store an image in the run directory, once per content (records reference files, never bytes).
+
+        A full disk stops the run (``DiskFull``); any other failure is the source image's.
+        """
+        try:
+            return ImageStore(self.run_dir).put(src)
+        except OSError as exc:
+            raise as_disk_full(exc, self.run_dir / "images", _size_or_zero(src)) from exc
 
     def _rel(self, path: Path | None) -> str | None:
         return str(path.relative_to(self.run_dir)) if path is not None else None
@@ -103,9 +109,10 @@ class Episode:
         turn: dict = {
             "turn": len(self.turns) + 1,
             "image": self._rel(self.image),
-            "output": out.text,
+            # the reply is stored once (capped; its true length beside it): no separate copy of its <think>
+            "output": cap_text(out.text),
+            "output_chars": None if out.text is None else len(out.text),
             "action": None,
-            "think": None,
             "answer": None,
             "tokens": usage_of(out),
             "latency": round(out.latency, 4),
@@ -120,17 +127,17 @@ class Episode:
             return
         layout = self.templates.layout
         if layout == "direct":  # the authors' direct scripts: the whole reply is the prediction
-            turn["action"], turn["answer"] = "answer", out.text.strip()
+            turn["action"], turn["answer"] = "answer", cap_text(out.text.strip())
             self._finish(turn["answer"])
             return
         dotall = self.options.compat != "strict"
         act = va.parse_search(out.text, dotall) if layout == "search" else va.parse_coding(out.text, dotall)
-        turn["action"], turn["think"] = act.kind, act.think
+        turn["action"] = act.kind  # the reply is stored once (in "output"): no separate copy of its <think>
         if act.final:
-            turn["answer"] = act.answer
+            turn["answer"] = cap_text(act.answer)
             after = self.templates.data.get("after_answer", "{text}\n{output}")
             self.text = fill(after, text=self.text, output=out.text)
-            self._finish(act.answer)
+            self._finish(turn["answer"])
             return
         if layout == "search":
             await self._search_step(act, turn)
@@ -159,7 +166,7 @@ class Episode:
         from matbench.tools.search.base import format_search_error
 
         query = act.query if act.query is not None else self.last_query
-        info: dict = {"name": "search", "input": query, "results": [], "error": None, "cached": False}
+        info: dict = {"name": "search", "input": cap_text(query), "results": [], "error": None, "cached": False}
         turn["tool"] = info
         if query is None:  # an unclosed <search> before any query: theirs reused another sample's, or crashed
             info["error"] = "no query: <search> is not closed and no earlier query to repeat"
@@ -234,7 +241,8 @@ class Episode:
             with Image.open(self.image) as img:
                 width, height = img.size
             code, box = va.crop_rewrite(code, self.sample.question, width, height)
-            info["input"], info["crop_box"] = code, list(box) if box else None
+            info["crop_box"] = list(box) if box else None
+        info["input"] = cap_text(code)
         try:
             scope = {"globals": self.options.exec_globals} if self.options.exec_globals is not None else None
             res = await self.tools.sandbox.arun(code, self.image, scope=scope)
@@ -242,7 +250,13 @@ class Episode:
             info["error"] = f"sandbox failure: {exc}"
             self._count("code", True)
             return info
-        info.update(ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time)
+        info.update(
+            ok=res.ok,
+            stdout=cap_text(res.stdout),
+            stderr=cap_text(res.stderr),
+            error=res.error,
+            wall_time=res.wall_time,
+        )
         if res.ok and res.output_image is not None:
             kept = self._keep_image(Path(res.output_image))
             info["output_image"] = self._rel(kept)
@@ -271,3 +285,10 @@ class Episode:
             metadata=dict(self.sample.metadata),
             trajectory=self.turns,
         )
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -33,6 +33,10 @@ class ImageStore:
             return dst
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dst)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep a partial copy
+            raise
         return dst

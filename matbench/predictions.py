@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from matbench.data.sample import Sample
-from matbench.errors import InputError
-from matbench.records import PREDICTIONS_FILE
+from matbench.errors import ConfigError, InputError
+from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
 from matbench.scoring import Scored, aggregate, get_scorer
-from matbench.tasks import TaskSpec
+from matbench.tasks import TaskSpec, get_task
 
 
 @dataclass
@@ -41,27 +41,55 @@ class PredRow:
 
 def read_predictions(path: str | Path) -> list[PredRow]:
     """Rows of a predictions file; a run directory means its ``predictions.jsonl`` (latest row per id)."""
+    path = _predictions_path(path)
+    if _is_jsonl(path):
+        rows = list(iter_jsonl_predictions(path))  # JSON Lines: read one line at a time
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+        rows = _authors_rows(path, decode_utf8(data, path))  # the authors' format: one JSON list
+    if not rows:
+        raise InputError(EMPTY, file=str(path))
+    return rows
+
+
+EMPTY = "holds no predictions (an empty file scores nothing)"
+
+
+def run_config_of(path: str | Path) -> dict | None:
+    """The ``config.json`` of a run directory, or of the run a ``predictions.jsonl`` belongs to; else None."""
     path = Path(path)
-    if path.is_dir():
-        path = path / PREDICTIONS_FILE
-    try:
-        with path.open(encoding="utf-8") as fh:
-            if _first_char(fh) == "[":  # the authors' format: one JSON list, read whole
-                fh.seek(0)
-                return _authors_rows(path, fh.read())
-            fh.seek(0)
-            return _jsonl_rows(path, fh)  # JSON Lines: streamed, one line in memory at a time
-    except FileNotFoundError:
-        raise InputError("predictions file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+    run = RunDir(path if path.is_dir() else path.parent)
+    if path.is_dir() or path.name == PREDICTIONS_FILE:
+        if run.exists():
+            return run.read_config()
+    return None
 
 
-def _first_char(fh: TextIO) -> str:
-    while chunk := fh.read(4096):
-        if stripped := chunk.lstrip():
-            return stripped[0]
-    return ""
+def task_of(path: str | Path, task: str | None) -> tuple[TaskSpec, dict | None]:
+    """A run's task comes from its config (a different ``--task`` is refused); a plain file needs ``--task``."""
+    config = run_config_of(path)
+    if config is not None:
+        name = str((config.get("task") or {}).get("name"))
+        if task and task != name:
+            raise ConfigError(
+                f"{path} is a run of task {name}, not {task}: leave out --task or pick the right run"
+            )
+        return get_task(name), config
+    if not task:
+        raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
+    return get_task(task), None
+
+
+def size_warning(spec: TaskSpec, n: int, label: str) -> str | None:
+    """A line for stderr when ``n`` is not the whole task: these numbers are not the task's."""
+    if spec.size is None or n == int(spec.size):
+        return None
+    return (
+        f"warning: {label} holds {n} of the {spec.size} samples of {spec.name}: not the task's full numbers"
+    )
 
 
 def _authors_rows(path: Path, text: str) -> list[PredRow]:
@@ -92,80 +120,83 @@ def _authors_rows(path: Path, text: str) -> list[PredRow]:
     return rows
 
 
-def _jsonl_rows(path: Path, lines: Iterable[str]) -> list[PredRow]:
-    by_id: dict[str, PredRow] = {}
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON Lines: {exc}", file=str(path), row=no) from exc
-        if not isinstance(raw, dict):
-            raise InputError("row is not an object", file=str(path), row=no)
-        if "id" not in raw:
-            raise InputError("row has no 'id'", file=str(path), row=no)
-        if "gold" not in raw:
-            raise InputError("row has no gold field 'gold'", file=str(path), row=no)
-        if "prediction" not in raw:
-            raise InputError("row has no prediction field 'prediction'", file=str(path), row=no)
-        # A resumed run (--retry-errors) appends a newer line for the same id: the latest wins.
-        by_id[str(raw["id"])] = PredRow.from_record(raw, no)
-    return list(by_id.values())
-
-
 def check_ids(rows: list[PredRow], spec: TaskSpec, samples: list[Sample] | None, source: str) -> None:
-    """Every id must belong to the task; positional ids map onto the task's sample order."""
+    """Every id must belong to the task, once; positional ids map onto the task's sample order."""
     seen: dict[str, int] = {}
     for r in rows:
         if r.id in seen:
             raise InputError(f"duplicate id {r.id} (also row {seen[r.id]})", file=source, row=r.row)
         seen[r.id] = r.row
-    if samples is not None:
-        order = [s.id for s in samples]
-        known = set(order)
-        for r in rows:
+    check = IdCheck(spec, samples, source)
+    for r in rows:
+        check(r)
+
+
+class IdCheck:
+    """One row at a time (a streamed file): its id must belong to the task; a positional id takes the task's
+    id at that position."""
+
+    def __init__(self, spec: TaskSpec, samples: list[Sample] | None, source: str) -> None:
+        self.spec, self.source = spec, source
+        self.order = [s.id for s in samples] if samples is not None else None
+        self.known = set(self.order) if self.order is not None else None
+        ranges = spec.splits.ranges
+        self.range = (
+            (min(a for a, _ in ranges.values()), max(b for _, b in ranges.values())) if ranges else None
+        )
+
+    def __call__(self, r: PredRow) -> PredRow:
+        spec, source = self.spec, self.source
+        if self.order is not None:
             if r.positional:
-                if r.row > len(order):
+                if r.row > len(self.order):
                     raise InputError(
-                        f"row {r.row} has no id and the task {spec.name} has only {len(order)} samples",
+                        f"row {r.row} has no id and the task {spec.name} has only {len(self.order)} samples",
                         file=source,
                         row=r.row,
                     )
-                r.id = order[r.row - 1]
-            elif r.id not in known:
+                r.id = self.order[r.row - 1]
+            elif r.id not in self.known:
                 raise InputError(f"id {r.id} is not in task {spec.name}", file=source, row=r.row)
-        return
-    ranges = spec.splits.ranges
-    if not ranges:
-        return
-    lo = min(a for a, _ in ranges.values())
-    hi = max(b for _, b in ranges.values())
+            return r
+        if self.range is not None:
+            lo, hi = self.range
+            try:
+                num = int(r.id)
+            except ValueError:
+                num = None
+            if num is None or not lo <= num <= hi:
+                raise InputError(
+                    f"id {r.id} is not in task {spec.name} (ids {lo}-{hi})", file=source, row=r.row
+                )
+        return r
+
+
+def scored_rows(
+    rows: Iterable[PredRow],
+    spec: TaskSpec,
+    scoring: str,
+    samples: list[Sample] | None = None,
+) -> Iterator[Scored]:
+    """Each row's F1/EM and split, one row at a time."""
+    scorer = get_scorer(scoring, cjk=spec.cjk)
+    split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
     for r in rows:
-        try:
-            num = int(r.id)
-        except ValueError:
-            num = None
-        if num is None or not lo <= num <= hi:
-            raise InputError(f"id {r.id} is not in task {spec.name} (ids {lo}-{hi})", file=source, row=r.row)
+        split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
+        s = scorer(r.prediction, r.gold)
+        yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None)
 
 
 def score_rows(
-    rows: list[PredRow],
+    rows: Iterable[PredRow],
     spec: TaskSpec,
     scoring: str,
     samples: list[Sample] | None = None,
 ) -> dict:
-    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions)."""
-    scorer = get_scorer(scoring, cjk=spec.cjk)
-    split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
-    scored = []
-    for r in rows:
-        split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
-        s = scorer(r.prediction, r.gold)
-        scored.append(Scored(r.id, split, s.f1, s.em, missing=r.prediction is None))
-    agg = aggregate(scored, spec.splits.names)
-    return {"task": spec.name, "scoring": scoring, **agg}
+    """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions); aggregate
+    keeps running sums, so rows stream."""
+    scored = scored_rows(rows, spec, scoring, samples)
+    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}
 
 
 def score_file(
@@ -174,6 +205,95 @@ def score_file(
     scoring: str | None = None,
     samples: list[Sample] | None = None,
 ) -> dict:
-    rows = read_predictions(path)
-    check_ids(rows, spec, samples, str(path))
-    return score_rows(rows, spec, scoring or spec.default_scoring, samples)
+    """Score a file streamed: JSON Lines hold one row in memory at a time (the authors' JSON list is read whole,
+    as it must be), so a 12,576-sample run scores in the memory of a small one."""
+    path = _predictions_path(path)
+    if _is_jsonl(path):
+        check = IdCheck(spec, samples, str(path))  # ids are unique: the reader keeps the latest line of each
+        rows: Iterable[PredRow] = (check(r) for r in iter_jsonl_predictions(path))
+    else:
+        rows = read_predictions(path)
+        check_ids(rows, spec, samples, str(path))
+    result = score_rows(rows, spec, scoring or spec.default_scoring, samples)
+    if result["n"] == 0:
+        raise InputError(EMPTY, file=str(path))
+    return result
+
+
+def _predictions_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path / PREDICTIONS_FILE if path.is_dir() else path
+
+
+def _is_jsonl(path: Path) -> bool:
+    """JSON Lines unless the first non-blank byte opens a list (the authors' format); an empty file is JSONL."""
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(4096):
+                if stripped := chunk.lstrip():
+                    return stripped[:1] != b"["
+    except FileNotFoundError:
+        raise InputError("predictions file not found", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+    return True
+
+
+def _record_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
+    """(row, byte offset, record) of each line of a JSON Lines predictions file, each checked."""
+    with path.open("rb") as fh:
+        offset = 0
+        for no, raw in enumerate(fh, 1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                    file=str(path),
+                    row=no,
+                ) from None
+            yield no, start, _checked_row(path, line, no)
+
+
+def _checked_row(path: Path, line: str, no: int) -> dict:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON Lines: {exc}", file=str(path), row=no) from exc
+    if not isinstance(raw, dict):
+        raise InputError("row is not an object", file=str(path), row=no)
+    for key, why in (("id", "row has no 'id'"), ("gold", "row has no gold field 'gold'")):
+        if key not in raw:
+            raise InputError(why, file=str(path), row=no)
+    if "prediction" not in raw:
+        raise InputError("row has no prediction field 'prediction'", file=str(path), row=no)
+    return raw
+
+
+def iter_jsonl_predictions(path: Path) -> Iterator[PredRow]:
+    """The latest row of each id of a JSON Lines file, in first-seen order, streamed in two passes: the ids
+    first (every line checked), then the rows. Only ids and offsets are held, and only while ids repeat."""
+    index: dict[str, int] = {}  # id -> slot in rows/offsets (its latest line)
+    rows, offsets = array("q"), array("q")
+    lines = 0
+    for no, start, raw in _record_lines(path):
+        lines += 1
+        slot = index.setdefault(str(raw["id"]), len(rows))
+        if slot == len(rows):
+            rows.append(no)
+            offsets.append(start)
+        else:  # a resumed run (--retry-errors) appended a newer line for the same id: the latest wins
+            rows[slot], offsets[slot] = no, start
+    if len(index) == lines:  # no id repeats (the usual case): every line, in one more sequential pass
+        del index, rows, offsets
+        for no, _, raw in _record_lines(path):
+            yield PredRow.from_record(raw, no)
+        return
+    del index
+    with path.open("rb") as fh:
+        for no, start in zip(rows, offsets, strict=True):
+            fh.seek(start)
+            yield PredRow.from_record(json.loads(fh.readline()), no)

@@ -8,6 +8,7 @@ loses at most the samples in flight) and ``summary.json`` (written atomically).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -17,9 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matbench.errors import ConfigError, InputError
+from matbench.errors import ConfigError, InputError, MatbenchError
 
 STATUSES = ("ok", "error", "input_error")
+# The most of one text a record stores per turn (a reply, an answer, a tool input): a runaway 64 MiB reply
+# must not become a record of hundreds of MiB; the turn keeps the true length beside it.
+MAX_TEXT_BYTES = 256 * 1024
 CONFIG_FILE = "config.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -54,6 +58,16 @@ class SampleRecord:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+def cap_text(text: str | None, limit: int = MAX_TEXT_BYTES) -> str | None:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary)."""
+    if text is None or len(text) * 4 <= limit:
+        return text
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
 def utc_stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -69,13 +83,18 @@ def fingerprint(config: dict) -> str:
 
 
 def write_json_atomic(path: Path, obj: object) -> None:
+    """Write a whole file or nothing (a temporary file renamed over it); a full disk raises ``DiskFull``."""
+    data = (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise as_disk_full(exc, path, len(data)) from exc
 
 
 class RunDir:
@@ -107,11 +126,14 @@ class RunDir:
         write_json_atomic(self.config_path, config)
         self.predictions_path.touch()
 
+    def write_config(self, config: dict) -> None:
+        write_json_atomic(self.config_path, config)
+
     def read_config(self) -> dict:
+        if not self.config_path.is_file():
+            raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})")
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})") from None
+            return json.loads(read_text_utf8(self.config_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.config_path)) from exc
 
@@ -120,35 +142,27 @@ class RunDir:
         """Append one finished sample and hand it to the OS before returning.
 
         A flush (not an fsync) is what survives a killed process; an fsync per sample would cost milliseconds
-        on the event loop's thread for protection only against a machine crash.
+        on the event loop's thread for protection only against a machine crash. A write that fails (a full
+        disk) is cut back off, so the file keeps only whole lines, and raised as :class:`DiskFull`.
         """
-        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
-        with self._lock, self.predictions_path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
+        data = (json.dumps(record.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock, self.predictions_path.open("ab") as fh:
+            start = fh.tell()
+            try:
+                fh.write(data)
+                fh.flush()
+            except OSError as exc:
+                _truncate_quietly(fh, start)
+                raise as_disk_full(exc, self.predictions_path, len(data)) from exc
 
     def lines(self) -> Iterator[tuple[int, int, dict]]:
         """``(row number, byte offset, record)`` of each line, streamed: one line in memory at a time.
 
-        A torn last line (the process was killed mid-write) is ignored; a torn line elsewhere is an error.
+        See :func:`iter_lines`: a damaged line is one clear error naming the row; a torn last line is skipped.
         """
         if not self.predictions_path.is_file():
             return
-        pending: InputError | None = None
-        with self.predictions_path.open("rb") as fh:
-            offset = 0
-            for no, line in enumerate(fh, 1):
-                start, offset = offset, offset + len(line)
-                if not line.strip():
-                    continue
-                if pending is not None:
-                    raise pending
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                    pending = InputError(f"not valid JSON: {exc}", file=str(self.predictions_path), row=no)
-                    continue
-                yield no, start, row
+        yield from iter_lines(self.predictions_path)
 
     def latest_offsets(self) -> dict[str, int]:
         """Byte offset of the latest line of each id, in first-seen order; only ids are kept."""
@@ -219,6 +233,12 @@ class RunDir:
             status[str(row.get("id"))] = row.get("status") == "error"
         return {rid for rid, err in status.items() if not (retry_errors and err)}
 
+    def repair(self) -> int:
+        """Before appending to an existing run: cut a torn last line (see :func:`repair_tail`)."""
+        if not self.predictions_path.is_file():
+            return 0
+        return repair_tail(self.predictions_path)
+
     # --- summary ---------------------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:
         write_json_atomic(self.summary_path, summary)
@@ -227,6 +247,154 @@ class RunDir:
         if not self.summary_path.is_file():
             return None
         try:
-            return json.loads(self.summary_path.read_text(encoding="utf-8"))
+            return json.loads(read_text_utf8(self.summary_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.summary_path)) from exc
+
+
+# --- reading and repairing JSON Lines ---------------------------------------------------------------------------
+def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """(the record, None), or (None, why the line is not a UTF-8 JSON object)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc}"
+    return (row, None) if isinstance(row, dict) else (None, "row is not a JSON object")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
+    """``(line number, byte offset, object)`` of each record line of a JSON Lines file, streamed.
+
+    Every reader of run records goes through here, so that a damaged file gives one clear line naming the file
+    and the row (bad UTF-8, bad JSON, not an object). A last line without its newline is a write that was cut
+    short (a killed process, a full disk): it is skipped when it does not parse; a resume cuts it off.
+    """
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    with fh:
+        offset = 0
+        for no, raw in enumerate(fh, 1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            row, why = _parse_line(raw)
+            if row is not None:
+                yield no, start, row
+            elif raw.endswith(b"\n"):
+                raise InputError(why or "unreadable", file=str(path), row=no)
+
+
+def read_text_utf8(path: Path) -> str:
+    """A whole text file as UTF-8, or one clear line naming the file, line and byte that are not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 text, or an :class:`InputError` naming the line and column of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"not valid UTF-8 text (byte 0x{data[exc.start]:02x} at column {column})",
+            file=str(path),
+            row=line,
+        ) from None
+
+
+def repair_tail(path: Path) -> int:
+    """Make the file end with a whole line before anything is appended; returns the bytes cut off.
+
+    An unterminated last line that is a complete record only gets its newline; a torn one (the process died
+    mid-write) is cut back to the last newline, so the next record cannot be glued onto the fragment.
+    """
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        pos, keep = size, 0
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = pos + nl + 1
+                break
+        fh.seek(keep)
+        tail = fh.read()
+        if _parse_line(tail)[0] is not None:
+            fh.write(b"\n")
+            return 0
+        fh.truncate(keep)
+        return size - keep
+
+
+# --- a full disk ----------------------------------------------------------------------------------------------
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class DiskFull(MatbenchError):
+    """A write failed for lack of space: the run stops (never a sample's fault) and a rerun finishes it."""
+
+    def __init__(self, path: Path, needed: int, reason: str):
+        self.path, self.needed = path, needed
+        free = _free_bytes(path)
+        have = f", {_size(free)} free" if free is not None else ""
+        super().__init__(
+            f"{reason} while writing {path} (needs {_size(needed)} more{have}); every finished sample is kept: "
+            "free some space and rerun the same command to finish the run"
+        )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE
+
+
+def as_disk_full(exc: OSError, path: Path, needed: int) -> BaseException:
+    """``DiskFull`` for a no-space error, else the error itself."""
+    if not is_disk_full(exc):
+        return exc
+    return DiskFull(path, needed, exc.strerror or "no space left on device")
+
+
+def _free_bytes(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        try:
+            st = os.statvfs(p)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize
+    return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def _truncate_quietly(fh, size: int) -> None:
+    try:
+        fh.truncate(size)
+    except (OSError, ValueError):
+        pass

@@ -27,7 +27,10 @@ from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
 from matbench.protocols.resolve import exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
-from matbench.records import RunDir, SampleRecord, fingerprint, safe_name, utc_stamp
+from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
+from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
+from matbench.runlock import RunLock
 from matbench.scoring import get_scorer
 from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
@@ -36,8 +39,6 @@ from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
-# Fields of config.json that change results; a resumed run must match them all.
-FINGERPRINT_KEYS = ("task", "model", "protocol", "scoring", "search", "options", "decoding", "seed")
 # Model config fields that do not change what the model answers.
 _MODEL_NON_SEMANTIC = {
     "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
@@ -109,6 +110,7 @@ class TaskPlan:
     tools: Tools
     search_cache: object | None = None
     totals: RunTotals | None = None
+    lock: RunLock | None = None
     episode_cls: type[Episode] = Episode
     price: Price | None = None
     time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
@@ -175,8 +177,14 @@ def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bo
     )
 
 
-def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
-    shard = config["selection"]["shard"]
+def _run_path(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> Path:
+    model_part = safe_name(settings.model)
+    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
+    return Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}"
+
+
+def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
+    """The run directory: ``--run-dir``, else the latest previous run of this model, task and shard, else new."""
     model_part = safe_name(settings.model)
     task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
     if settings.run_dir:
@@ -187,27 +195,46 @@ def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> Ru
         root = Path(settings.runs_root)
         previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
         previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
-        path = previous[-1] if previous else root / f"{utc_stamp()}_{model_part}_{task_part}"
-    run = RunDir(path)
-    if run.exists():
-        if settings.overwrite:
-            shutil.rmtree(path)
-            if not settings.run_dir:  # a fresh run gets a fresh timestamp
-                run = RunDir(Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}")
-        else:
-            old = run.read_config()
-            if (old.get("selection") or {}).get("shard") != shard:
-                raise ConfigError(
-                    f"{path} holds shard {(old.get('selection') or {}).get('shard') or 'none (all samples)'}, "
-                    f"not {shard or 'all samples'}: pass another --run-dir"
-                )
-            if old.get("fingerprint") != config["fingerprint"]:
-                changed = [k for k in FINGERPRINT_KEYS if old.get(k) != config.get(k)]
-                raise ConfigError(
-                    f"{path} was run with a different configuration (changed: {', '.join(changed) or 'fingerprint'}); "
-                    "pass --run-dir DIR for a new run, or --overwrite to replace it"
-                )
-    return run
+        path = previous[-1] if previous else _run_path(settings, spec, shard)
+    return RunDir(path)
+
+
+def _overwrite(run: RunDir, settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
+    """Remove an existing run (under its lock, so that a running `eval` is never pulled from under)."""
+    with RunLock(run.path):
+        shutil.rmtree(run.path)
+    return run if settings.run_dir else RunDir(_run_path(settings, spec, shard))
+
+
+def _check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
+    """Refuse a changed configuration naming each changed key; accept an extended selection (and record it)."""
+    hint = "pass --run-dir DIR for a new run, or --overwrite to replace it"
+    old_sel, new_sel = old.get("selection") or {}, config.get("selection") or {}
+    if old_sel.get("shard") != new_sel.get("shard"):
+        raise ConfigError(
+            f"{run.path} holds shard {old_sel.get('shard') or 'none (all samples)'}, "
+            f"not {new_sel.get('shard') or 'all samples'}: pass another --run-dir"
+        )
+    changed = changed_keys(old, config)
+    if changed:
+        raise ConfigError(
+            f"{run.path} was run with a different configuration (changed: {', '.join(changed)}); {hint}"
+        )
+    if all(old_sel.get(k) == new_sel.get(k) for k in ("limit", "ids")):
+        return
+    try:
+        before = {s.id for s in _select(samples_all, old_sel.get("ids"), old_sel.get("limit"), spec)}
+    except ConfigError:
+        before = set()
+    now = {s.id for s in _select(samples_all, new_sel.get("ids"), new_sel.get("limit"), spec)}
+    if not before <= now:
+        keys = [f"selection.{k}" for k in ("limit", "ids") if old_sel.get(k) != new_sel.get(k)]
+        raise ConfigError(
+            f"{run.path} was run on a larger selection (changed: {', '.join(keys)}; "
+            f"{len(before - now)} of its samples would be left out); {hint}"
+        )
+    kept = {k: old[k] for k in ("created",) if k in old}
+    run.write_config({**config, **kept})  # an extended run: the same run, more samples
 
 
 def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
@@ -249,8 +276,10 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     get_scorer(scoring)  # unknown scoring fails here, before any call
     local = bool(settings.data_dir or settings.data_file)
     revision = None if local else (settings.data_revision or spec.data.get("revision"))
-    samples = load_samples(spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=revision)
-    samples = _select(samples, settings.ids, settings.limit, spec)
+    samples_all = load_samples(
+        spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=revision
+    )
+    samples = _select(samples_all, settings.ids, settings.limit, spec)
     n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
     shard = parse_shard(settings.shard) if settings.shard else None
     if shard is not None:
@@ -262,15 +291,16 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     exec_scope = (
         exec_scope_for(settings.exec_scope, templates) if "code" in spec.tools and not direct else None
     )
-    max_new_tokens = resolved.max_new_tokens or int(limits.get("max_new_tokens", 1024))
+    fixed = spec_limits(spec, direct, resolved.max_new_tokens)
+    max_new_tokens = fixed["max_new_tokens"]
     if native and model_config.get("reasoning_model"):  # room for the reasoning the tokens limit also counts
         max_new_tokens = int(templates.data.get("max_new_tokens_reasoning", max_new_tokens))
     if settings.max_new_tokens:  # --max-new-tokens wins over the protocol's and the task's limit
         max_new_tokens = int(settings.max_new_tokens)
     options = EpisodeOptions(
-        max_calls=1 if direct else int(limits.get("max_calls", 5)),
+        max_calls=fixed["max_calls"],
         max_new_tokens=max_new_tokens,
-        top_k=int(limits.get("top_k", 4)),
+        top_k=fixed["top_k"],
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,
@@ -309,6 +339,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
             "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
             "n_samples": n_selected,
+            "spec_sha256": file_sha256(spec.path),
             "revision": revision,
             # A 40-hex hub commit: the exact data. Anything else (none, a branch) can move under the run.
             "revision_pinned": None if local else bool(revision and _is_commit(revision)),
@@ -350,24 +381,51 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         },
         "packages": _packages(),
     }
-    config["fingerprint"] = fingerprint({k: config[k] for k in FINGERPRINT_KEYS})
-    run = _resolve_run_dir(settings, spec, config)
-    if run.exists() and sandbox_info is not None:
-        from matbench.tools.sandbox_policy import check_resume
-
-        check_resume(run.read_config(), sandbox_info, run.path)
-    if not run.exists():
-        run.create(config)
-    totals = RunTotals.from_run(run, spec, scoring)  # resume: one pass over the file, small rows per id
-    todo = [s for s in samples if not totals.finished(s.id, retry_errors=settings.retry_errors)]
+    config["fingerprint"] = config_fingerprint(config)
+    shard_label = config["selection"]["shard"]
+    run = _resolve_run_dir(settings, spec, shard_label)
+    if run.exists() and settings.overwrite:
+        run = _overwrite(run, settings, spec, shard_label)
     plan = TaskPlan(
-        spec, templates, samples, todo, run, config, options, scoring, tools, search_cache, totals
+        spec, templates, samples, list(samples), run, config, options, scoring, tools, search_cache
     )
     if native:
         from matbench.episode_tools import ToolsEpisode
 
         plan.episode_cls = ToolsEpisode
+    if not run.exists():
+        plan.totals = RunTotals(spec, scoring)
+        return plan
+    plan.lock = RunLock(run.path).acquire()  # resume: under the run's lock, after cutting a torn last line
+    try:
+        old = run.read_config()
+        if sandbox_info is not None:
+            from matbench.tools.sandbox_policy import check_resume
+
+            check_resume(old, sandbox_info, run.path)
+        _check_resume(run, old, config, samples_all, spec)
+        cut = run.repair()
+        if cut:
+            log.warning("%s: cut a torn last line (%d bytes) before resuming", run.predictions_path, cut)
+        plan.totals = RunTotals.from_run(run, spec, scoring)  # one pass over the file, small rows per id
+    except BaseException:
+        plan.lock.release()
+        raise
+    plan.todo = [s for s in samples if not plan.totals.finished(s.id, retry_errors=settings.retry_errors)]
+    print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
     return plan
+
+
+def open_run(plan: TaskPlan) -> None:
+    """Create a new run's directory (only once every task is planned, so a refusal leaves nothing behind)."""
+    if plan.lock is not None:
+        return
+    plan.run.path.mkdir(parents=True, exist_ok=True)
+    plan.lock = RunLock(plan.run.path).acquire()
+    if plan.run.exists():  # another `eval` made it since this one planned: resume it instead, never twice
+        plan.lock.release()
+        raise ConfigError(f"{plan.run.path} was just started by another `matbench eval`; rerun to resume it")
+    plan.run.create(plan.config)
 
 
 def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions, model_config: dict) -> dict:
@@ -465,6 +523,8 @@ async def run_concurrent(
                     await ep.advance(out)
                     if split is not None:
                         split.add_call(t1 - t0, clock() - t1)
+            except DiskFull:
+                raise  # the environment, not the sample: the run stops and a rerun finishes it
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
@@ -504,6 +564,8 @@ async def run_lockstep(
         if split is not None:
             split.add_round(len(live), t1 - t0, took, clock() - t1)
         for ep, result in zip(live, results, strict=True):
+            if isinstance(result, DiskFull):
+                raise result
             if isinstance(result, Exception):  # one broken episode must not end the round
                 log.error("sample %s failed in the harness: %r", ep.sample.id, result)
                 ep.fail(result)
@@ -625,17 +687,25 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
 
 def evaluate(settings: EvalSettings) -> list[dict]:
     """Run every task of ``settings`` with one model load; return their summaries."""
+    if settings.limit is not None and settings.limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
+    plans: list[TaskPlan] = []
     model = build_model(settings)  # cheap for HTTP; an in-process engine loads lazily on first generate
     try:
         model_config = model.config()
-        plans = [plan_task(settings, name, model_config, shared) for name in settings.tasks]
+        for name in settings.tasks:
+            plans.append(plan_task(settings, name, model_config, shared))
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model_config})
         for plan in plans:
             plan.price = price
+            open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
         return asyncio.run(_evaluate(plans, model, settings, meter))
     finally:
+        for plan in plans:
+            if plan.lock is not None:
+                plan.lock.release()
         for key, tool in shared.items():
             closer = getattr(tool[0] if key == "search" else tool, "close", None)
             if closer:
@@ -673,9 +743,14 @@ async def _evaluate(
     summaries = []
     try:
         for plan in plans:
+            open_run(plan)
+        for plan in plans:
             start = time.monotonic()
             await _run_plan(plan, model, settings, meter)
             summaries.append(summarize(plan, time.monotonic() - start, model, meter))
     finally:
+        for plan in plans:
+            if plan.lock is not None:
+                plan.lock.release()
         await model.aclose()
     return summaries

@@ -44,6 +44,7 @@ class Reply:
     reasoning: str | None = None  # Responses: a reasoning item (summary, encrypted content) first
     cached_tokens: int | None = None  # reported in the usage details when set
     reasoning_tokens: int | None = None
+    choices: list | None = None  # a 200 reply's raw ``choices`` (e.g. [] or content null), instead of text
 
     @classmethod
     def error(cls, status: int, message: str = "", retry_after: float | str | None = None) -> Reply:
@@ -375,7 +376,9 @@ class FakeOpenAIServer:
                             "finish_reason": finish,
                             "logprobs": None,
                         }
-                    ],
+                    ]
+                    if reply.choices is None
+                    else reply.choices,
                     "usage": usage,
                 },
                 headers=reply.headers,

@@ -13,11 +13,17 @@ import shutil
 from pathlib import Path
 
 from matbench.predictions import read_predictions
-from matbench.records import RunDir, SampleRecord, fingerprint
+from matbench.protocols.resolve import resolve_protocol
+from matbench.records import RunDir, SampleRecord
+from matbench.runconfig import config_fingerprint, file_sha256
 from matbench.scoring import Scored, aggregate, get_scorer
 from matbench.tasks import get_task
 
 PRED = Path("predictions") / "visual-arft"
+# The authors' scripts (their protocol strings), in the shared fixtures.
+AUTHORS_REPO = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "visual-arft-repo"
+).resolve()
 DEMO = Path("mat") / "coding-demo"
 
 
@@ -60,38 +66,49 @@ def make_coding_data(fixtures: Path, root: Path) -> Path:
 
 
 def coding_config(data_dir: Path | None, *, spec: str = "qwen2.5-vl-7b", seed: int = 0) -> dict:
+    """The config.json `matbench eval` writes for a stock visual-arft MAT-Coding run (fingerprint included)."""
     task = get_task("mat-coding")
+    protocol = resolve_protocol(
+        task, "visual-arft", None, authors_repo=str(AUTHORS_REPO), cache_dir=AUTHORS_REPO.parent
+    )
     core = {
         "task": {
             "name": task.name,
             "version": task.version,
-            "source": str(data_dir) if data_dir else task.source_label(),
+            "source": "local" if data_dir else task.source_label(),
             "data_dir": str(data_dir) if data_dir else None,
             "data_file": None,
             "n_samples": 200,
+            "spec_sha256": file_sha256(task.path),
         },
         "model": {
             "spec": spec,
             "backend": "openai",
             "model": "Qwen/Qwen2.5-VL-7B-Instruct",
             "base_url": "http://127.0.0.1:8000/v1",
-            "decoding": {"temperature": 0.0, "top_p": None, "max_new_tokens": 1024, "seed": seed},
         },
-        "protocol": {"name": "visual-arft", "file": "tasks/prompts/coding.yaml", "sha256": "0" * 64},
+        "protocol": protocol.config(custom=False),
         "scoring": "visual-arft",
         "search": None,
-        "options": {"crop_assist": True, "max_calls": 5},
+        "options": {"crop_assist": True, "max_calls": 5, "top_k": 4},
+        "decoding": {"temperature": 0.0, "top_p": None, "max_new_tokens": 1024, "seed": seed},
         "seed": seed,
-        "selection": {"limit": None, "ids": None},
     }
     return {
         "matbench_version": "0.1.0",
         "git_commit": "abc123",
         "created": "2026-11-25T19:00:00Z",
-        "fingerprint": fingerprint(core),
+        "fingerprint": config_fingerprint(core),
         **core,
+        "selection": {"limit": None, "ids": None},
         "packages": {"openai": "test"},
     }
+
+
+def one_turn(pred: str | None) -> list[dict]:
+    """The shortest trajectory of an answered sample: one turn whose answer is the prediction."""
+    output = f"<answer>{pred}</answer>" if pred is not None else "no answer"
+    return [{"turn": 1, "image": None, "output": output, "action": "answer", "answer": pred, "tool": None}]
 
 
 def _link(src: Path, dest: Path) -> None:
@@ -205,7 +222,7 @@ def make_coding_run(
         if rid in errors:
             pred, status, error = None, "error", "model server returned HTTP 500"
         s = scorer(pred, ans["answers"])
-        traj = coding_trajectory(fixtures, run, rid, demo, question, pred) if trajectories else []
+        traj = coding_trajectory(fixtures, run, rid, demo, question, pred) if trajectories else one_turn(pred)
         rd.append(
             SampleRecord(
                 id=rid,
@@ -218,7 +235,7 @@ def make_coding_run(
                 status=status,
                 error=error,
                 turns=len(traj),
-                tool_calls={"code": 1} if traj else {},
+                tool_calls={"code": 1} if trajectories else {},
                 metadata={"type": list(demo["type"])},
                 trajectory=traj,
             )
@@ -320,7 +337,11 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                         "name": "search",
                         "input": q,
                         "results": [
-                            {"title": text(2), "url": f"local://{rng.randrange(21_000_000)}", "snippet": text(36)}
+                            {
+                                "title": text(2),
+                                "url": f"local://{rng.randrange(21_000_000)}",
+                                "snippet": text(36),
+                            }
                             for _ in range(4)
                         ],
                         "error": None,
@@ -359,7 +380,9 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                 error=None if status == "ok" else "model server returned HTTP 500",
                 turns=len(traj),
                 tool_calls={"search": n_search},
-                metadata={"type": rng.choice(["compositional", "comparison", "inference", "bridge_comparison"])},
+                metadata={
+                    "type": rng.choice(["compositional", "comparison", "inference", "bridge_comparison"])
+                },
                 trajectory=traj,
             )
         )

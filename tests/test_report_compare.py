@@ -93,6 +93,11 @@ def test_different_tasks_refused(fixtures_dir, tmp_path, capsys):
     assert (
         main(["compare", str(run), str(p / "7b_mat_coding_grpo_step1400.json"), "--task", "mat-coding"]) == 2
     )
+    assert "is a run of task bamboogle, not mat-coding" in capsys.readouterr().err
+    other = tiny_run(tmp_path / "b", {"a": "Paris"})
+    config = RunDir(other).read_config()
+    RunDir(other).write_config({**config, "task": {"name": "musique", "version": "1.0"}})
+    assert main(["compare", str(run), str(other)]) == 2
     assert "different tasks" in capsys.readouterr().err
 
 

@@ -49,9 +49,9 @@ def test_markdown_rows_and_numbers(lb, capsys):
     assert f"{100 * e7.scores['all']['f1']:.2f} / {100 * e7.scores['all']['em']:.2f}" in md
     assert f"{100 * e7.scores['hard']['f1']:.2f} / {100 * e7.scores['hard']['em']:.2f}" in md
     assert "49.77 / 39.13†" in md  # a reported cell is marked
-    assert "Qwen <3B> run" in md and "[run]" in md
+    assert "Qwen &lt;3B&gt; run" in md and "Qwen <3B>" not in md and "[run]" in md
     rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert [r.split(" | ")[1] for r in rows] == ["Visual-ARFT-7B", "Visual-ARFT-3B", "Qwen <3B> run"]
+    assert [r.split(" | ")[1] for r in rows] == ["Visual-ARFT-7B", "Visual-ARFT-3B", "Qwen &lt;3B&gt; run"]
 
 
 def test_csv_has_flat_columns_with_fractions(lb, capsys):

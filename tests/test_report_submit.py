@@ -37,7 +37,14 @@ def test_good_run_is_recorded_with_rescored_numbers(run, fixtures_dir, tmp_path,
     (entry,) = load_entries(lb / "submissions")
     expected = score_file(fixtures_dir / PRED / "7b_mat_coding_grpo_step1400.json", get_task("mat-coding"))
     assert entry.kind == "run" and entry.name == "Qwen2.5-VL-7B (test)"
-    assert entry.scores["all"] == {"n": 200, "f1": expected["f1"], "em": expected["em"]}
+    assert {k: entry.scores["all"][k] for k in ("n", "f1", "em")} == {
+        "n": 200,
+        "f1": expected["f1"],
+        "em": expected["em"],
+    }
+    lo, hi = entry.scores["all"]["f1_ci"]
+    assert lo < expected["f1"] < hi and 0.05 < hi - lo < 0.2  # a 95 % bootstrap interval of 200 samples
+    assert entry.official and entry.unofficial is None
     assert entry.scores["hard"]["f1"] == expected["splits"]["hard"]["f1"]
     assert (entry.n, entry.errors, entry.input_errors, entry.task_version) == (200, 0, 0, "1.0")
     assert entry.model["spec"] == "qwen2.5-vl-7b" and entry.protocol == "visual-arft"
@@ -119,12 +126,14 @@ def test_foreign_ids_refused(run, tmp_path, capsys):
     assert "missing 1 sample(s): 200" in err
 
 
-def test_cli_data_dir_overrides_config(run, coding_data, tmp_path):
-    edit_json(run / "config.json", lambda c: c["task"].update(data_dir=str(tmp_path / "gone")))
+def test_cli_data_dir_overrides_config(fixtures_dir, tmp_path):
+    data = make_coding_data(fixtures_dir, tmp_path / "data")
+    run = make_coding_run(fixtures_dir, tmp_path / "run", data)
+    data.rename(tmp_path / "moved")
     with pytest.raises(Exception, match="data directory not found"):
         validate_run(run)
-    entry = validate_run(run, data_dir=str(coding_data))
-    assert entry.n == 200
+    entry = validate_run(run, data_dir=str(tmp_path / "moved"))
+    assert entry.n == 200 and entry.official
 
 
 def test_resumed_run_latest_line_wins(run, tmp_path):

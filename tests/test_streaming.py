@@ -218,3 +218,29 @@ def test_compare_streams_runs_and_pairs_by_row(tmp_path):
     bad = run("bad", {"1": "x"}, {"1": ["not x"]})
     with pytest.raises(InputError, match="sample 1 has different gold answers in A and B"):
         compare(load_side(a), load_side(bad), resamples=50)
+
+
+def test_score_file_streams_jsonl_latest_line_per_id(tmp_path):
+    from matbench.predictions import score_file
+
+    spec = get_task("bamboogle")
+    lines = [
+        {"id": "a", "gold": ["x"], "prediction": None},
+        {"id": "b", "gold": ["y"], "prediction": "y"},
+        {"id": "a", "gold": ["x"], "prediction": "x"},  # a rerun of a
+        {"id": "c", "gold": ["z"], "prediction": "nope"},
+    ]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + "\n")
+    rows = read_predictions(path)
+    assert [(r.id, r.prediction, r.row) for r in rows] == [("a", "x", 3), ("b", "y", 2), ("c", "nope", 4)]
+    assert score_file(path, spec) == score_rows(rows, spec, spec.default_scoring)
+    assert score_file(path, spec)["n"] == 3 and score_file(path, spec)["em"] == 2 / 3
+    path.write_bytes(path.read_bytes() + b'{"id": "d", "gold": ["\xff"], "prediction": "q"}\n')
+    with pytest.raises(InputError, match=r"row 6.*not valid UTF-8 text \(byte 0xff at column 23\)"):
+        score_file(path, spec)
+    path.write_text(json.dumps({"id": "e", "prediction": "p"}) + "\n")
+    with pytest.raises(InputError, match="row 1.*no gold field"):
+        score_file(path, spec)
+    path.write_text("")
+    assert score_file(path, spec)["n"] == 0

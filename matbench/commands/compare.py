@@ -45,5 +45,13 @@ def run(args: argparse.Namespace) -> int:
     a = load_side(args.run_a, task=args.task, scoring=args.scoring, samples=samples)
     b = load_side(args.run_b, task=args.task, scoring=args.scoring, samples=samples)
     result = compare(a, b, resamples=args.resamples, seed=args.seed)
+    import sys
+
+    from matbench.predictions import size_warning
+    from matbench.tasks import get_task
+
+    warning = size_warning(get_task(result.task), result.paired, "the pairing")
+    if warning:
+        print(warning, file=sys.stderr)
     print(json.dumps(result.to_dict()) if args.json else to_text(result))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 
@@ -210,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         prices=args.prices,
         max_cost=args.max_cost,
     )
+    # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
+    # the run directory's lock is released and one line is printed.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     summaries = evaluate(settings)
     if args.json:
         print(json.dumps(summaries))

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(rows without id take their 1-based position) or matbench's predictions.jsonl / a run directory.",
     )
     p.add_argument("predictions", help="predictions file or run directory")
-    p.add_argument("--task", required=True, help="task name (see `matbench tasks`)")
+    p.add_argument("--task", help="task name (see `matbench tasks`); a run directory carries its own")
     p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
     p.add_argument("--data-dir", help="validate ids against the task's samples in this folder")
     p.add_argument("--data-file", help="validate ids against the task's samples in this file")
@@ -23,17 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matbench.display import score_table
-    from matbench.predictions import score_file
-    from matbench.tasks import get_task
+    import sys
 
-    spec = get_task(args.task)
+    from matbench.display import score_table
+    from matbench.predictions import score_file, size_warning, task_of
+
+    spec, config = task_of(args.predictions, args.task)
+    scoring = args.scoring or (config or {}).get("scoring")
     samples = None
     if args.data_dir or args.data_file:
         from matbench.data.loaders import load_samples
 
         samples = load_samples(spec, data_dir=args.data_dir, data_file=args.data_file)
-    result = score_file(args.predictions, spec, args.scoring, samples)
+    result = score_file(args.predictions, spec, scoring, samples)
+    warning = size_warning(spec, result["n"], str(args.predictions))
+    if warning:
+        print(warning, file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise Refused(f"{args.run_dir}: refused: {exc}") from None
     e = result.entry
     state = "recorded" if result.written else "already recorded (unchanged)"
+    if not e.official:
+        state += f" as an UNOFFICIAL entry (shown apart, never ranked: {e.unofficial})"
     splits = "  ".join(f"{s} {pct(v['f1'])}/{pct(v['em'])}" for s, v in e.scores.items() if s != "all")
     print(
         f"{state}: {result.path}\n{e.name} on {e.task} v{e.task_version}: n={e.n} F1 {pct(e.scores['all']['f1'])} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -126,12 +127,16 @@ def _bad(row_no: int, raw: object, path: Path, why: str) -> Sample:
     )
 
 
-def _image_path(images: Path | None, json_path: Path, name: str) -> Path:
-    p = Path(name)
-    if p.is_absolute():
-        return p
+def _image_path(images: Path | None, json_path: Path, name: str) -> tuple[Path | None, str | None]:
+    """The image's path inside the data folder, or why not: a data file names images only inside its own
+    folder (an absolute path or a ``..`` that leaves it would read, send and copy a host file)."""
     base = images if images is not None else json_path.parent
-    return base / p
+    if Path(name).is_absolute() or name.startswith("~"):
+        return None, f"image path {name!r} is absolute; images must be inside the data folder {base}"
+    norm = os.path.normpath(name)
+    if norm == ".." or norm.startswith("../") or os.path.isabs(norm):
+        return None, f"image path {name!r} leaves the data folder {base}"
+    return base / norm, None
 
 
 @register_loader("mat-search")
@@ -148,7 +153,7 @@ def load_mat_search(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
             continue
         answer = raw["answer"]
         answers = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
-        image = _image_path(images, path, str(raw["image_path"]))
+        image, outside = _image_path(images, path, str(raw["image_path"]))
         sample = Sample(
             id=str(raw["id"]),
             question=str(raw["question"]),
@@ -157,7 +162,7 @@ def load_mat_search(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
             split=spec.splits.split_of(raw["id"], raw),
             metadata={"image_path": raw["image_path"]},
         )
-        why = check_image(image)
+        why = outside or check_image(image)
         if why:
             sample.input_error = f"{path}, row {row_no}: {why}"
         samples.append(sample)
@@ -186,7 +191,7 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
         if not raw.get(key):
             samples.append(_bad(row_no, raw, path, f"missing field {key}"))
             continue
-        image = _image_path(images, path, str(raw[key]))
+        image, outside = _image_path(images, path, str(raw[key]))
         sample = Sample(
             id=str(raw["id"]),
             question=str(raw["question"]),
@@ -195,7 +200,7 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
             split=spec.splits.split_of(raw["id"], raw),
             metadata={"type": [str(t) for t in types], "image_field": key},
         )
-        why = check_image(image)
+        why = outside or check_image(image)
         if why:
             sample.input_error = f"{path}, row {row_no}: {why}"
         samples.append(sample)

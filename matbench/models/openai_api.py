@@ -417,7 +417,10 @@ class OpenAIModel(Model):
                 pool.succeeded(ep)
                 if responses:
                     return parse_response(resp, time.perf_counter() - start, attempt)
-                return _to_output(resp, time.perf_counter() - start, attempt)
+                empty = _no_answer(resp)
+                if empty is None:
+                    return _to_output(resp, time.perf_counter() - start, attempt)
+                retryable, error = True, empty  # a 200 without an answer is an API failure, not ""
             finally:
                 limiter.release()
             error = self._scrub(error)
@@ -535,6 +538,23 @@ def _describe(exc: Any) -> str:
         msg = getattr(exc, "message", None) or str(exc)
     text = str(msg)
     return text if len(text) <= 500 else text[:500] + "..."
+
+
+def _no_answer(resp: Any) -> str | None:
+    """Why a 200 reply carries no answer (``choices: []``, ``content: null``), or None when it does."""
+    if not resp.choices:
+        return "the API replied 200 with no choices"
+    choice = resp.choices[0]
+    message = choice.message
+    if message is None:
+        return "the API replied 200 with no message"
+    if (
+        message.content is None
+        and not getattr(message, "refusal", None)
+        and not getattr(message, "tool_calls", None)
+    ):
+        return f"the API replied 200 with content null (finish_reason {choice.finish_reason})"
+    return None
 
 
 def _to_output(resp: Any, latency: float, retries: int) -> ModelOutput:

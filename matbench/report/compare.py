@@ -20,11 +20,11 @@ import numpy as np
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import check_ids, read_predictions
+from matbench.predictions import check_ids, read_predictions, task_of
 from matbench.records import RunDir
 from matbench.report.bootstrap import bootstrap_means, confidence_interval
 from matbench.scoring import get_scorer
-from matbench.tasks import TaskSpec, get_task
+from matbench.tasks import TaskSpec
 
 TIE = 1e-12
 
@@ -117,20 +117,21 @@ def load_side(
     scoring: str | None = None,
     samples: list[Sample] | None = None,
 ) -> Side:
-    """A run directory (task and scoring from its config) or a predictions file (needs ``task``)."""
+    """A run directory (task and scoring from its config; a different ``task`` is refused) or a predictions
+    file (needs ``task``)."""
     path = Path(path)
-    run = RunDir(path)
-    if path.is_dir() and run.exists():
-        config = run.read_config()
-        spec = get_task(str((config.get("task") or {}).get("name") or task))
+    spec, config = task_of(path, task)
+    if config is not None:
+        run = RunDir(path if path.is_dir() else path.parent)
         scoring = scoring or config.get("scoring") or spec.default_scoring
         tally = CostTally()
         side = _side_from_run(path, tally.watch(run.iter_records()), spec, scoring, samples)  # streamed
+        if not side.ids:
+            raise InputError(
+                "holds no predictions (an empty run compares nothing)", file=str(run.predictions_path)
+            )
         side.cost = tally.block(price_of_run(config, run.read_summary()))
         return side
-    if task is None:
-        raise ConfigError(f"{path} is not a run directory: give --task to read it as a predictions file")
-    spec = get_task(task)
     scoring = scoring or spec.default_scoring
     rows = read_predictions(path)
     check_ids(rows, spec, samples, str(path))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from matbench.errors import InputError
 from matbench.records import write_json_atomic
 
 KINDS = ("run", "reference", "reported")
+# An entry's file name is its key: built only from sanitised parts, never a path.
+SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 SCHEMA = 1
 
 
@@ -51,6 +54,10 @@ class Entry:
     source: dict = field(default_factory=dict)
     reported: dict | None = None  # the numbers as published (percent), for kind "reported"
     cost: dict | None = None  # runs: summary.json's cost block recomputed from the tokens (matbench.cost)
+    # False: a run on data that is not the task's official gold set (local, edited or partial): stored and
+    # shown apart, never ranked; ``unofficial`` says why.
+    official: bool = True
+    unofficial: str | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict:
@@ -63,6 +70,12 @@ class Entry:
             return cls(**{k: v for k, v in raw.items() if k in names})
         except TypeError as exc:
             raise InputError(f"not a leaderboard entry: {exc}", file=file) from exc
+
+
+def key_part(text: str) -> str:
+    """One part of an entry key: letters, digits, '.', '_' and single '-' only; never '..' (a path step)."""
+    part = re.sub(r"[^A-Za-z0-9._]+|\.{2,}", "-", str(text))
+    return re.sub(r"-{2,}", "-", part).strip("-.") or "x"
 
 
 def now_utc() -> str:
@@ -90,6 +103,8 @@ def save_entry(entry: Entry, directory: Path) -> tuple[Path, bool]:
 
     Returns the path and whether anything was written, so that resubmitting a run is idempotent.
     """
+    if not SAFE_KEY.fullmatch(entry.key):
+        raise InputError(f"unsafe leaderboard entry key {entry.key!r} (letters, digits, '.', '_', '-' only)")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{entry.key}.json"
     new = entry.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from matbench.report.leaderboard import Board, Row, label, pct
+from matbench.report.leaderboard import Board, Row, cell_text, label, pct
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d232a;background:#fff}
@@ -23,6 +23,7 @@ table.lb th[aria-sort=ascending]::after{content:" \\25B2"}
 table.lb th[aria-sort=descending]::after{content:" \\25BC"}
 table.lb tbody tr:nth-child(even){background:#fafbfc}
 td.reported{font-style:italic;color:#7a4b00}
+small.ci{display:block;font-size:10px;color:#6a737d}
 span.kind{font-size:11px;padding:1px 5px;border-radius:8px;background:#e8eef5;margin-left:4px}
 span.kind.reported{background:#fff1d6}span.kind.run{background:#e2f3e5}
 .charts{display:flex;flex-wrap:wrap;gap:18px}
@@ -130,7 +131,9 @@ def _table(board: Board) -> str:
             klass = ' class="reported"' if e is not None and e.kind == "reported" else ""
             mark = "†" if klass and metric in ("f1", "em") else ""
             title = f' title="{_e(e.provenance)}"' if e is not None else ""
-            cells.append(f'<td{klass} data-v="{v}"{title}>{_e(shown)}{mark}</td>')
+            ci = (e.scores.get(split) or {}).get(f"{metric}_ci") if e is not None and split else None
+            interval = f'<small class="ci">{pct(ci[0])}–{pct(ci[1])}</small>' if ci else ""
+            cells.append(f'<td{klass} data-v="{v}"{title}>{_e(shown)}{mark}{interval}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         '<div class="wrap"><table class="lb" id="leaderboard"><thead><tr>'
@@ -185,6 +188,24 @@ def _provenance(board: Board) -> str:
     return '<ol class="prov">' + "".join(items) + "</ol>"
 
 
+def _unofficial(board: Board) -> str:
+    """Runs on local, edited or partial data: listed apart, never ranked."""
+    if not board.unofficial:
+        return ""
+    rows = "".join(
+        f'<tr><td class="t">{_e(e.name)}</td><td class="t">{_e(label(e.task))}</td>'
+        f'<td>{_e(cell_text(e))}</td><td class="t">{_e(e.unofficial)}</td></tr>'
+        for e in board.unofficial
+    )
+    return (
+        '<h2>Unofficial runs (not ranked)</h2><p class="note">Runs on local, edited or partial data: their '
+        "numbers are not the task's.</p>"
+        '<div class="wrap"><table class="lb" id="unofficial"><thead><tr><th class="t">System</th>'
+        '<th class="t">Task</th><th>F1 / EM</th><th class="t">why not ranked</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
+
+
 def render_page(board: Board, *, title: str = "matbench leaderboard") -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -194,11 +215,14 @@ def render_page(board: Board, *, title: str = "matbench leaderboard") -> str:
         "<p class=\"note\">Percent scores under each row's scoring (visual-arft = the Visual-ARFT authors' rules). "
         "<b>run</b>: a matbench run validated and rescored by <code>matbench submit</code>; <b>reference</b>: the "
         "authors' published predictions rescored by matbench; <b>reported</b> (†, italic): computed from files "
-        "not available here, not rescored by matbench. Click a column header to sort.</p>"
+        "not available here, not rescored by matbench. Small print under a score: its 95% bootstrap interval. "
+        "Only runs on a task's official gold set are ranked. Click a column header to sort.</p>"
         + _table(board)
         + '<h2>Per task</h2><div class="charts">'
         + "".join(_chart(board, t) for t in board.tasks)
-        + "</div><h2>Provenance</h2>"
+        + "</div>"
+        + _unofficial(board)
+        + "<h2>Provenance</h2>"
         + _provenance(board)
         + f"<script>{JS}</script></body></html>\n"
     )

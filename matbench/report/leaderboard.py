@@ -8,6 +8,7 @@ With several entries for one row and task, the latest submitted wins.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,12 +50,14 @@ class Row:
 
 @dataclass
 class Board:
-    """The rows in display order, the tasks shown, and the flat numeric frame (same order as rows)."""
+    """The ranked rows in display order, the tasks shown, the flat numeric frame (same order as rows), and the
+    unofficial entries (runs on local or partial data): shown apart, never ranked."""
 
     rows: list[Row]
     tasks: list[str]
     splits: dict[str, list[str]]
     frame: pd.DataFrame
+    unofficial: list[Entry] = field(default_factory=list)
 
 
 def label(task: str) -> str:
@@ -168,10 +171,15 @@ def resolve_sort(board: Board, column: str | None) -> str:
 
 def build_board(entries: list[Entry], tasks: list[str] | None = None, sort: str | None = None) -> Board:
     chosen_tasks = task_order(entries, tasks)
-    rows = build_rows(entries, chosen_tasks)
+    official = [e for e in entries if e.official]
+    rows = build_rows(official, chosen_tasks)
     splits = split_names(rows, chosen_tasks)
     frame = to_frame(rows, chosen_tasks, splits)
-    board = Board(rows, chosen_tasks, splits, frame)
+    apart = sorted(
+        (e for e in entries if not e.official and e.task in chosen_tasks),
+        key=lambda e: (chosen_tasks.index(e.task), e.name, e.submitted_at),
+    )
+    board = Board(rows, chosen_tasks, splits, frame, apart)
     column = resolve_sort(board, sort)
     flat = frame.reset_index()
     flat["_pos"] = range(len(flat))
@@ -191,19 +199,37 @@ def pct(x: float | None) -> str:
 
 
 def cell_text(entry: Entry | None, split: str = "all") -> str:
+    """``F1 / EM`` (percent; † when reported), then n and the 95 % bootstrap interval of each."""
     if entry is None or split not in entry.scores:
         return ""
     part = entry.scores[split]
-    return f"{pct(part['f1'])} / {pct(part['em'])}{KIND_MARK.get(entry.kind, '')}"
+    text = f"{pct(part['f1'])} / {pct(part['em'])}{KIND_MARK.get(entry.kind, '')}"
+    n = part.get("n", entry.n if split == "all" else None)
+    extra = [f"n={n}"] if n is not None else []
+    if part.get("f1_ci") and part.get("em_ci"):
+        extra.append(f"95% CI {_span(part['f1_ci'])} / {_span(part['em_ci'])}")
+    return f"{text} ({', '.join(extra)})" if extra else text
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _span(ci: list[float]) -> str:
+    return f"{pct(ci[0])}–{pct(ci[1])}"
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"})
+
+
+def md_escape(text: object) -> str:
+    """Any field as inert Markdown text: HTML escaped (no tags reach the page), Markdown syntax escaped, one line."""
+    flat = " ".join(str("" if text is None else text).split())
+    return html.escape(flat, quote=False).translate(_MD_SPECIAL)
 
 
 def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in body]
+    lines = [
+        "| " + " | ".join(md_escape(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
     return lines
 
 
@@ -216,6 +242,8 @@ def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
         "Rows come from `leaderboard/submissions/`: `run` entries are matbench runs validated and rescored by",
         "`matbench submit`; `reference` entries are the authors' published predictions, rescored by matbench;",
         "cells marked † are `reported`: computed from files not available here and not rescored by matbench.",
+        "Each cell gives n and the 95 % bootstrap interval of F1 and EM. Only runs on a task's official gold set",
+        "are ranked; runs on local, edited or partial data are listed apart at the end.",
         "Regenerate with `matbench leaderboard --write`.",
         "",
     ]
@@ -241,14 +269,37 @@ def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
                 + [cell_text(e), _count(e.errors), _count(e.input_errors), _cost(e)]
             )
         lines += ["", f"## {label(task)}", ""] + _md_table(heads, body)
+    lines += unofficial_markdown(board)
     lines += ["", "## Provenance", ""]
     for i, r in enumerate(board.rows, 1):
-        lines.append(f"{i}. **{_md_escape(r.system)}** ({r.protocol}, search: {r.search}):")
+        lines.append(
+            f"{i}. **{md_escape(r.system)}** ({md_escape(r.protocol)}, search: {md_escape(r.search)}):"
+        )
         for task in board.tasks:
             if task in r.cells:
                 e = r.cells[task]
-                lines.append(f"   - {label(task)} [{e.kind}]: {_md_escape(e.provenance)}")
+                lines.append(
+                    f"   - {md_escape(label(task))} [{md_escape(e.kind)}]: {md_escape(e.provenance)}"
+                )
     return "\n".join(lines) + "\n"
+
+
+def unofficial_markdown(board: Board) -> list[str]:
+    """Runs on data other than the official gold set: listed apart, without a rank."""
+    if not board.unofficial:
+        return []
+    heads = ["System", "Task", "Protocol", "Scoring", "F1 / EM", "why not ranked", "provenance"]
+    body = [
+        [e.name, label(e.task), e.protocol or "-", e.scoring, cell_text(e), e.unofficial or "", e.provenance]
+        for e in board.unofficial
+    ]
+    return [
+        "",
+        "## Unofficial runs (not ranked)",
+        "",
+        "Runs on local, edited or partial data: their numbers are not the task's and are never ranked.",
+        "",
+    ] + _md_table(heads, body)
 
 
 def _cost(entry: Entry) -> str:
@@ -293,6 +344,11 @@ def row_object(row: Row, tasks: list[str]) -> dict:
 
 
 def to_json(board: Board) -> str:
+    apart = [
+        {"system": e.name, "task": e.task, "why": e.unofficial, "n": e.n, "scores": e.scores, "key": e.key}
+        for e in board.unofficial
+    ]
     return json.dumps(
-        {"tasks": board.tasks, "rows": [row_object(r, board.tasks) for r in board.rows]}, indent=2
+        {"tasks": board.tasks, "rows": [row_object(r, board.tasks) for r in board.rows], "unofficial": apart},
+        indent=2,
     )

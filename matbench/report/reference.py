@@ -13,9 +13,11 @@ from pathlib import Path
 
 import matbench
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import score_file
+from matbench.predictions import check_ids, read_predictions, scored_rows
 from matbench.records import safe_name
 from matbench.report.entries import Entry, now_utc, save_entry, scores_from_result, sha256_file
+from matbench.report.intervals import with_intervals
+from matbench.scoring import aggregate
 from matbench.tasks import get_task
 
 AUTHORS_REPO = "https://github.com/Liuziyu77/Visual-RFT"
@@ -94,7 +96,11 @@ def rescored_entry(
     if not path.is_file():
         raise InputError("reference predictions file not found", file=str(path))
     spec = get_task(task)
-    result = score_file(path, spec, scoring)
+    rows = read_predictions(path)
+    check_ids(rows, spec, None, str(path))
+    scored = list(scored_rows(rows, spec, scoring or spec.default_scoring))
+    result = {"task": spec.name, "scoring": scoring or spec.default_scoring}
+    result.update(aggregate(scored, spec.splits.names))
     note = f"{RESCORED}: {path.name}" + (f"; {provenance}" if provenance else "")
     return Entry(
         kind="reference",
@@ -110,7 +116,7 @@ def rescored_entry(
         missing=result["missing"],
         errors=None,
         input_errors=None,
-        scores=scores_from_result(result),
+        scores=with_intervals(scores_from_result(result), scored),
         provenance=note,
         matbench_version=matbench.__version__,
         submitted_at=now_utc(),

@@ -1,8 +1,11 @@
 """``matbench submit``: validate a finished run against its task, rescore it and record a leaderboard entry.
 
-Nothing in the run is trusted: the task's samples are reloaded, every id must be present once with the task's
-gold answers and split, the scores are recomputed from the predictions with the run's scoring, and then
-compared with what ``summary.json`` and each record claim. Any disagreement refuses the run with the reason.
+Nothing in the run is trusted: its config must hash to its fingerprint and name the stock task spec, protocol
+strings and limits; the task's samples are reloaded and their gold set hashed against the one the task spec
+pins (only then is the run *official*: on any other data it is stored as an unofficial entry, never ranked);
+every id must be present once with the task's gold answers and split; each prediction must be the answer of
+its own trajectory's last turn; the scores are recomputed and compared with what ``summary.json`` and each
+record claim. Any disagreement refuses the run with the reason.
 """
 
 from __future__ import annotations
@@ -15,8 +18,15 @@ from pathlib import Path
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
-from matbench.records import RunDir, safe_name
-from matbench.report.entries import Entry, now_utc, save_entry, scores_from_result, sha256_file
+from matbench.protocols.authors_source import AUTHORS_COMMIT
+from matbench.protocols.authors_strings import EXPECTED
+from matbench.protocols.authors_strings import sha256 as strings_sha256
+from matbench.protocols.templates import load_templates
+from matbench.records import RunDir
+from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
+from matbench.report.intervals import with_intervals
+from matbench.report.official import unofficial_reason
+from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
 from matbench.scoring import SCORINGS, Scored, aggregate, get_scorer
 from matbench.tasks import TaskSpec, get_task
 
@@ -117,7 +127,104 @@ def check_gold(records: list[dict], samples: list[Sample]) -> None:
             )
 
 
-def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> dict:
+def check_config(config: dict, spec: TaskSpec) -> None:
+    """The config hashes to its own fingerprint and names the stock task spec, protocol strings and limits."""
+    claimed, real = config.get("fingerprint"), config_fingerprint(config)
+    if claimed != real:
+        raise Refused(
+            f"config.json was edited: its fingerprint {str(claimed)[:40]!r} does not match its content ({real})"
+        )
+    spec_sha = _get(config, "task.spec_sha256", required=False)
+    if not spec_sha:
+        raise Refused("config.json records no task.spec_sha256 (made by an older matbench): rerun the task")
+    stock_spec = file_sha256(spec.path)
+    if spec_sha != stock_spec:
+        raise Refused(
+            f"the run used an edited task spec (sha256 {str(spec_sha)[:12]}), not {spec.path.name} "
+            f"({stock_spec[:12]})"
+        )
+    name = str(_get(config, "protocol.name"))
+    layout = _get(config, "protocol.layout", required=False)
+    protocol_tokens, reasoning_tokens = check_protocol(config, spec, name)
+    expected = spec_limits(spec, layout == "direct" or name == "direct", protocol_tokens)
+    checked = ["options.max_calls", "options.top_k"]
+    if name != "custom":  # a custom protocol file may set its own token limit
+        checked.append("decoding.max_new_tokens")
+    for key in checked:
+        limit = key.split(".")[1]
+        got = _get(config, key, required=False)
+        allowed = {expected[limit]}
+        if (
+            limit == "max_new_tokens"
+            and reasoning_tokens
+            and _get(config, "model.reasoning_model", required=False)
+        ):
+            allowed.add(reasoning_tokens)  # native tool calling gives a reasoning model room to think
+        if got not in allowed:
+            raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
+
+
+def check_protocol(config: dict, spec: TaskSpec, name: str) -> tuple[int | None, int | None]:
+    """A stock protocol's strings must be the stock ones: matbench's template file, or the authors' strings
+    pinned by sha256 (each one, at the pinned commit). Returns the protocol's own token limits (plain, and
+    for reasoning models where the protocol sets one)."""
+    if name == "custom":
+        return None, None
+    reasoning = None
+    try:
+        ref = spec.protocol(name)
+    except ConfigError:
+        raise Refused(f"config.json names protocol {name!r}, which task {spec.name} does not have") from None
+    used = str(_get(config, "protocol.sha256", required=False))
+    if ref.file is not None:
+        templates = load_templates(ref.file)
+        stock, reasoning = templates.sha256, templates.data.get("max_new_tokens_reasoning")
+        ok, what = used == stock, f"{ref.file.name} ({stock[:12]})"
+    else:
+        source = _get(config, "protocol.source", required=False) or {}
+        hashes = source.get("strings_sha256") or {}
+        prefix = f"{ref.layout or spec.kind}."
+        wanted = {k for k in EXPECTED if k.startswith(prefix)}
+        combined = strings_sha256("\n".join(f"{k}={v}" for k, v in sorted(hashes.items())))
+        ok = (
+            set(hashes) == wanted
+            and all(v in EXPECTED[k] for k, v in hashes.items())
+            and combined == used
+            and source.get("commit") == AUTHORS_COMMIT
+            and source.get("file") == ref.authors
+        )
+        what = f"the authors' strings pinned for {ref.authors} at {AUTHORS_COMMIT[:12]}"
+    if not ok:
+        raise Refused(
+            f"the run's {name} protocol strings (sha256 {used[:12]}) are not the stock ones of {what}: "
+            f"an edited or custom protocol cannot pass as {name}"
+        )
+    return ref.max_new_tokens, int(reasoning) if reasoning else None
+
+
+def check_trajectories(records: list[dict]) -> None:
+    """Each prediction is the answer of its own trajectory's last turn (a failed sample has none)."""
+    for rec in records:
+        rid, pred = rec.get("id"), rec.get("prediction")
+        if rec.get("status", "ok") != "ok":
+            if pred is not None:
+                raise Refused(
+                    f"sample {rid}: status {rec.get('status')} with a prediction: the record was edited"
+                )
+            continue
+        if not rec.get("has_trajectory"):
+            raise Refused(f"sample {rid} has no trajectory, so its prediction cannot be checked")
+        answer = rec.get("last_answer")
+        if pred != answer:
+            shown = json.dumps(pred, ensure_ascii=False)[:80]
+            real = json.dumps(answer, ensure_ascii=False)[:80]
+            raise Refused(
+                f"sample {rid}: the prediction {shown} is not the answer of its trajectory's last turn ({real}): "
+                "the record was edited"
+            )
+
+
+def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> tuple[dict, list]:
     """The ``matbench score --json`` object recomputed from the predictions; each record's own f1/em checked."""
     scorer = get_scorer(scoring, cjk=spec.cjk)
     by_id = {s.id: s for s in samples}
@@ -138,14 +245,16 @@ def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring:
                     f"scores {real} under {scoring}: the record was edited"
                 )
         scored.append(Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None))
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}
+    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}, scored
 
 
-def check_summary(summary: dict | None, result: dict, counts: dict[str, int]) -> None:
-    """``summary.json`` must agree with the recomputed scores and counts; otherwise it was edited."""
+def check_summary(summary: dict | None, result: dict, counts: dict[str, int], model: str) -> None:
+    """``summary.json`` must agree with the recomputed scores and counts and the config's model."""
     if summary is None:
         raise Refused("no summary.json: the run has not finished (resume it with `matbench eval`)")
     run = summary.get("run") or {}
+    if run.get("model") not in (None, model):
+        raise Refused(f"summary.json names model {run.get('model')!r} but config.json {model!r}: relabelled")
     if run.get("finished") is False:
         raise Refused("summary.json says the run has not finished (resume it with `matbench eval`)")
     if summary.get("task") not in (None, result["task"]):
@@ -170,8 +279,14 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int]) ->
 
 
 def _needed(rec: dict) -> dict:
-    """The fields validation reads: a record without its trajectory, question and metadata."""
-    return {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
+    """The fields validation reads: a record without its trajectory (but its last turn's answer), question and
+    metadata."""
+    out = {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
+    trajectory = rec.get("trajectory") or []
+    last = trajectory[-1] if trajectory else None
+    out["has_trajectory"] = isinstance(last, dict)
+    out["last_answer"] = last.get("answer") if isinstance(last, dict) else None
+    return out
 
 
 def validate_run(
@@ -193,28 +308,33 @@ def validate_run(
     scoring = str(config.get("scoring") or spec.default_scoring)
     if scoring not in SCORINGS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
+    check_config(config, spec)
     tally = CostTally()  # tokens add up as the records stream past
     records = [_needed(r) for r in tally.watch(run.iter_records())]  # streamed; trajectories are never held
     if not records:
         raise Refused("predictions.jsonl holds no records")
+    model = _get(config, "model")
+    model_spec = str(model.get("spec") or model.get("model") or "unknown")
     samples = load_task_samples(spec, config, data_dir, data_file)
+    unofficial = unofficial_reason(spec, samples)
     check_coverage(records, samples, spec, config)
     check_gold(records, samples)
-    result = rescore(records, samples, spec, scoring)
+    check_trajectories(records)
+    result, scored = rescore(records, samples, spec, scoring)
     counts = {
         "errors": sum(r.get("status") == "error" for r in records),
         "input_errors": sum(r.get("status") == "input_error" for r in records),
     }
-    check_summary(run.read_summary(), result, counts)
+    check_summary(run.read_summary(), result, counts, model_spec)
 
     cost = tally.block(price_of_run(config, run.read_summary()))
     sha = sha256_file(run.predictions_path)
-    fingerprint = config.get("fingerprint")
-    model = _get(config, "model")
-    model_spec = str(model.get("spec") or model.get("model") or "unknown")
+    fingerprint = str(config.get("fingerprint") or "")
     search = config.get("search") or None
-    key = "-".join(p for p in ("run", safe_name(model_spec), spec.name, fingerprint or "", sha[:12]) if p)
+    parts = ("run" if unofficial is None else "unofficial", model_spec, spec.name, fingerprint, sha[:12])
+    key = "-".join(key_part(p) for p in parts if p)
     created = config.get("created")
+    decoding = config.get("decoding") if isinstance(config.get("decoding"), dict) else model.get("decoding")
     return Entry(
         kind="run",
         key=key,
@@ -226,16 +346,16 @@ def validate_run(
         protocol_sha256=_get(config, "protocol.sha256", required=False),
         search=search.get("backend") if isinstance(search, dict) else None,
         scoring=scoring,
-        decoding=model.get("decoding"),
+        decoding=decoding,
         n=result["n"],
         missing=result["missing"],
         errors=counts["errors"],
         input_errors=counts["input_errors"],
-        scores=scores_from_result(result),
+        scores=with_intervals(scores_from_result(result), scored),
         provenance=f"matbench run {Path(run_dir).resolve().name} (created {created}), rescored by matbench submit",
         matbench_version=str(config.get("matbench_version") or ""),
         submitted_at=now_utc(),
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or None,
         predictions_sha256=sha,
         cost=cost,
         source={
@@ -245,6 +365,8 @@ def validate_run(
             "task_source": _get(config, "task.source", required=False),
             "options": config.get("options"),
         },
+        official=unofficial is None,
+        unofficial=unofficial,
     )
 
 

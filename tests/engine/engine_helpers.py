@@ -25,12 +25,13 @@ def free_port() -> int:
 
 
 def first_request(task: str, sample, run_dir: Path, max_new_tokens: int = 32):
-    """The first model request of a real episode of ``task`` (matbench's own prompt path)."""
+    """The first model request of a real episode of ``task``: the task's default protocol, resolved the way
+    `matbench eval` resolves it (the authors' strings by default), so no test depends on prompt wording."""
     from matbench.episode import Episode, EpisodeOptions, Tools
-    from matbench.protocols.templates import load_templates
+    from matbench.protocols.resolve import resolve_protocol
     from matbench.tasks import get_task
 
     spec = get_task(task)
-    templates = load_templates(spec.prompt_file(spec.default_protocol))
+    resolved = resolve_protocol(spec, None, None, authors_repo=None, cache_dir=run_dir / "protocol-cache")
     options = EpisodeOptions(max_new_tokens=max_new_tokens, temperature=0.0)
-    return Episode(sample, templates, Tools(), options, run_dir, task=task).request()
+    return Episode(sample, resolved.templates, Tools(), options, run_dir, task=task).request()

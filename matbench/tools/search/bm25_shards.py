@@ -257,7 +257,7 @@ class Shard:
             cand = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
             cand_scores = scores[cand]
         else:
-            cand = np.unique(np.concatenate([self.indices[indptr[t] : indptr[t + 1]] for t in essential]))
+            cand = _union([self.indices[indptr[t] : indptr[t + 1]] for t in essential])
             cand_scores = self.scores_of(ids, cand)
             keep = cand_scores >= threshold
             cand, cand_scores = cand[keep], cand_scores[keep]
@@ -280,11 +280,11 @@ class Shard:
             found.append(self.indices[lo:hi])
             n_found += hi - lo
             if n_found >= k:
-                docs = np.unique(np.concatenate(found))
+                docs = _union(found)
                 if docs.size >= k:
                     break
         else:
-            docs = np.unique(np.concatenate(found)) if found else docs
+            docs = _union(found) if found else docs
         return docs, self.scores_of(ids, docs)
 
     def top_k_dense(self, ids: list[int], k: int) -> list[tuple[int, float]]:
@@ -293,6 +293,17 @@ class Shard:
         cand = np.flatnonzero(scores > 0)
         best = np.lexsort((cand, -scores[cand]))[:k]
         return [(self.start + int(cand[i]), float(scores[cand][i])) for i in best]
+
+
+def _union(lists: list[Any]) -> Any:
+    """Sorted distinct doc numbers of several posting lists (a sort beats numpy's hashing unique here)."""
+    docs = np.sort(np.concatenate(lists)) if len(lists) > 1 else np.asarray(lists[0])
+    if len(lists) > 1 and docs.size:
+        keep = np.empty(docs.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(docs[1:], docs[:-1], out=keep[1:])
+        docs = docs[keep]
+    return docs
 
 
 def merged_top_k(shards: list[Shard], ids: list[int], k: int) -> list[tuple[int, float]]:
