@@ -60,6 +60,8 @@ def main() -> int:
         VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
+        # the authors' prompt strings from the fixtures' copy of their repository (never a download)
+        MATBENCH_AUTHORS_REPO=os.environ.get("MATBENCH_AUTHORS_REPO", str(FIXTURES / "visual-arft-repo")),
     )
     with tempfile.TemporaryDirectory() as tmp:
         data = repeated_coding_rows(Path(tmp) / "data", args.samples)

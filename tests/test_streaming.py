@@ -242,6 +242,6 @@ def test_score_file_streams_jsonl_latest_line_per_id(tmp_path):
     path.write_text(json.dumps({"id": "e", "prediction": "p"}) + "\n")
     with pytest.raises(InputError, match="row 1.*no gold field"):
         score_file(path, spec)
-    path.write_text("")
-    with pytest.raises(InputError, match="holds no predictions"):  # issue 10: an empty file is refused
+    path.write_text("\n")
+    with pytest.raises(InputError, match="holds no predictions"):
         score_file(path, spec)
