@@ -219,8 +219,9 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
         assert srv.calls == calls
     finally:
         srv.stop()
-    a = read_jsonl(tmp_path / "live" / "predictions.jsonl")
-    b = read_jsonl(tmp_path / "replay" / "predictions.jsonl")
+    # Records are appended as samples finish: two concurrent samples may finish in either order.
+    a = sorted(read_jsonl(tmp_path / "live" / "predictions.jsonl"), key=lambda r: r["id"])
+    b = sorted(read_jsonl(tmp_path / "replay" / "predictions.jsonl"), key=lambda r: r["id"])
     strip = [{k: v for k, v in r.items() if k != "latency"} for r in a]
     again = [{k: v for k, v in r.items() if k != "latency"} for r in b]
     for rows in (strip, again):
