@@ -37,7 +37,23 @@ def run_dir_of(stdout: str) -> Path:
     raise AssertionError(f"no run directory in output:\n{stdout}")
 
 
-class RetrievalServer:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) for the given handler; a context manager."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RetrievalServer(LoopbackServer):
     """A Search-R1/FlashRAG retrieval server on 127.0.0.1 answering every query with fixed passages."""
 
     def __init__(self, passages: list[tuple[str, str]]):
@@ -63,13 +79,4 @@ class RetrievalServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> RetrievalServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
-from runtime_helpers import read_jsonl, run_dir_of, run_eval
+from runtime_helpers import LoopbackServer, read_jsonl, run_dir_of, run_eval
 
 from matbench.errors import ConfigError
 from matbench.protocols.authors_source import AUTHORS_COMMIT, AUTHORS_REPO, cache_path
@@ -88,7 +87,7 @@ def test_a_changed_string_is_refused_naming_file_and_string(repo, tmp_path):
         authors_templates("coding", CODING, authors_repo=str(tmp_path / "empty"), cache_dir=tmp_path)
 
 
-class RawHost:
+class RawHost(LoopbackServer):
     """Serves a folder in the raw-file host's layout: GET /<owner>/<repo>/<commit>/<path>."""
 
     def __init__(self, root: Path):
@@ -113,16 +112,7 @@ class RawHost:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> RawHost:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def _direct_bamboogle(srv, tmp_path: Path, fixtures_dir: Path, env: dict, *extra: str):
