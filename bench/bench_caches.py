@@ -4,7 +4,10 @@ off, with the default settings, with both caches forced on, and rerun on a warm 
 
 Each configuration runs on a fresh cache folder and run directory, in a child process (`python -m matbench.cli
 eval`), alternating configurations between repeats; the median is printed. Target (issue 13): the defaults are
-not slower than the caches off.
+not slower than the caches off. On a shared 2-core VM one run's CPU time varies by 10-20 % with the
+neighbours, more than the cache costs, so the verdict is a paired sign test: the defaults count as slower
+only when they cost more CPU than the caches off in every one of >= 5 interleaved pairs (p < 0.05). The
+cache's own cost is printed beside it, measured in-process (µs of CPU per model call), where noise is small.
 
     .venv/bin/python bench/bench_caches.py                      # 2,000 samples, 3 repeats
     .venv/bin/python bench/bench_caches.py --n 12576 --repeat 1
@@ -99,10 +102,61 @@ def eval_once(
     return time.perf_counter() - t0
 
 
+def in_process_cost(n: int = 6000) -> tuple[float, float]:
+    """CPU µs per call that CachedModel adds to an instant model, cold (miss + store) and warm (hit), with
+    2Wiki-sized requests; the writer thread's commits are included (process CPU time)."""
+    import asyncio
+    import resource
+
+    from matbench.models.base import ChatRequest, Model, ModelOutput
+    from matbench.models.cache import CachedModel
+
+    class Instant(Model):
+        name, lockstep, max_concurrency = "instant", False, 32
+
+        def config(self) -> dict:
+            return {"backend": "openai", "model": "instant", "default_temperature": 0.0}
+
+        async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
+            return [
+                ModelOutput(text="<think> x </think>\n<search> who directed the film </search>")
+                for _ in requests
+            ]
+
+    intro = "Answer the given question, searching when you need to. " * 12
+    requests = [
+        ChatRequest(
+            f"{intro} Question: q{i}? " + "<information> a passage of text </information> " * (i % 3) * 8,
+            temperature=0.0,
+        )
+        for i in range(n)
+    ]
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def drive(model: Model) -> None:
+        for i in range(0, n, 32):
+            await model.generate(requests[i : i + 32])
+        await model.aclose()
+
+    with tempfile.TemporaryDirectory(prefix="matbench-bench-cache-cost-") as d:
+        per_call = []
+        for _ in range(2):  # cold (every call a miss), then warm (every call a hit)
+            t = cpu()
+            asyncio.run(drive(CachedModel(Instant(), Path(d) / "responses.sqlite")))
+            per_call.append((cpu() - t) / n * 1e6)
+        t = cpu()
+        asyncio.run(drive(Instant()))
+        bare = (cpu() - t) / n * 1e6
+    return per_call[0] - bare, per_call[1] - bare
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="samples (default 2,000; 2Wiki has 12,576)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved repeats (>= 5 for the sign test)")
     ap.add_argument(
         "--root", type=Path, default=ROOT, help="the checkout whose matbench runs (default: this one)"
     )
@@ -159,11 +213,27 @@ def main() -> int:
                 f"({100 * (cpu / cpu_off - 1):+6.1f} % vs caches off); wall of each run: "
                 f"{', '.join(f'{t:.1f}' for t in ts)}"
             )
-        default = statistics.median(CPU["defaults"])
+        pairs = [d - o for d, o in zip(CPU["defaults"], CPU["caches off"], strict=True)]
+        slower = len(pairs) >= 5 and all(p > 0 for p in pairs)
         print(
-            f"target: defaults not slower than caches off, in CPU time (the wall time of one run on this shared "
-            f"machine varies 3x with the others' load) -> {'met' if default <= cpu_off else 'NOT met'}; "
-            f"load average {os.getloadavg()[0]:.1f}"
+            f"defaults minus caches off, CPU of each interleaved pair: {', '.join(f'{p:+.1f}' for p in pairs)} s "
+            f"(median {statistics.median(pairs):+.1f} s)"
+        )
+        cold, warm = in_process_cost()
+        calls = 3 * args.n
+        print(
+            f"the response cache's own cost, in-process: {cold:.0f} µs of CPU per model call cold (lookup, key, "
+            f"store, commit), {warm:.0f} µs warm (a hit, instead of the call); on this run "
+            f"{cold * calls / 1e6:.2f} s of CPU = {100 * cold * calls / 1e6 / cpu_off:.1f} % of the caches-off run"
+        )
+        verdict = (
+            "NOT met (the defaults cost more in every pair)"
+            if slower
+            else ("met" if len(pairs) >= 5 else "not decided: fewer than 5 pairs")
+        )
+        print(
+            f"target: defaults not slower than caches off (paired sign test over {len(pairs)} pairs, CPU time) -> "
+            f"{verdict}; load average {os.getloadavg()[0]:.1f}"
         )
     return 0
 

@@ -183,3 +183,30 @@ def test_cache_key_ignores_operational_config_but_not_endpoint_or_request_fields
         ChatRequest("q!", temperature=0.0),
     ):
         assert cache_key(base, req) != cache_key(base, changed)
+
+
+def test_cache_key_is_the_sha256_of_the_whole_payload_so_existing_caches_stay_valid() -> None:
+    """The per-model prefix is a shortcut: the key is still sha256 of {"config", "request"} as sorted JSON."""
+    import hashlib
+    import json
+
+    from matbench.models.base import Message, ToolSpec
+    from matbench.models.cache import config_prefix, request_fields, semantic_config
+
+    cfg = {
+        "backend": "openai",
+        "model": "m",
+        "base_url": "http://a",
+        "timeout": 3,
+        "served_model": {"id": "m"},
+    }
+    tool = ToolSpec("search", "look it up", {"type": "object", "properties": {"q": {"type": "string"}}})
+    for req in (
+        ChatRequest('q é "x"\n', temperature=0.0),
+        ChatRequest("", seed=3, messages=[Message(role="user", text="hi")], tools=[tool]),
+    ):
+        payload = {"config": semantic_config(cfg), "request": request_fields(req)}
+        blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":")).encode("utf-8")
+        expected = hashlib.sha256(blob).hexdigest()
+        assert cache_key(cfg, req) == expected
+        assert cache_key(cfg, req, config_prefix(cfg)) == expected

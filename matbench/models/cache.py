@@ -67,23 +67,40 @@ def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NON_SEMANTIC_CONFIG_KEYS}
 
 
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ChatRequest) if f.name != "tag")
+
+
 def request_fields(request: ChatRequest) -> dict[str, Any]:
     """Every field of the request except the log tag; images by content digest, not path."""
-    fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "tag"}
+    fields = {name: getattr(request, name) for name in _REQUEST_FIELDS}
     fields["images"] = [image_digest(p) for p in request.images]
     if request.messages is not None:  # the native tool protocol: its conversation, images by content too
         fields["messages"] = [
             {**asdict(m), "images": [image_digest(p) for p in m.images]} for m in request.messages
         ]
-    fields["tools"] = [asdict(t) for t in request.tools]
+    fields["tools"] = [asdict(t) for t in request.tools] if request.tools else []
     return fields
 
 
-def cache_key(config: dict[str, Any], request: ChatRequest) -> str:
-    """sha256 over what determines the answer: endpoint, served model, decoding config, the request."""
-    payload = {"config": semantic_config(config), "request": request_fields(request)}
-    blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def config_prefix(config: dict[str, Any]) -> bytes:
+    """The start of every key's payload for one model config; computed once per model, not per call."""
+    return ('{"config":' + _dumps(semantic_config(config)) + ',"request":').encode("utf-8")
+
+
+def cache_key(config: dict[str, Any], request: ChatRequest, prefix: bytes | None = None) -> str:
+    """sha256 over what determines the answer: endpoint, served model, decoding config, the request.
+
+    The payload is ``{"config": ..., "request": ...}`` as sorted compact JSON; ``prefix`` (from
+    :func:`config_prefix`) saves re-encoding the config on every call and gives the same bytes.
+    """
+    h = hashlib.sha256(prefix if prefix is not None else config_prefix(config))
+    h.update(_dumps(request_fields(request)).encode("utf-8"))
+    h.update(b"}")
+    return h.hexdigest()
 
 
 class CachedModel(Model):
@@ -96,6 +113,7 @@ class CachedModel(Model):
         self.lockstep = model.lockstep
         self.max_concurrency = model.max_concurrency
         self._config = model.config()
+        self._prefix = config_prefix(self._config)
         # one connection per process and file; stores are committed in batches by a background thread
         self._db: CacheDB | None = CacheDB.open(self.path, _SCHEMA)
         self.hits = 0
@@ -132,7 +150,7 @@ class CachedModel(Model):
                 pending.append(i)
                 continue
             try:
-                key = cache_key(self._config, request)
+                key = cache_key(self._config, request, self._prefix)
             except OSError:  # unreadable image: let the backend report it as the sample's error
                 pending.append(i)
                 continue
@@ -157,6 +175,7 @@ class CachedModel(Model):
     def preflight(self) -> None:
         self.model.preflight()
         self._config = self.model.config()  # the served model is part of every key from now on
+        self._prefix = config_prefix(self._config)
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)
