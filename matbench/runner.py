@@ -25,6 +25,7 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
+from matbench.models.decoding import effective_decoding, sent_decoding
 from matbench.protocols.resolve import exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
@@ -74,6 +75,7 @@ class EvalSettings:
     base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
     api_key_env: str | None = None
     max_concurrency: int = 32
+    lockstep_window: int = 1024  # in-process engines: episodes alive at once (each round batches all of them)
     run_dir: str | None = None
     runs_root: str = "runs"
     overwrite: bool = False
@@ -370,7 +372,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "seed": options.seed,
             # OpenAI-compatible endpoints: exactly what every request body carries besides the messages
             # (what is not sent is the server's default, e.g. the checkpoint's generation config).
-            "sent": _sent_decoding(model_config, options),
+            "sent": sent_decoding(model_config, options),
         },
         "seed": settings.seed,
         "selection": {
@@ -381,6 +383,9 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         },
         "packages": _packages(),
     }
+    effective = effective_decoding(model_config, options)
+    if effective is not None:  # in-process engines: the SamplingParams every request gets
+        config["decoding"]["effective"] = effective
     config["fingerprint"] = config_fingerprint(config)
     shard_label = config["selection"]["shard"]
     run = _resolve_run_dir(settings, spec, shard_label)
@@ -466,29 +471,6 @@ def _is_commit(revision: str) -> bool:
     return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
 
 
-def _sent_decoding(model_config: dict, options: EpisodeOptions) -> dict | None:
-    if model_config.get("backend") != "openai":
-        return None  # in-process engines record their effective sampling in the model config
-    from matbench.models.base import ChatRequest
-    from matbench.models.openai_api import build_body
-
-    request = ChatRequest(
-        text="",
-        max_new_tokens=options.max_new_tokens,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        seed=options.seed,
-    )
-    body = build_body(
-        str(model_config.get("model")),
-        request,
-        reasoning=bool(model_config.get("reasoning_model")),
-        reasoning_effort=model_config.get("reasoning_effort"),
-        extra_body=model_config.get("extra_body"),
-    )
-    return {k: v for k, v in body.items() if k not in ("messages", "model")}
-
-
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
 
@@ -534,10 +516,18 @@ async def run_concurrent(
 
 
 async def run_lockstep(
-    episodes: Iterable[Callable[[], Episode]], model, on_done, split: TimeSplit | None = None
+    episodes: Iterable[Callable[[], Episode | None]],
+    model,
+    on_done,
+    split: TimeSplit | None = None,
+    window: int = 1024,
 ) -> None:
-    """In-process engines: ONE batched generate per round over all live episodes, then the round's tools."""
+    """In-process engines: ONE batched generate per round over all live episodes, then the round's tools.
+
+    At most ``window`` episodes are alive; each round's finished ones are replaced from the queue, so a round
+    stays a large batch while memory stays bounded by the window, not by the number of samples."""
     clock = time.perf_counter
+    makers = iter(episodes)
 
     async def timed(ep: Episode, out, took: list[float]) -> None:
         t = clock()
@@ -546,13 +536,22 @@ async def run_lockstep(
         finally:
             took.append(clock() - t)
 
-    live = []
-    for make in episodes:
-        ep = make()
-        if ep.done:  # an input error: recorded without a model call
-            on_done(ep)
-        else:
-            live.append(ep)
+    live: list[Episode] = []
+
+    def refill() -> None:
+        while len(live) < window:
+            make = next(makers, None)
+            if make is None:
+                return
+            ep = make()
+            if ep is None:  # --max-cost reached: the sample is left unstarted
+                continue
+            if ep.done:  # an input error: recorded without a model call
+                on_done(ep)
+            else:
+                live.append(ep)
+
+    refill()
     while live:
         t0 = clock()
         outs = await model.generate([ep.request() for ep in live])
@@ -573,6 +572,7 @@ async def run_lockstep(
             if ep.done:
                 on_done(ep)
         live = [ep for ep in live if not ep.done]
+        refill()
 
 
 # --- one task ------------------------------------------------------------------------------------------------
@@ -671,7 +671,7 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     try:
         makers = (make(s) for s in plan.todo)
         if lockstep:
-            await run_lockstep(makers, model, on_done, plan.time_split)
+            await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
         else:
             await run_concurrent(
                 makers,

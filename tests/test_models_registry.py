@@ -183,3 +183,20 @@ def test_cli_models_lists_aliases(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["models"]) == 0
     text = capsys.readouterr().out
     assert "laolao77/Visual-ARFT-Coding" in text and "needs GPU or --base-url" in text
+
+
+def test_decoding_record_is_what_each_backend_applies() -> None:
+    """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams."""
+    from matbench.episode import EpisodeOptions
+    from matbench.models.decoding import effective_decoding, sent_decoding
+
+    ckpt = {"temperature": 0.1, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.05, "min_p": 0.0}
+    vllm_cfg = {"backend": "vllm", "model": "m", "default_sampling": ckpt, "seed": None}
+    options = EpisodeOptions(max_new_tokens=1024)
+    assert effective_decoding(vllm_cfg, options) == {**ckpt, "max_tokens": 1024}
+    assert sent_decoding(vllm_cfg, options) is None
+    greedy = EpisodeOptions(max_new_tokens=2048, temperature=0.0, seed=7)
+    assert effective_decoding(vllm_cfg, greedy) == {**ckpt, "temperature": 0.0, "max_tokens": 2048, "seed": 7}
+    api_cfg = {"backend": "openai", "model": "gpt-4o"}
+    assert effective_decoding(api_cfg, greedy) is None
+    assert sent_decoding(api_cfg, greedy) == {"max_tokens": 2048, "temperature": 0.0, "seed": 7}

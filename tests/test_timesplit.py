@@ -80,3 +80,40 @@ def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
     assert split["engine_s"] >= 0.3 and split["calls"] == 8
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())["run"]["time_split"]
     assert on_disk["rounds"] == split["rounds"]
+
+
+def test_lockstep_keeps_at_most_a_window_of_episodes_live(tmp_path, fixtures_dir) -> None:
+    """An in-process engine gets one batch per round, but only ``lockstep_window`` episodes exist at once:
+    finished ones are replaced from the queue, so memory does not grow with the number of samples."""
+    from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
+    from matbench.tools.search.local import build_index
+
+    index = tmp_path / "index"
+    build_index(fixtures_dir / "corpora/hotpotqa-dev-first100-paragraphs.jsonl", index, show_progress=False)
+
+    def policy(req):  # turn 1 searches, turn 2 answers
+        text = request_text(req)
+        return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
+
+    with FakeOpenAIServer(policy) as srv:
+        settings = EvalSettings(
+            model="openai:fake",
+            tasks=["bamboogle"],
+            data_dir=str(fixtures_dir / "multihop"),
+            limit=10,
+            base_url=srv.base_url,
+            run_dir=str(tmp_path / "run"),
+            cache_dir=str(tmp_path / "cache"),
+            response_cache=False,
+            progress=False,
+            search=f"local:{index}",
+            lockstep_window=4,
+        )
+        model = build_model(settings)
+        model.lockstep = True
+        plan = plan_task(settings, "bamboogle", model.config(), {})
+        (summary,) = asyncio.run(_evaluate([plan], model, settings))
+    rounds = [r["episodes"] for r in summary["run"]["time_split"]["rounds"]]
+    assert rounds == [4, 4, 4, 4, 2, 2]
+    records = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 10 and {r["status"] for r in records} == {"ok"} and srv.calls == 20

@@ -79,6 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument("--max-concurrency", type=int, default=32, help="model calls in flight (default 32)")
+    p.add_argument(
+        "--lockstep-window",
+        type=int,
+        default=1024,
+        help="in-process vLLM: episodes alive at once, batched together each round (default 1024)",
+    )
     p.add_argument("--max-retries", type=int, help="retries per model call on 429/5xx/timeouts (default 6)")
     p.add_argument("--retry-delay", type=float, help="base seconds of the exponential backoff (default 1)")
     p.add_argument("--temperature", type=float, help="default: 0 for API models, the checkpoint's for vLLM")
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         api_key_env=args.api_key_env,
         max_concurrency=args.max_concurrency,
+        lockstep_window=args.lockstep_window,
         run_dir=args.run_dir,
         runs_root=args.runs_root,
         overwrite=args.overwrite,

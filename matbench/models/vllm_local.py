@@ -118,6 +118,39 @@ def default_sampling_dict(sampling_params: Any) -> dict[str, Any]:
     return {f: getattr(sampling_params, f) for f in SAMPLING_FIELDS if hasattr(sampling_params, f)}
 
 
+def processor_pixels(processor: Any) -> dict[str, Any]:
+    """min/max pixels of a Qwen-VL style image processor: ``size`` (shortest/longest edge, in pixels, as
+    transformers >= 4.5x keeps them) or the older ``min_pixels``/``max_pixels`` attributes."""
+    size = getattr(processor, "size", None)
+
+    def edge(name: str) -> Any:
+        if isinstance(size, dict):
+            return size.get(name)
+        return getattr(size, name, None)
+
+    min_pixels = edge("shortest_edge") or getattr(processor, "min_pixels", None)
+    max_pixels = edge("longest_edge") or getattr(processor, "max_pixels", None)
+    return {
+        "class": type(processor).__name__,
+        "min_pixels": int(min_pixels) if min_pixels is not None else None,
+        "max_pixels": int(max_pixels) if max_pixels is not None else None,
+    }
+
+
+def engine_image_processor(llm: Any) -> dict[str, Any]:
+    """The pixel bounds the engine resizes images to, asked of vLLM itself: the checkpoint's
+    preprocessor_config with the engine's ``mm_processor_kwargs`` (``--max-pixels``) applied. A model
+    without an image processor records why, so config.json never claims bounds that were not read."""
+    try:
+        from vllm.transformers_utils.processor import cached_image_processor_from_config
+
+        return processor_pixels(cached_image_processor_from_config(llm.llm_engine.model_config))
+    except Exception as exc:  # noqa: BLE001 - text-only checkpoints, other vLLM versions
+        return {
+            "unavailable": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        }
+
+
 def sampling_kwargs(
     defaults: dict[str, Any], request: ChatRequest, seed: int | None = None
 ) -> dict[str, Any]:
@@ -254,6 +287,7 @@ class VLLMModel(Model):
         log.info("loading %s with vLLM %s on %s", model_id, getattr(vllm, "__version__", "?"), self.platform)
         self.llm = vllm.LLM(**self.engine_options)
         self.default_sampling = default_sampling_dict(self.llm.get_default_sampling_params())
+        self.image_processor = engine_image_processor(self.llm)
 
     def _sampling_params(self, request: ChatRequest) -> Any:
         return self._vllm.SamplingParams(**sampling_kwargs(self.default_sampling, request, self.seed))
@@ -324,6 +358,7 @@ class VLLMModel(Model):
             "decoding": "checkpoint generation_config; request temperature/top_p override",
             "default_sampling": dict(self.default_sampling),
             "default_temperature": self.default_sampling.get("temperature"),
+            "image_processor": dict(self.image_processor),
             "seed": self.seed,
         }
 

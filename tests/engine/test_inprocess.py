@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from engine_helpers import HERE, ROOT, training_texts
+from tiny_qwen import MAX_PIXELS, MIN_PIXELS
 
 TIMING_KEYS = {"latency", "wall_time"}
 MAX_NEW = 40
@@ -82,6 +83,21 @@ def test_eval_in_process_two_tasks_deterministic(tiny_model, data_dir, local_ind
         run = tmp_path / "a" / task
         config = json.loads((run / "config.json").read_text())
         assert config["model"]["backend"] == "vllm" and config["model"]["platform"] == "cpu"
+        # what the engine really applied: the checkpoint's generation config with the run's options on top,
+        # and the pixel bounds of the checkpoint's image processor (read back from vLLM, not assumed)
+        effective = config["decoding"]["effective"]
+        assert {k: effective[k] for k in ("temperature", "top_p", "top_k", "repetition_penalty")} == {
+            "temperature": 0.1,
+            "top_p": 0.001,
+            "top_k": 1,
+            "repetition_penalty": 1.0,
+        }
+        assert effective["max_tokens"] == MAX_NEW and config["decoding"]["sent"] is None
+        assert config["model"]["image_processor"] == {
+            "class": "Qwen2VLImageProcessor",
+            "min_pixels": MIN_PIXELS,
+            "max_pixels": MAX_PIXELS,
+        }
         records = _records(run)
         assert len(records) == 6 and all(r["status"] == "ok" for r in records), [r["error"] for r in records]
         for r in records:
@@ -109,3 +125,16 @@ def test_eval_in_process_two_tasks_deterministic(tiny_model, data_dir, local_ind
         a = _strip_timing(_records(tmp_path / "a" / task))
         b = _strip_timing(_records(tmp_path / "b" / task))
         assert a == b  # same seed, same predictions, same trajectories
+
+
+def test_processor_pixels_reads_the_checkpoint_and_the_override(tiny_model) -> None:
+    """The reader behind config.json's image_processor, on the real transformers processor vLLM loads."""
+    from transformers import AutoImageProcessor
+
+    from matbench.models.vllm_local import processor_pixels
+
+    tiny, _ = tiny_model
+    plain = processor_pixels(AutoImageProcessor.from_pretrained(tiny))
+    assert (plain["min_pixels"], plain["max_pixels"]) == (MIN_PIXELS, MAX_PIXELS)
+    bounded = processor_pixels(AutoImageProcessor.from_pretrained(tiny, max_pixels=64 * 28 * 28))
+    assert (bounded["min_pixels"], bounded["max_pixels"]) == (MIN_PIXELS, 64 * 28 * 28)

@@ -1,0 +1,48 @@
+"""What config.json records about decoding: the request fields an endpoint is sent, or the sampling
+parameters an in-process engine applies. Both are derived from the same options the episodes use, so the
+record is what every request carries, not a restatement of the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matbench.models.base import ChatRequest
+
+
+def _options_request(options: Any) -> ChatRequest:
+    return ChatRequest(
+        text="",
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        seed=options.seed,
+    )
+
+
+def sent_decoding(model_config: dict, options: Any) -> dict | None:
+    """OpenAI-compatible endpoints: the body's fields besides the messages (what is not sent is the server's
+    default, e.g. the checkpoint's generation config)."""
+    if model_config.get("backend") != "openai":
+        return None
+    from matbench.models.openai_api import build_body
+
+    body = build_body(
+        str(model_config.get("model")),
+        _options_request(options),
+        reasoning=bool(model_config.get("reasoning_model")),
+        reasoning_effort=model_config.get("reasoning_effort"),
+        extra_body=model_config.get("extra_body"),
+    )
+    return {k: v for k, v in body.items() if k not in ("messages", "model")}
+
+
+def effective_decoding(model_config: dict, options: Any) -> dict | None:
+    """In-process vLLM: the ``SamplingParams`` fields every request gets (the checkpoint's generation config,
+    then these options), e.g. temperature, top_p, top_k, repetition_penalty, max_tokens."""
+    if model_config.get("backend") != "vllm":
+        return None
+    from matbench.models.vllm_local import sampling_kwargs
+
+    return sampling_kwargs(
+        model_config.get("default_sampling") or {}, _options_request(options), model_config.get("seed")
+    )
