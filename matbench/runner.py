@@ -691,7 +691,7 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
     plans: list[TaskPlan] = []
-    model = build_model(settings)  # cheap for HTTP; an in-process engine loads lazily on first generate
+    model = build_model(settings)  # an in-process engine loads here (once for every task), HTTP only preflights
     try:
         model_config = model.config()
         for name in settings.tasks:

@@ -50,31 +50,40 @@ def test_http_run_records_model_wait_and_tool_time(tmp_path, fixtures_dir) -> No
     assert split["model_wait_s"] >= 0.6 and split["tool_s"] < split["model_wait_s"]
 
 
-def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
-    """The lock-step scheduler through a real HTTP adapter: one round per batched generate, timed."""
+def _search_then_answer(req) -> str:  # turn 1 searches, turn 2 answers
+    text = request_text(req)
+    return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
+
+
+def _lockstep_bamboogle(srv: FakeOpenAIServer, tmp_path, fixtures_dir, **settings) -> dict:
+    """One bamboogle run through the lock-step scheduler, driving a real HTTP adapter; its summary."""
     from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
 
-    def policy(req):  # round 1 searches (the retriever is down: an error goes back as text), round 2 answers
-        text = request_text(req)
-        return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
+    config = EvalSettings(
+        model="openai:fake",
+        tasks=["bamboogle"],
+        data_dir=str(fixtures_dir / "multihop"),
+        base_url=srv.base_url,
+        run_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+        response_cache=False,
+        progress=False,
+        **settings,
+    )
+    model = build_model(config)
+    model.lockstep = True
+    plan = plan_task(config, "bamboogle", model.config(), {})
+    (summary,) = asyncio.run(_evaluate([plan], model, config))
+    return summary
 
-    with FakeOpenAIServer(policy, latency=0.15) as srv:
-        settings = EvalSettings(
-            model="openai:fake",
-            tasks=["bamboogle"],
-            data_dir=str(fixtures_dir / "multihop"),
-            limit=4,
-            base_url=srv.base_url,
-            run_dir=str(tmp_path / "run"),
-            cache_dir=str(tmp_path / "cache"),
-            response_cache=False,
-            progress=False,
-            search="retriever:http://127.0.0.1:9",
+
+def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
+    """The lock-step scheduler through a real HTTP adapter: one round per batched generate, timed."""
+    with FakeOpenAIServer(_search_then_answer, latency=0.15) as srv:
+        # the retriever is down: round 1's searches get an error back as text, round 2 answers
+        summary = _lockstep_bamboogle(
+            srv, tmp_path, fixtures_dir, limit=4, search="retriever:http://127.0.0.1:9"
         )
-        model = build_model(settings)
-        model.lockstep = True
-        plan = plan_task(settings, "bamboogle", model.config(), {})
-        (summary,) = asyncio.run(_evaluate([plan], model, settings))
     split = summary["run"]["time_split"]
     assert split["mode"] == "lockstep" and [r["episodes"] for r in split["rounds"]] == [4, 4]
     assert split["engine_s"] >= 0.3 and split["calls"] == 8
@@ -85,34 +94,14 @@ def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
 def test_lockstep_keeps_at_most_a_window_of_episodes_live(tmp_path, fixtures_dir) -> None:
     """An in-process engine gets one batch per round, but only ``lockstep_window`` episodes exist at once:
     finished ones are replaced from the queue, so memory does not grow with the number of samples."""
-    from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
     from matbench.tools.search.local import build_index
 
     index = tmp_path / "index"
     build_index(fixtures_dir / "corpora/hotpotqa-dev-first100-paragraphs.jsonl", index, show_progress=False)
-
-    def policy(req):  # turn 1 searches, turn 2 answers
-        text = request_text(req)
-        return "<answer> a </answer>" if "<think> x" in text else "<think> x </think>\n<search> q </search>"
-
-    with FakeOpenAIServer(policy) as srv:
-        settings = EvalSettings(
-            model="openai:fake",
-            tasks=["bamboogle"],
-            data_dir=str(fixtures_dir / "multihop"),
-            limit=10,
-            base_url=srv.base_url,
-            run_dir=str(tmp_path / "run"),
-            cache_dir=str(tmp_path / "cache"),
-            response_cache=False,
-            progress=False,
-            search=f"local:{index}",
-            lockstep_window=4,
+    with FakeOpenAIServer(_search_then_answer) as srv:
+        summary = _lockstep_bamboogle(
+            srv, tmp_path, fixtures_dir, limit=10, search=f"local:{index}", lockstep_window=4
         )
-        model = build_model(settings)
-        model.lockstep = True
-        plan = plan_task(settings, "bamboogle", model.config(), {})
-        (summary,) = asyncio.run(_evaluate([plan], model, settings))
     rounds = [r["episodes"] for r in summary["run"]["time_split"]["rounds"]]
     assert rounds == [4, 4, 4, 4, 2, 2]
     records = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
