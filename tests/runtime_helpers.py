@@ -26,6 +26,13 @@ def run_eval(args: list[str], env_extra: dict | None = None, cache_dir: Path | N
     return subprocess.run(eval_cmd(*args), env=env, capture_output=True, text=True, cwd=ROOT, **kw)
 
 
+def fake_eval(srv, tmp_path: Path, task: str, data_dir, *extra: str, **kw):
+    """`matbench eval` of ``task`` against a scripted OpenAI-compatible server, runs and cache under tmp_path."""
+    args = ["--model", "openai:fake", "--base-url", srv.base_url, "--task", task, "--data-dir", str(data_dir)]
+    args += [*extra, "--runs-root", str(tmp_path / "runs")]
+    return run_eval(args, cache_dir=tmp_path / "cache", **kw)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 from fake_openai_server import FakeOpenAIServer, request_text
-from runtime_helpers import RetrievalServer, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import RetrievalServer, fake_eval, read_jsonl, run_dir_of
 
 from matbench.protocols import visual_arft as va
 
@@ -64,27 +64,18 @@ def test_search_layout_byte_exact(tmp_path, fixtures_dir, how):
         RetrievalServer([(f"t{i}", s) for i, s in enumerate(snippets)]) as rs,
         FakeOpenAIServer(lambda req: next(outputs)) as srv,
     ):
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-search",
-                "--data-dir",
-                str(fixtures_dir / "mat" / "search-demo"),
-                "--ids",
-                "1",
-                *flags,
-                "--search",
-                f"retriever:{rs.url}",
-                "--search-cache",
-                "off",
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
+        out = fake_eval(
+            srv,
+            tmp_path,
+            "mat-search",
+            str(fixtures_dir / "mat" / "search-demo"),
+            "--ids",
+            "1",
+            *flags,
+            "--search",
+            f"retriever:{rs.url}",
+            "--search-cache",
+            "off",
         )
         assert out.returncode == 0, out.stderr
         sent = [request_text(r) for r in srv.requests]
@@ -111,23 +102,7 @@ def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
     turns = proto["examples"]["mat-coding id 12"]
     outputs = iter([t["model_output"] for t in turns[1:]])
     with FakeOpenAIServer(lambda req: next(outputs)) as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(fixtures_dir / "mat" / "coding-demo"),
-                "--ids",
-                "12",
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(srv, tmp_path, "mat-coding", str(fixtures_dir / "mat" / "coding-demo"), "--ids", "12")
         assert out.returncode == 0, out.stderr
         sent = [request_text(r) for r in srv.requests]
     assert sent == [t["request_text"] for t in turns[:3]]

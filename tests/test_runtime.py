@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fake_openai_server import FakeOpenAIServer, Reply, decode_request_images, request_text
 from PIL import Image
-from runtime_helpers import ROOT, RetrievalServer, eval_cmd, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import ROOT, RetrievalServer, eval_cmd, fake_eval, read_jsonl, run_dir_of, run_eval
 
 from matbench.records import RunDir
 
@@ -47,23 +47,7 @@ def coding_dir(fixtures_dir):
 
 def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir):
     with FakeOpenAIServer(coding_policy) as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(coding_dir),
-                "--ids",
-                "12",
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(srv, tmp_path, "mat-coding", str(coding_dir), "--ids", "12")
         assert out.returncode == 0, out.stderr
         assert len(srv.requests) == 3
         first, _, third = (decode_request_images(r)[0].astype(np.int16) for r in srv.requests)
@@ -99,23 +83,7 @@ def test_crop_rewrite(tmp_path, coding_dir, fixtures_dir, sid, box):
         return "<answer> x </answer>"
 
     with FakeOpenAIServer(policy) as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(coding_dir),
-                "--ids",
-                sid,
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(srv, tmp_path, "mat-coding", str(coding_dir), "--ids", sid)
         assert out.returncode == 0, out.stderr
         cropped = decode_request_images(srv.requests[2])[0]
         proto = json.loads((fixtures_dir / "protocol" / "visual-arft-protocol.json").read_text())
@@ -149,24 +117,7 @@ def test_no_crop_assist_keeps_the_models_slice(tmp_path, coding_dir):
         return "<answer> x </answer>"
 
     with FakeOpenAIServer(policy) as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(coding_dir),
-                "--ids",
-                "119",
-                "--no-crop-assist",
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(srv, tmp_path, "mat-coding", str(coding_dir), "--ids", "119", "--no-crop-assist")
         assert out.returncode == 0, out.stderr
         assert decode_request_images(srv.requests[2])[0].shape[:2] == (10, 20)
     cfg = json.loads((run_dir_of(out.stdout) / "config.json").read_text())
@@ -183,26 +134,17 @@ def test_search_episode_and_five_call_limit(tmp_path, fixtures_dir):
             )
         ) as srv,
     ):
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-search",
-                "--data-dir",
-                str(fixtures_dir / "mat" / "search-demo"),
-                "--ids",
-                "1",
-                "--search",
-                f"retriever:{rs.url}",
-                "--search-cache",
-                "off",
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
+        out = fake_eval(
+            srv,
+            tmp_path,
+            "mat-search",
+            str(fixtures_dir / "mat" / "search-demo"),
+            "--ids",
+            "1",
+            "--search",
+            f"retriever:{rs.url}",
+            "--search-cache",
+            "off",
         )
         assert out.returncode == 0, out.stderr
         assert len(srv.requests) == 5
@@ -225,28 +167,19 @@ def test_malformed_output_and_search_failure(tmp_path, fixtures_dir):
         ["no tags at all", "<think> x </think>\n<search> q </search>", "<answer> Play well </answer>"]
     )
     with FakeOpenAIServer(lambda req: next(outputs)) as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-search",
-                "--data-dir",
-                str(fixtures_dir / "mat" / "search-demo"),
-                "--ids",
-                "1",
-                "--search",
-                "retriever:http://127.0.0.1:9",
-                "--search-cache",
-                "off",
-                "--no-response-cache",  # scripted outputs: the repeated request must reach the server
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(
+            srv,
+            tmp_path,
+            "mat-search",
+            str(fixtures_dir / "mat" / "search-demo"),
+            "--ids",
+            "1",
+            "--search",
+            "retriever:http://127.0.0.1:9",
+            "--search-cache",
+            "off",
+            "--no-response-cache",
+        )  # scripted outputs: the repeated request must reach the server
         assert out.returncode == 0, out.stderr
         assert request_text(srv.requests[1]) == request_text(srv.requests[0])
         third = request_text(srv.requests[2])
@@ -416,21 +349,7 @@ def test_bad_rows_become_input_errors_in_the_run(tmp_path, coding_dir):
     rows[0]["processed_image_path"] = "missing.png"  # id 12
     (data / "MAT-Coding.json").write_text(json.dumps(rows))
     with FakeOpenAIServer("<answer> x </answer>") as srv:
-        out = run_eval(
-            [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(data),
-                "--runs-root",
-                str(tmp_path / "runs"),
-            ],
-            cache_dir=tmp_path / "cache",
-        )
+        out = fake_eval(srv, tmp_path, "mat-coding", str(data))
         assert out.returncode == 0, out.stderr
         assert srv.calls == 5  # no call for the broken sample
     run = run_dir_of(out.stdout)
