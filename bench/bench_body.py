@@ -3,7 +3,8 @@
 Five turns of one MAT-Coding-sized request (a 1.3 MB PNG, a growing text). "whole body" is what the SDK's
 ``json.dumps`` of the request dict costs each call (the old path); "spliced" is ``encode_json_body``, which
 serialises the image's data URL once per image and splices it into the rest (the base64 data URL itself was
-already cached per image before). Best of 20 runs.
+already cached per image before). Best of 20 runs, for Chat Completions bodies and for Responses API bodies
+(o3, GPT-4o with ``--api responses``), whose ``input_image`` parts hold the URL string.
 
 Run: python bench/bench_body.py
 """
@@ -28,6 +29,7 @@ def main() -> None:
     from matbench.models.base import ChatRequest
     from matbench.models.body import clear_body_cache, encode_json_body
     from matbench.models.openai_api import build_body
+    from matbench.models.openai_responses import build_responses_body
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "img.png"
@@ -37,26 +39,32 @@ def main() -> None:
         path.write_bytes(buf.getvalue())
         size = path.stat().st_size / 1e6
         requests = [ChatRequest(text="x " * (400 * (t + 1)), images=[path]) for t in range(5)]
-        bodies = [build_body("m", r, reasoning=False) for r in requests]
-        timings: dict[str, tuple[float, float]] = {}
-        for name, encode in (("whole body", openapi_dumps), ("spliced", encode_json_body)):
-            first = later = float("inf")
-            for _ in range(20):
-                clear_body_cache()
-                t0 = time.perf_counter()
-                encode(bodies[0])
-                t1 = time.perf_counter()
-                for b in bodies[1:]:
-                    out = encode(b)
-                first = min(first, t1 - t0)
-                later = min(later, (time.perf_counter() - t1) / (len(bodies) - 1))
-            timings[name] = (first * 1000, later * 1000)
-            assert len(out) > 1_000_000
+        shapes = {
+            "chat": [build_body("m", r, reasoning=False) for r in requests],
+            "responses": [build_responses_body("o3", r, reasoning=True) for r in requests],
+        }
+        timings: dict[tuple[str, str], tuple[float, float]] = {}
+        for shape, bodies in shapes.items():
+            for name, encode in (("whole body", openapi_dumps), ("spliced", encode_json_body)):
+                first = later = float("inf")
+                for _ in range(20):
+                    clear_body_cache()
+                    t0 = time.perf_counter()
+                    encode(bodies[0])
+                    t1 = time.perf_counter()
+                    for b in bodies[1:]:
+                        out = encode(b)
+                    first = min(first, t1 - t0)
+                    later = min(later, (time.perf_counter() - t1) / (len(bodies) - 1))
+                timings[shape, name] = (first * 1000, later * 1000)
+                assert len(out) > 1_000_000
     print(f"request body of a {size:.2f} MB image over 5 turns, ms of event-loop time per call (best of 20):")
-    for name, (first, later) in timings.items():
-        print(f"  {name:<11} first turn {first:6.2f} ms, each later turn {later:6.2f} ms")
-    ratio = timings["whole body"][1] / timings["spliced"][1]
-    print(f"  later turns reuse the image's serialised form: {ratio:.0f}x less per call")
+    for shape in shapes:
+        for name in ("whole body", "spliced"):
+            first, later = timings[shape, name]
+            print(f"  {shape:<9} {name:<11} first turn {first:6.2f} ms, each later turn {later:6.2f} ms")
+        ratio = timings[shape, "whole body"][1] / timings[shape, "spliced"][1]
+        print(f"  {shape:<9} later turns reuse the image's serialised form: {ratio:.0f}x less per call")
 
 
 if __name__ == "__main__":

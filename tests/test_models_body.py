@@ -46,3 +46,22 @@ def test_an_image_is_serialised_once_across_turns(tmp_path):
     assert (
         body_cache_stats()["misses"] - before["misses"] == 2
     )  # a new image (e.g. a code step's output) is serialised once
+
+
+def test_responses_bodies_splice_their_images_too(tmp_path):
+    """POST /responses carries images as ``input_image`` parts whose ``image_url`` is the URL string itself."""
+    from matbench.models.base import Message
+    from matbench.models.openai_responses import build_responses_body
+
+    clear_body_cache()
+    img = _image(tmp_path / "a.png", 3)
+    tricky = 'quote " NUL \x00 "\\u0000matbench-image:0\\u0000"'
+    before = body_cache_stats()
+    for turn in range(4):  # a native tool conversation growing by one tool result per turn
+        messages = [Message(role="user", text=tricky, images=[img])]
+        messages += [Message(role="user", text=f"result {i}", images=[img]) for i in range(turn)]
+        body = build_responses_body("o3", ChatRequest(text="", messages=messages), reasoning=True)
+        assert encode_json_body(body) == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    stats = body_cache_stats()
+    assert stats["misses"] - before["misses"] == 1  # one image, serialised once over 1 + 2 + 3 + 4 uses
+    assert stats["hits"] - before["hits"] == 9

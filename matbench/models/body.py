@@ -31,35 +31,34 @@ def _fragment(url: str) -> bytes:
     return cached  # type: ignore[return-value]
 
 
-def _image_slots(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``{"url": ...}`` dicts of every long image part in the body's messages."""
+def _image_slots(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(holder, key) of every long image URL in the body: Chat's ``messages[].content[].image_url.url`` and
+    the Responses API's ``input[].content[].image_url`` (an ``input_image`` part holds the URL string)."""
     slots = []
-    for message in body.get("messages") or []:
+    for message in [*(body.get("messages") or []), *(body.get("input") or [])]:
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for part in content:
             image = part.get("image_url") if isinstance(part, dict) else None
-            if (
-                isinstance(image, dict)
-                and isinstance(image.get("url"), str)
-                and len(image["url"]) >= SPLICE_MIN
-            ):
-                slots.append(image)
+            holder, key = (image, "url") if isinstance(image, dict) else (part, "image_url")
+            url = holder.get(key) if isinstance(holder, dict) else None
+            if isinstance(url, str) and len(url) >= SPLICE_MIN:
+                slots.append((holder, key))
     return slots
 
 
 def encode_json_body(body: dict[str, Any]) -> bytes:
     """``body`` as compact UTF-8 JSON, the same bytes ``json.dumps`` gives, images spliced from the cache."""
     slots = _image_slots(body)
-    urls = [slot["url"] for slot in slots]
+    urls = [holder[key] for holder, key in slots]
     try:
-        for i, slot in enumerate(slots):
-            slot["url"] = f"{_MARK_PREFIX}{i}\x00"
+        for i, (holder, key) in enumerate(slots):
+            holder[key] = f"{_MARK_PREFIX}{i}\x00"
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     finally:
-        for slot, url in zip(slots, urls, strict=True):
-            slot["url"] = url
+        for (holder, key), url in zip(slots, urls, strict=True):
+            holder[key] = url
     if not slots:
         return text.encode("utf-8")
     out: list[bytes] = []
