@@ -21,6 +21,7 @@ from pathlib import Path
 
 from matbench import __version__
 from matbench.cost import Price, SpendMeter, find_price, load_prices
+from matbench.data.hub import is_commit, resolve_commit
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
@@ -278,8 +279,9 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     get_scorer(scoring)  # unknown scoring fails here, before any call
     local = bool(settings.data_dir or settings.data_file)
     revision = None if local else (settings.data_revision or spec.data.get("revision"))
+    data_commit = None if local else resolve_commit(spec, revision)  # load exactly this commit, record it
     samples_all = load_samples(
-        spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=revision
+        spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=data_commit or revision
     )
     samples = _select(samples_all, settings.ids, settings.limit, spec)
     n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
@@ -344,7 +346,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "spec_sha256": file_sha256(spec.path),
             "revision": revision,
             # A 40-hex hub commit: the exact data. Anything else (none, a branch) can move under the run.
-            "revision_pinned": None if local else bool(revision and _is_commit(revision)),
+            "revision_pinned": None if local else bool(revision and is_commit(revision)),
         },
         "model": {"spec": settings.model, **semantic_model},
         "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
@@ -383,6 +385,8 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         },
         "packages": _packages(),
     }
+    if not local:  # the commit the hub data was loaded from (None: neither the hub nor the cache could tell)
+        config["task"]["revision_resolved"] = data_commit
     effective = effective_decoding(model_config, options)
     if effective is not None:  # in-process engines: the SamplingParams every request gets
         config["decoding"]["effective"] = effective
@@ -465,10 +469,6 @@ def build_model(settings: EvalSettings):
         cache_dir.mkdir(parents=True, exist_ok=True)
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
-
-
-def _is_commit(revision: str) -> bool:
-    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
 
 
 def _default_cache_dir() -> Path:
@@ -691,7 +691,9 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
     plans: list[TaskPlan] = []
-    model = build_model(settings)  # an in-process engine loads here (once for every task), HTTP only preflights
+    model = build_model(
+        settings
+    )  # an in-process engine loads here (once for every task), HTTP only preflights
     try:
         model_config = model.config()
         for name in settings.tasks:

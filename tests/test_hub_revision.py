@@ -60,3 +60,43 @@ def test_data_revision_loads_that_commit_and_is_recorded(tmp_path, fixtures_dir)
     assert len(lines) == 1 and "cannot load task mat-coding from the Hugging Face hub" in lines[0], (
         other.stderr
     )
+
+
+def test_an_unpinned_run_records_the_commit_it_loaded_and_a_moved_hub_refuses_the_resume(
+    tmp_path, fixtures_dir
+):
+    """No --data-revision: the hub's head (here the cache's refs/main) decides; config records that commit, and
+    resuming after the head moved would mix two versions of the data, so it is refused in one line."""
+    cache = _hub_cache(tmp_path, fixtures_dir)
+    repo = cache / "datasets--laolao77--MAT"
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    run = tmp_path / "run"
+    with FakeOpenAIServer(lambda req: "<think> x </think>\n<answer> 1 Can (473ml) </answer>") as srv:
+        args = [
+            "--model",
+            "openai:fake",
+            "--base-url",
+            srv.base_url,
+            "--task",
+            "mat-coding",
+            "--ids",
+            "12",
+            "--run-dir",
+            str(run),
+        ]
+        out = run_eval(args, env_extra=env, cache_dir=tmp_path / "cache")
+        assert out.returncode == 0, out.stderr
+        task = json.loads((run / "config.json").read_text())["task"]
+        assert task["revision"] is None and task["revision_pinned"] is False
+        assert task["revision_resolved"] == COMMIT
+
+        moved = "fedcba9876543210fedcba9876543210fedcba98"
+        shutil.copytree(repo / "snapshots" / COMMIT, repo / "snapshots" / moved)
+        (repo / "refs" / "main").write_text(moved)
+        again = run_eval([*args, "--ids", "12,22"], env_extra=env, cache_dir=tmp_path / "cache")
+        assert srv.calls == 1
+    assert again.returncode == 2
+    lines = [line for line in again.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "task.revision_resolved" in lines[0], again.stderr

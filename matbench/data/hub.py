@@ -35,6 +35,41 @@ def _offline_help(spec: TaskSpec, exc: BaseException) -> MatbenchError:
     )
 
 
+def is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
+
+
+def resolve_commit(spec: TaskSpec, revision: str | None) -> str | None:
+    """The commit the task's hub data will load from: ``revision`` itself when it is a commit, else the commit
+    it (default ``main``) points to now, asked of the hub, or of the local HF cache when offline. None when
+    neither can tell; the load then goes ahead at ``revision`` as given and reports its own error.
+
+    Why: loading at the resolved commit makes an unpinned run's data exact and recorded, so a resume after the
+    hub moved is refused instead of mixing two versions of the data."""
+    rev = revision or "main"
+    if is_commit(rev):
+        return rev.lower()
+    d = spec.data
+    repo = d.get("hub_repo") or d.get("hub_dataset")
+    if not repo:
+        return None
+    from huggingface_hub import HfApi, constants
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            sha = HfApi().dataset_info(repo, revision=rev).sha
+            if sha:
+                return sha
+        except Exception:  # noqa: BLE001 - unreachable or unknown: the cache may still know, the load reports
+            pass
+    ref = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}" / "refs" / rev
+    try:
+        sha = ref.read_text().strip()
+    except OSError:
+        return None
+    return sha if is_commit(sha) else None
+
+
 def fetch_mat(spec: TaskSpec, revision: str | None = None) -> tuple[Path, Path]:
     """Download (or reuse from the HF cache) the task's json and image folder at ``revision`` (None: the
     spec's pin, else the hub's head); return their local paths."""
