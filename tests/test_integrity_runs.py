@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from fake_openai_server import FakeOpenAIServer, Reply
 from runtime_helpers import ROOT, eval_cmd, read_jsonl, run_eval
 
@@ -60,7 +61,7 @@ def _lines_all_parse(path) -> list[dict]:
     return [json.loads(line) for line in raw.decode().splitlines()]
 
 
-def _start(srv, args, tmp_path) -> subprocess.Popen:
+def _start(srv, args, tmp_path, *, sigint_ignored: bool = False) -> subprocess.Popen:
     env = dict(os.environ, OPENAI_API_KEY="sk-x", MATBENCH_CACHE_DIR=str(tmp_path / "cache"))
     return subprocess.Popen(
         eval_cmd("--base-url", srv.base_url, *args),
@@ -69,6 +70,8 @@ def _start(srv, args, tmp_path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # `matbench eval ... &` in a script (and some schedulers) starts the process with SIGINT ignored
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
 
 
@@ -141,16 +144,21 @@ def test_second_eval_on_a_run_refuses_and_a_stale_lock_is_taken_over(tmp_path, f
     assert len(rows) == 6 == len({r["id"] for r in rows})  # every sample exactly once
 
 
-def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background-job"])
+def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir, sigint_ignored):
     run = tmp_path / "run"
     args = _args(fixtures_dir, run, "--limit", "12")
     preds = run / "predictions.jsonl"
     gate = Gate(free=2)
     with FakeOpenAIServer(gate) as srv:
-        proc = _start(srv, args, tmp_path)
+        proc = _start(srv, args, tmp_path, sigint_ignored=sigint_ignored)
         _wait_records(preds, 2)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=30)  # the gated reply would take 60 s: SIGTERM must not wait
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
         gate.open()
         assert proc.returncode == 130
         assert err.strip().splitlines() == ["matbench: interrupted"]

@@ -219,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
         max_cost=args.max_cost,
     )
     # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
-    # the run directory's lock is released and one line is printed.
+    # the run directory's lock is released and one line is printed. It goes through SIGINT's handler, which
+    # a background job (`matbench eval ... &` in a script, some schedulers) inherits as ignored: then
+    # SIGTERM would do nothing at all, so Python's default handler is put back first.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     summaries = evaluate(settings)
     if args.json:
