@@ -28,12 +28,21 @@ def _leaves(node: object, prefix: str, out: dict[str, object]) -> None:
         out[prefix] = node
 
 
+# How the hub data was asked for; once the commit it resolved to is known, that commit alone is the data.
+REQUESTED_REVISION_KEYS = frozenset({"task.revision", "task.revision_pinned"})
+
+
 def result_part(config: dict) -> dict:
-    """The fingerprinted part of a configuration, selection keys left out."""
+    """The fingerprinted part of a configuration, selection keys left out. When the hub commit the data was
+    loaded from is recorded, it stands for the data: a run resumed with ``--data-revision`` set to that
+    commit is the same run as the unpinned one that resolved to it."""
     flat: dict[str, object] = {}
     for key in FINGERPRINT_KEYS:
         _leaves(config.get(key), key, flat)
-    return {k: v for k, v in flat.items() if k not in SELECTION_KEYS}
+    skip = SELECTION_KEYS
+    if flat.get("task.revision_resolved") is not None:
+        skip = skip | REQUESTED_REVISION_KEYS
+    return {k: v for k, v in flat.items() if k not in skip}
 
 
 def config_fingerprint(config: dict) -> str:

@@ -219,6 +219,9 @@ def _check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample
             f"not {new_sel.get('shard') or 'all samples'}: pass another --run-dir"
         )
     changed = changed_keys(old, config)
+    old_commit = (old.get("task") or {}).get("revision_resolved")
+    if changed == ["task.revision_resolved"] and old_commit:  # the hub moved under an unpinned run
+        hint = f"--data-revision {old_commit} finishes it on the data it started with; {hint}"
     if changed:
         raise ConfigError(
             f"{run.path} was run with a different configuration (changed: {', '.join(changed)}); {hint}"

@@ -100,3 +100,32 @@ def test_an_unpinned_run_records_the_commit_it_loaded_and_a_moved_hub_refuses_th
     assert again.returncode == 2
     lines = [line for line in again.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "task.revision_resolved" in lines[0], again.stderr
+    assert f"--data-revision {COMMIT} finishes it on the data it started with" in lines[0]
+
+
+def test_the_suggested_revision_finishes_the_run_on_its_own_data(tmp_path, fixtures_dir):
+    """After the hub moved, ``--data-revision OLD`` (what the refusal suggests) resumes the unpinned run."""
+    cache = _hub_cache(tmp_path, fixtures_dir)
+    repo = cache / "datasets--laolao77--MAT"
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    run = tmp_path / "run"
+    with FakeOpenAIServer(lambda req: "<think> x </think>\n<answer> 1 Can (473ml) </answer>") as srv:
+        args = [
+            "--model",
+            "openai:fake",
+            "--base-url",
+            srv.base_url,
+            "--task",
+            "mat-coding",
+            "--run-dir",
+            str(run),
+        ]
+        assert run_eval([*args, "--ids", "12"], env_extra=env, cache_dir=tmp_path / "cache").returncode == 0
+        (repo / "refs" / "main").write_text("fedcba9876543210fedcba9876543210fedcba98")
+        out = run_eval(
+            [*args, "--ids", "12,22", "--data-revision", COMMIT], env_extra=env, cache_dir=tmp_path / "cache"
+        )
+    assert out.returncode == 0, out.stderr
+    assert "resuming: 1/2 done" in out.stderr
