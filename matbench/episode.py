@@ -34,6 +34,17 @@ class EpisodeOptions:
     compat: str = "fixed"  # "strict": the authors' failure handling and regexes too (see README)
     exec_globals: list | None = None  # the authors' exec scoping: these imports as globals (None: fresh)
 
+    def request(self, text: str = "", **fields) -> ChatRequest:
+        """A model request carrying these decoding options: every turn's, and what config.json records."""
+        return ChatRequest(
+            text=text,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            **fields,
+        )
+
 
 @dataclass
 class Tools:
@@ -94,13 +105,9 @@ class Episode:
 
     # --- turns -------------------------------------------------------------------------------------------
     def request(self) -> ChatRequest:
-        return ChatRequest(
-            text=self.text,
+        return self.options.request(
+            self.text,
             images=[self.image] if self.image is not None else [],
-            max_new_tokens=self.options.max_new_tokens,
-            temperature=self.options.temperature,
-            top_p=self.options.top_p,
-            seed=self.options.seed,
             tag=f"{self.task}/{self.sample.id}#{len(self.turns) + 1}",
         )
 
@@ -166,7 +173,13 @@ class Episode:
         from matbench.tools.search.base import format_search_error
 
         query = act.query if act.query is not None else self.last_query
-        info: dict = {"name": "search", "input": cap_text(query), "results": [], "error": None, "cached": False}
+        info: dict = {
+            "name": "search",
+            "input": cap_text(query),
+            "results": [],
+            "error": None,
+            "cached": False,
+        }
         turn["tool"] = info
         if query is None:  # an unclosed <search> before any query: theirs reused another sample's, or crashed
             info["error"] = "no query: <search> is not closed and no earlier query to repeat"

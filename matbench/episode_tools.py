@@ -48,14 +48,9 @@ class ToolsEpisode(Episode):
 
     def request(self) -> ChatRequest:
         assert self.declared is not None
-        return ChatRequest(
-            text="",
+        return self.options.request(
             messages=list(self.messages),
             tools=self.declared.specs,
-            max_new_tokens=self.options.max_new_tokens,
-            temperature=self.options.temperature,
-            top_p=self.options.top_p,
-            seed=self.options.seed,
             tag=f"{self.task}/{self.sample.id}#{len(self.turns) + 1}",
         )
 

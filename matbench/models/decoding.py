@@ -1,22 +1,10 @@
 """What config.json records about decoding: the request fields an endpoint is sent, or the sampling
-parameters an in-process engine applies. Both are derived from the same options the episodes use, so the
-record is what every request carries, not a restatement of the command line."""
+parameters an in-process engine applies. Both are built from ``EpisodeOptions.request()``, the same call every
+episode turn makes, so the record is what every request carries, not a restatement of the command line."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from matbench.models.base import ChatRequest
-
-
-def _options_request(options: Any) -> ChatRequest:
-    return ChatRequest(
-        text="",
-        max_new_tokens=options.max_new_tokens,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        seed=options.seed,
-    )
 
 
 def sent_decoding(model_config: dict, options: Any) -> dict | None:
@@ -28,7 +16,7 @@ def sent_decoding(model_config: dict, options: Any) -> dict | None:
 
     body = build_body(
         str(model_config.get("model")),
-        _options_request(options),
+        options.request(),
         reasoning=bool(model_config.get("reasoning_model")),
         reasoning_effort=model_config.get("reasoning_effort"),
         extra_body=model_config.get("extra_body"),
@@ -44,5 +32,5 @@ def effective_decoding(model_config: dict, options: Any) -> dict | None:
     from matbench.models.vllm_local import sampling_kwargs
 
     return sampling_kwargs(
-        model_config.get("default_sampling") or {}, _options_request(options), model_config.get("seed")
+        model_config.get("default_sampling") or {}, options.request(), model_config.get("seed")
     )

@@ -76,6 +76,12 @@ def apply_cpu_build_defaults() -> dict[str, str]:
     return applied
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message``: a reason in one line, not a traceback."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def platform_problem() -> str | None:
     """Why vLLM cannot run in this process, asked of vLLM itself (its detected platform), or None."""
     if not vllm_installed():
@@ -84,8 +90,7 @@ def platform_problem() -> str | None:
     try:
         from vllm.platforms import current_platform
     except Exception as exc:  # noqa: BLE001 - a broken install is a reason, not a traceback
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"vllm is installed but does not import ({type(exc).__name__}: {first})"
+        return f"vllm is installed but does not import ({_describe(exc)})"
     if current_platform.is_unspecified() or not getattr(current_platform, "device_type", ""):
         return "vllm found no device it can run on (no GPU, and this is not a CPU build of vLLM)"
     return None
@@ -146,9 +151,7 @@ def engine_image_processor(llm: Any) -> dict[str, Any]:
 
         return processor_pixels(cached_image_processor_from_config(llm.llm_engine.model_config))
     except Exception as exc:  # noqa: BLE001 - text-only checkpoints, other vLLM versions
-        return {
-            "unavailable": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        }
+        return {"unavailable": _describe(exc)}
 
 
 def sampling_kwargs(
