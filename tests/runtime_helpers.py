@@ -26,10 +26,14 @@ def run_eval(args: list[str], env_extra: dict | None = None, cache_dir: Path | N
     return subprocess.run(eval_cmd(*args), env=env, capture_output=True, text=True, cwd=ROOT, **kw)
 
 
+def fake_args(srv, task: str, data_dir) -> list[str]:
+    """The `matbench eval` arguments for ``task`` on local data against a scripted OpenAI-compatible server."""
+    return ["--model", "openai:fake", "--base-url", srv.base_url, "--task", task, "--data-dir", str(data_dir)]
+
+
 def fake_eval(srv, tmp_path: Path, task: str, data_dir, *extra: str, **kw):
     """`matbench eval` of ``task`` against a scripted OpenAI-compatible server, runs and cache under tmp_path."""
-    args = ["--model", "openai:fake", "--base-url", srv.base_url, "--task", task, "--data-dir", str(data_dir)]
-    args += [*extra, "--runs-root", str(tmp_path / "runs")]
+    args = [*fake_args(srv, task, data_dir), *extra, "--runs-root", str(tmp_path / "runs")]
     return run_eval(args, cache_dir=tmp_path / "cache", **kw)
 
 

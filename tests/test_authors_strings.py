@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
-from runtime_helpers import LoopbackServer, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import LoopbackServer, fake_args, read_jsonl, run_dir_of, run_eval
 
 from matbench.errors import ConfigError
 from matbench.protocols.authors_source import AUTHORS_COMMIT, AUTHORS_REPO, cache_path
@@ -118,14 +118,7 @@ class RawHost(LoopbackServer):
 def _direct_bamboogle(srv, tmp_path: Path, fixtures_dir: Path, env: dict, *extra: str):
     return run_eval(
         [
-            "--model",
-            "openai:fake",
-            "--base-url",
-            srv.base_url,
-            "--task",
-            "bamboogle",
-            "--data-dir",
-            str(fixtures_dir / "multihop"),
+            *fake_args(srv, "bamboogle", str(fixtures_dir / "multihop")),
             "--limit",
             "2",
             "--protocol",

@@ -6,21 +6,14 @@ from __future__ import annotations
 import json
 
 from fake_openai_server import FakeOpenAIServer
-from runtime_helpers import run_dir_of, run_eval
+from runtime_helpers import fake_args, run_dir_of, run_eval
 from test_search_http import FakeServer, Reply, serper
 
 
 def _eval(srv, tmp_path, fixtures_dir, *extra):
     return run_eval(
         [
-            "--model",
-            "openai:fake",
-            "--base-url",
-            srv.base_url,
-            "--task",
-            "mat-coding",
-            "--data-dir",
-            str(fixtures_dir / "mat" / "coding-demo"),
+            *fake_args(srv, "mat-coding", str(fixtures_dir / "mat" / "coding-demo")),
             "--ids",
             "12",
             "--runs-root",

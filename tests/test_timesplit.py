@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
-from runtime_helpers import run_dir_of, run_eval
+from runtime_helpers import fake_args, run_dir_of, run_eval
 
 from matbench.timesplit import TimeSplit
 
@@ -27,14 +27,7 @@ def test_http_run_records_model_wait_and_tool_time(tmp_path, fixtures_dir) -> No
     with FakeOpenAIServer("<answer> x </answer>", latency=0.2) as srv:
         out = run_eval(
             [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "bamboogle",
-                "--data-dir",
-                str(fixtures_dir / "multihop"),
+                *fake_args(srv, "bamboogle", str(fixtures_dir / "multihop")),
                 "--protocol",
                 "direct",
                 "--limit",

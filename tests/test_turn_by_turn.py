@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, decode_data_url, request_image_urls, request_text
-from runtime_helpers import RetrievalServer, read_jsonl, run_eval
+from runtime_helpers import RetrievalServer, fake_args, read_jsonl, run_eval
 
 ANSWER = r"<answer>\s*(.*?)\s*</answer>"
 SEARCH = r"<search>\s*(.*?)\s*</search>"
@@ -181,14 +181,7 @@ def _search_run(tmp_path: Path, fixtures_dir: Path, *extra: str):
     with RetrievalServer(PASSAGES) as rs, FakeOpenAIServer(model) as srv:
         out = run_eval(
             [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "bamboogle",
-                "--data-dir",
-                str(fixtures_dir / "multihop"),
+                *fake_args(srv, "bamboogle", str(fixtures_dir / "multihop")),
                 "--ids",
                 ",".join(SEARCH_SCENARIOS),
                 "--search",
@@ -287,14 +280,7 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
     with FakeOpenAIServer(model) as srv:
         out = run_eval(
             [
-                "--model",
-                "openai:fake",
-                "--base-url",
-                srv.base_url,
-                "--task",
-                "mat-coding",
-                "--data-dir",
-                str(data),
+                *fake_args(srv, "mat-coding", str(data)),
                 "--no-response-cache",
                 "--seed",
                 "7",
