@@ -18,6 +18,11 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,024 rows``: counts read as English."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 

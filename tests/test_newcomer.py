@@ -46,3 +46,37 @@ def test_a_run_of_only_api_errors_scores_nothing_and_says_so(tmp_path):
     result = score_file(run.path, spec, "visual-arft")
     assert result["n"] == 0 and result["errors"] == 2
     assert "API errors=2" in score_table(result)
+
+
+# --- 12. small things ---------------------------------------------------------------------------------------------
+def test_verbose_is_accepted_after_the_command():
+    from matbench.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["tasks", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "tasks"]).verbose is True
+    assert parser.parse_args(["tasks"]).verbose is False
+
+
+def test_counts_read_as_english():
+    from matbench.display import plural
+
+    assert plural(1, "row") == "1 row" and plural(2, "row") == "2 rows" and plural(1024, "row") == "1,024 rows"
+    assert plural(0, "entry", "entries") == "0 entries"
+
+
+# --- 11. messages name commands that exist ---------------------------------------------------------------------
+def test_missing_serper_key_names_a_search_spec_that_works(monkeypatch):
+    import pytest
+
+    from matbench.errors import ConfigError
+    from matbench.tools.search.registry import parse_spec
+    from matbench.tools.search.serper import SerperSearch
+
+    monkeypatch.delenv("SERPER_API_KEY", raising=False)
+    with pytest.raises(ConfigError) as err:
+        SerperSearch()
+    hint = str(err.value)
+    assert "--search local:INDEX_DIR" in hint
+    spec = hint.split("--search ")[1].split()[0]
+    assert parse_spec(spec) == ("local", "INDEX_DIR")  # the named spec carries the index argument
