@@ -27,4 +27,8 @@ def score_table(result: dict) -> str:
     rows = [[name, part["n"], pct(part["f1"]), pct(part["em"])] for name, part in result["splits"].items()]
     rows.append(["all", result["n"], pct(result["f1"]), pct(result["em"])])
     head = f"{result['task']}  scoring={result['scoring']}  missing predictions={result['missing']}"
+    errors = int(result.get("errors") or 0)
+    if errors:
+        # API errors are not scores: F1/EM are over the scored samples only, and the table says so
+        head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
     return head + "\n" + table(["split", "n", "F1", "EM"], rows)

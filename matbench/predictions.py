@@ -184,7 +184,7 @@ def scored_rows(
     for r in rows:
         split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
         s = scorer(r.prediction, r.gold)
-        yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None)
+        yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None, error=r.status == "error")
 
 
 def score_rows(
@@ -215,7 +215,7 @@ def score_file(
         rows = read_predictions(path)
         check_ids(rows, spec, samples, str(path))
     result = score_rows(rows, spec, scoring or spec.default_scoring, samples)
-    if result["n"] == 0:
+    if result["n"] == 0 and not result["errors"]:
         raise InputError(EMPTY, file=str(path))
     return result
 

@@ -72,7 +72,7 @@ class RunTotals:
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
         # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
         split = r.split or self.spec.splits.split_of(r.id)
-        i = self._scores.put(r.id, split, s.f1, s.em, r.prediction is None)
+        i = self._scores.put(r.id, split, s.f1, s.em, r.prediction is None, r.status == "error")
         if i == len(self._status):  # a new id: a new row at the end
             self._status.append(0)
             for arr in self._ints.values():
