@@ -229,7 +229,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
-    if native and model_config.get("backend") != "openai":
+    if native and model_config.get("backend") not in ("openai", "scripted"):  # backends with tool calls
         raise ConfigError(
             "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
