@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from matbench.scoring.base import labels_of
+
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -27,4 +29,4 @@ def score_table(result: dict) -> str:
     rows = [[name, part["n"], pct(part["f1"]), pct(part["em"])] for name, part in result["splits"].items()]
     rows.append(["all", result["n"], pct(result["f1"]), pct(result["em"])])
     head = f"{result['task']}  scoring={result['scoring']}  missing predictions={result['missing']}"
-    return head + "\n" + table(["split", "n", "F1", "EM"], rows)
+    return head + "\n" + table(["split", "n", *labels_of(str(result["scoring"]))], rows)

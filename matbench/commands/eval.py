@@ -7,6 +7,8 @@ import json
 import signal
 import sys
 
+from matbench.registry import SCORERS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fixed",
         help="fixed (default): the documented fixes of the authors' failure handling; strict: their handling too",
     )
-    p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the task's (visual-arft)")
+    p.add_argument("--scoring", choices=SCORERS.names(), help="default: the task's (visual-arft)")
     p.add_argument(
         "--search",
         default="serper",
