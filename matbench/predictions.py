@@ -175,7 +175,7 @@ def score_file(
         rows = read_predictions(path)
         check_ids(rows, spec, samples, str(path))
     result = score_rows(rows, spec, scoring, samples)
-    if result["n"] == 0:
+    if result["n"] == 0 and not result["errors"]:
         raise InputError(EMPTY, file=str(path))
     return result
 

@@ -152,6 +152,7 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 MODELS = Registry("models", {
     "openai": "matbench.models.openai_api:OpenAIModel",
     "vllm": "matbench.models.vllm_local:VLLMModel",
+    "scripted": "matbench.models.scripted:ScriptedModel",
 }, noun="model backend")
 
 TOOLS = Registry("tools", {}, noun="tool")

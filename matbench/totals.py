@@ -72,7 +72,7 @@ class RunTotals:
         ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
         # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
-        i = self._scores.put(r.id, s.split, s.f1, s.em, s.missing)
+        i = self._scores.put(r.id, s.split, s.f1, s.em, s.missing, s.error)
         if i == len(self._status):  # a new id: a new row at the end
             self._status.append(0)
             for arr in self._ints.values():

@@ -79,7 +79,7 @@ def test_score_cli_json(fixtures_dir, fname, task, expected):
         check=True,
     )
     result = json.loads(out.stdout)
-    assert set(result) == {"task", "scoring", "n", "missing", "f1", "em", "splits"}
+    assert set(result) == {"task", "scoring", "n", "missing", "errors", "f1", "em", "splits"}
     assert result["scoring"] == "visual-arft"
     _check(result, expected)
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
         samples = load_samples(spec, data_dir=args.data_dir, data_file=args.data_file)
     result = score_file(args.predictions, spec, scoring, samples)
-    warning = size_warning(spec, result["n"], str(args.predictions))
+    warning = size_warning(spec, result["n"] + result.get("errors", 0), str(args.predictions))
     if warning:
         print(warning, file=sys.stderr)
     if args.json:

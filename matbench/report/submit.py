@@ -246,7 +246,9 @@ def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring:
                     f"sample {sample.id}: predictions.jsonl records {metric}={shown} but its prediction "
                     f"scores {real} under {scoring}: the record was edited"
                 )
-        scored.append(Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None))
+        scored.append(
+            Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None, error=rec.get("status") == "error")
+        )
     return scorer.result(scored), scored
 
 

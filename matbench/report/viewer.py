@@ -57,7 +57,10 @@ def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScor
     task = config.get("task") if isinstance(config.get("task"), dict) else {}
     spec = scorer.spec if scorer is not None else None
     main, exact = scorer.labels if scorer is not None else ("F1", "EM")
-    scored = [Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"]) for r in rows]
+    scored = [
+        Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"], error=r.get("badge") == "error")
+        for r in rows
+    ]
     agg = aggregate(scored, spec.splits.names if spec else ())
     table = "".join(
         f"<tr><td>{_e(name)}</td><td>{part['n']}</td><td>{_pct(part['f1'])}</td><td>{_pct(part['em'])}</td></tr>"

@@ -82,7 +82,14 @@ class RunScorer:
 
     def score(self, row: PredRow, split_of_sample: Mapping[str, str | None] | None = None) -> Scored:
         s = self.scorer(row.prediction, row.gold)
-        return Scored(row.id, self.split_of(row, split_of_sample), s.f1, s.em, missing=row.prediction is None)
+        return Scored(
+            row.id,
+            self.split_of(row, split_of_sample),
+            s.f1,
+            s.em,
+            missing=row.prediction is None,
+            error=row.status == "error",  # an API error is not a score: aggregate counts it apart
+        )
 
     def score_record(self, raw: Mapping, row: int = 0, *, file: str | None = None) -> Scored:
         """A ``predictions.jsonl`` line straight to its score."""

@@ -16,17 +16,23 @@ class Scored:
     f1: float
     em: float
     missing: bool = False
+    error: bool = False  # an API error: not a score (counted apart, rerun with --retry-errors)
 
 
 def aggregate(rows: Iterable[Scored], split_order: Sequence[str] = ()) -> dict:
-    """Means over all rows and per split (by each row's split field), with n per split. Fractions in [0, 1].
+    """Means over the scored rows and per split (by each row's split field), with n per split. Fractions in [0, 1].
 
-    One pass with running sums (rows may be a generator: nothing is held per row, at any number of samples).
+    A row that ended in an API error is not a score: it is counted in ``errors`` and left out of n, F1 and EM
+    (a failed call is not a wrong answer). One pass with running sums (rows may be a generator: nothing is
+    held per row, at any number of samples).
     """
-    n = missing = 0
+    n = missing = errors = 0
     f1 = em = 0.0
     parts: dict[str, list] = {}  # split -> [n, f1 sum, em sum]
     for r in rows:
+        if r.error:
+            errors += 1
+            continue
         n += 1
         missing += r.missing
         f1 += r.f1
@@ -41,6 +47,7 @@ def aggregate(rows: Iterable[Scored], split_order: Sequence[str] = ()) -> dict:
     out: dict = {
         "n": n,
         "missing": missing,
+        "errors": errors,
         "f1": f1 / n if n else 0.0,
         "em": em / n if n else 0.0,
         "splits": {},
@@ -65,13 +72,16 @@ class ScoreTable:
         self.f1 = array("d")
         self.em = array("d")
         self.missing = bytearray()
+        self.error = bytearray()
         self.split = array("H")  # into self.splits; 0 is no split
         self.splits: list[str | None] = [None]
 
     def __len__(self) -> int:
         return len(self.f1)
 
-    def put(self, sample_id: str, split: str | None, f1: float, em: float, missing: bool) -> int:
+    def put(
+        self, sample_id: str, split: str | None, f1: float, em: float, missing: bool, error: bool = False
+    ) -> int:
         """Store a sample's scores; its row (new, or the one it already had)."""
         row = self.index.get(sample_id)
         if row is None:
@@ -79,9 +89,10 @@ class ScoreTable:
             self.f1.append(f1)
             self.em.append(em)
             self.missing.append(missing)
+            self.error.append(error)
             self.split.append(0)
         else:
-            self.f1[row], self.em[row], self.missing[row] = f1, em, missing
+            self.f1[row], self.em[row], self.missing[row], self.error[row] = f1, em, missing, error
         if split not in self.splits:
             self.splits.append(split)
         self.split[row] = self.splits.index(split)
@@ -89,7 +100,10 @@ class ScoreTable:
 
     def rows(self) -> Iterator[Scored]:
         for sample_id, i in self.index.items():
-            yield Scored(sample_id, self.splits[self.split[i]], self.f1[i], self.em[i], bool(self.missing[i]))
+            yield Scored(
+                sample_id, self.splits[self.split[i]], self.f1[i], self.em[i], bool(self.missing[i]),
+                bool(self.error[i]),
+            )
 
     def aggregate(self, split_order: Sequence[str] = ()) -> dict:
         return aggregate(self.rows(), split_order)
