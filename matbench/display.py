@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from matbench.scoring.base import labels_of
+
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -36,4 +38,4 @@ def score_table(result: dict) -> str:
     if errors:
         # API errors are not scores: F1/EM are over the scored samples only, and the table says so
         head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
-    return head + "\n" + table(["split", "n", "F1", "EM"], rows)
+    return head + "\n" + table(["split", "n", *labels_of(str(result["scoring"]))], rows)

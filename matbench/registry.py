@@ -157,7 +157,11 @@ MODELS = Registry("models", {
 
 TOOLS = Registry("tools", {}, noun="tool")
 
-SCORERS = Registry("scorers", {}, noun="scorer")
+SCORERS = Registry("scorers", {
+    "visual-arft": "matbench.scoring.rules:VisualArft",
+    "squad": "matbench.scoring.rules:Squad",
+    "anls": "matbench.scoring.anls:Anls",
+}, noun="scorer")
 
 SEARCH = Registry("search", {
     "serper": "matbench.tools.search.serper:SerperSearch",

@@ -34,7 +34,7 @@ from matbench.run.options import EvalSettings as EvalSettings  # tests and bench
 from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
 from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
 from matbench.runlock import RunLock
-from matbench.scoring import get_scorer
+from matbench.scoring.reader import RunScorer
 from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.timesplit import TimeSplit
@@ -235,8 +235,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
         )
     direct = templates.layout == "direct"
-    scoring = settings.scoring or spec.default_scoring
-    get_scorer(scoring)  # unknown scoring fails here, before any call
+    scoring = RunScorer(spec, settings.scoring).name  # an unknown scoring fails here, before any call
     local = bool(settings.data_dir or settings.data_file)
     revision = None if local else (settings.data_revision or spec.data.get("revision"))
     data_commit = None if local else resolve_commit(spec, revision)  # load exactly this commit, record it
@@ -605,7 +604,7 @@ class _Progress:
 
 
 async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
-    scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
+    scorer = RunScorer(plan.spec, plan.scoring)
     progress = _Progress(plan, settings.progress)
 
     def make(sample: Sample) -> Callable[[], Episode | None]:
