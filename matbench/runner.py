@@ -26,7 +26,7 @@ from matbench.run.plan import default_cache_dir
 from matbench.run.plan import plan_task as plan_task
 from matbench.run.rundir import open_run
 from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
-from matbench.scoring import get_scorer
+from matbench.scoring.reader import RunScorer
 from matbench.timesplit import TimeSplit
 from matbench.totals import RunTotals
 
@@ -223,7 +223,7 @@ class _Progress:
 
 
 async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
-    scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
+    scorer = RunScorer(plan.spec, plan.scoring)
     progress = _Progress(plan, settings.progress)
 
     def make(sample: Sample) -> Callable[[], Episode | None]:

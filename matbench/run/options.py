@@ -115,9 +115,7 @@ EVAL_OPTIONS: tuple[Option, ...] = (
            "pinned commit)", recorded="protocol_source.path"),
     Option("compat", "fixed (default): the documented fixes of the authors' failure handling; strict: their "
            "handling too", choices=("fixed", "strict"), default="fixed", recorded="options.compat"),
-    # TODO(scorers): choices="scorers" once the SCORERS registry holds the built-in scorers
-    Option("scoring", "default: the task's (visual-arft)", choices=("visual-arft", "squad"),
-           recorded="scoring"),
+    Option("scoring", "default: the task's (visual-arft)", choices="scorers", recorded="scoring"),
     Option("search", "search backend: serper (needs SERPER_API_KEY), local:INDEX_DIR, retriever:URL (default "
            "serper)", default="serper", recorded="search.spec"),
     Option("search_cache", "read replays a run offline from the cache; auto (default): readwrite, but off for "

@@ -31,7 +31,7 @@ from matbench.run.options import EvalSettings
 from matbench.run.rundir import check_resume, overwrite_run, resolve_run_dir, select_samples
 from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
 from matbench.runlock import RunLock
-from matbench.scoring import get_scorer
+from matbench.scoring.reader import RunScorer
 from matbench.shards import Shard, parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.timesplit import TimeSplit
@@ -304,8 +304,7 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
         )
     direct = templates.layout == "direct"
-    scoring = settings.scoring or spec.default_scoring
-    get_scorer(scoring)  # unknown scoring fails here, before any call
+    scoring = RunScorer(spec, settings.scoring).name  # an unknown scoring fails here, before any call
     data = _load_data(settings, spec)
     options, exec_scope = _episode_options(settings, spec, resolved, model)
     tools, search_cache, search_info, sandbox_info = _open_tools(settings, spec, direct, exec_scope, shared)
