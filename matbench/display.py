@@ -27,4 +27,14 @@ def score_table(result: dict) -> str:
     rows = [[name, part["n"], pct(part["f1"]), pct(part["em"])] for name, part in result["splits"].items()]
     rows.append(["all", result["n"], pct(result["f1"]), pct(result["em"])])
     head = f"{result['task']}  scoring={result['scoring']}  missing predictions={result['missing']}"
-    return head + "\n" + table(["split", "n", "F1", "EM"], rows)
+    headers = ["split", "n", "F1", "EM"]
+    judge = result.get("judge")
+    if judge:  # the LLM judge's accuracy beside F1/EM (its own n: judged samples only)
+        cells = {**judge.get("by_split", {}), "all": {"accuracy": judge.get("accuracy"), "n": judge.get("n")}}
+        for row in rows:
+            cell = cells.get(row[0]) or {}
+            acc = cell.get("accuracy")
+            row.append("-" if acc is None else f"{pct(acc)} (n={cell.get('n')})")
+        headers.append("Judge")
+        head += f"  judge={judge.get('model')} prompt={judge.get('prompt')}"
+    return head + "\n" + table(headers, rows)

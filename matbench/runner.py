@@ -96,6 +96,7 @@ class EvalSettings:
     shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
     prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
     max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
+    judge: object | None = None  # a JudgeSettings (matbench/judge/): judge each sample as it finishes
 
 
 @dataclass
@@ -647,7 +648,9 @@ class _Progress:
             self.bar.close()
 
 
-async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
+async def _run_plan(
+    plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
+) -> None:
     scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
     progress = _Progress(plan, settings.progress)
 
@@ -665,6 +668,8 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if judging is not None:
+            judging.on_record(plan.run.path, rec.to_dict())
         if plan.totals is not None:
             plan.totals.add(rec.to_dict())
         progress.update(rec)
@@ -697,7 +702,13 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     model = build_model(
         settings
     )  # an in-process engine loads here (once for every task), HTTP only preflights
+    judging = None
     try:
+        if settings.judge is not None:  # the judge's preflight and strings, before any run directory
+            from matbench.judge.during_eval import EvalJudging
+            from matbench.judge.loop import Judge
+
+            judging = EvalJudging(Judge(settings.judge))
         model_config = model.config()
         for name in settings.tasks:
             plans.append(plan_task(settings, name, model_config, shared))
@@ -706,7 +717,7 @@ def evaluate(settings: EvalSettings) -> list[dict]:
             plan.price = price
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
-        return asyncio.run(_evaluate(plans, model, settings, meter))
+        return asyncio.run(_evaluate(plans, model, settings, meter, judging))
     finally:
         for plan in plans:
             if plan.lock is not None:
@@ -740,7 +751,7 @@ def _spend_meter(
 
 
 async def _evaluate(
-    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None
+    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
 ) -> list[dict]:
     loop = asyncio.get_running_loop()
     # Search and sandbox calls run in threads: enough of them for every episode in flight.
@@ -749,13 +760,23 @@ async def _evaluate(
     try:
         for plan in plans:
             open_run(plan)
+            if judging is not None:
+                judging.start(plan.run.path)
         for plan in plans:
             start = time.monotonic()
-            await _run_plan(plan, model, settings, meter)
-            summaries.append(summarize(plan, time.monotonic() - start, model, meter))
+            await _run_plan(plan, model, settings, meter, judging)
+            summary = summarize(plan, time.monotonic() - start, model, meter)
+            if judging is not None:
+                summary["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                plan.run.write_summary(summary)
+            summaries.append(summary)
     finally:
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
-        await model.aclose()
+        try:
+            await model.aclose()
+        finally:
+            if judging is not None:
+                await judging.judge.aclose()
     return summaries

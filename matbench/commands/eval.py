@@ -7,6 +7,8 @@ import json
 import signal
 import sys
 
+from matbench.commands.judge import add_judge_arguments, judge_settings
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -132,6 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summaries as one JSON list on stdout")
+    add_judge_arguments(p, required=False)
     g = p.add_argument_group("vLLM (in-process)")
     g.add_argument("--tensor-parallel-size", type=int)
     g.add_argument("--data-parallel-size", type=int)
@@ -217,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard,
         prices=args.prices,
         max_cost=args.max_cost,
+        judge=judge_settings(args),
     )
     # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
     # the run directory's lock is released and one line is printed. It goes through SIGINT's handler, which
@@ -246,6 +250,10 @@ def run(args: argparse.Namespace) -> int:
                 f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
                 f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
             )
+        if s.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(s["judge"])))
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 
@@ -253,8 +261,15 @@ def run(args: argparse.Namespace) -> int:
 def _exit_code(summaries: list[dict]) -> int:
     """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
     errors = sum(s["run"]["errors"] for s in summaries)
+    judge_errors = sum((s.get("judge") or {}).get("errors", 0) for s in summaries)
+    if judge_errors:
+        print(
+            f"matbench: {judge_errors} judgment(s) failed on the judge's API; rerun the same command (or "
+            "`matbench judge RUN_DIR --judge MODEL`) to judge them again",
+            file=sys.stderr,
+        )
     if not errors:
-        return 0
+        return 1 if judge_errors else 0
     print(
         f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
         "same command plus --retry-errors",
