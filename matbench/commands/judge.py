@@ -13,66 +13,36 @@ import sys
 from pathlib import Path
 
 
-def add_judge_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
-    """The ``--judge*`` options, declared once for `matbench judge` and `matbench eval`."""
-    g = p.add_argument_group("LLM judge (beside F1/EM)")
-    g.add_argument(
-        "--judge",
-        required=required,
-        metavar="MODEL",
-        help="the judge model, named as in eval: alias, openai:NAME, or any model of an OpenAI-compatible server "
-        "with --judge-base-url",
-    )
-    g.add_argument(
-        "--judge-base-url", action="append", metavar="URL", help="the judge's OpenAI-compatible endpoint"
-    )
-    g.add_argument(
-        "--judge-api-key-env",
-        metavar="NAME",
-        help="variable holding the judge's API key (default OPENAI_API_KEY)",
-    )
-    g.add_argument(
-        "--judge-prompt",
-        choices=["matbench", "sensenova-mars"],
-        default="matbench",
-        help="matbench (default): matbench's own wording; sensenova-mars: SenseNova-MARS's validation judge, "
-        "their strings read from their script at the pinned commit",
-    )
-    g.add_argument(
-        "--judge-repo",
-        metavar="DIR",
-        help="a copy of OpenSenseNova/SenseNova-MARS (the folder holding verl/) for --judge-prompt sensenova-mars "
-        "(default $MATBENCH_SENSENOVA_REPO, else the cache, else one download at the pinned commit)",
-    )
-    g.add_argument(
-        "--judge-text-only",
-        action="store_true",
-        help="the judge takes no images (default: it gets the sample's image)",
-    )
-    g.add_argument(
-        "--judge-overwrite", action="store_true", help="replace the run's judgments (e.g. another judge's)"
-    )
-    g.add_argument("--judge-concurrency", type=int, default=16, help="judge calls in flight (default 16)")
+def add_judge_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``--judge*`` options, declared once (matbench/run/options.py) for `judge` and `eval`."""
+    from dataclasses import replace
+
+    from matbench.run.options import JUDGE_OPTIONS
+
+    group = p.add_argument_group(JUDGE_OPTIONS[0].group)
+    for opt in JUDGE_OPTIONS:
+        (replace(opt, required=True) if opt.name == "judge" else opt).add_to(group)
 
 
-def judge_settings(args: argparse.Namespace, *, max_cost: float | None = None):
+def judge_settings(given, *, max_cost: float | None = None):
+    """A JudgeSettings from parsed ``judge`` arguments or an EvalSettings (same option names); None: no judge."""
     from matbench.judge.loop import JudgeSettings
 
-    if not args.judge:
+    if not getattr(given, "judge", None):
         return None
     return JudgeSettings(
-        model=args.judge,
-        base_url=args.judge_base_url,
-        api_key_env=args.judge_api_key_env,
-        prompt=args.judge_prompt,
-        judge_repo=args.judge_repo,
-        vision=not args.judge_text_only,
-        max_concurrency=args.judge_concurrency,
+        model=given.judge,
+        base_url=given.judge_base_url,
+        api_key_env=given.judge_api_key_env,
+        prompt=given.judge_prompt,
+        judge_repo=given.judge_repo,
+        vision=not given.judge_text_only,
+        max_concurrency=given.judge_concurrency,
         max_cost=max_cost,
-        response_cache=not getattr(args, "no_response_cache", False),
-        cache_dir=getattr(args, "cache_dir", None),
-        prices=getattr(args, "prices", None),
-        overwrite=args.judge_overwrite,
+        response_cache=getattr(given, "response_cache", True),
+        cache_dir=getattr(given, "cache_dir", None),
+        prices=getattr(given, "prices", None),
+        overwrite=given.judge_overwrite,
     )
 
 
@@ -84,14 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Writes judgments.jsonl and the judge block of summary.json; rerunning resumes and retries judge errors.",
     )
     p.add_argument("run_dir", help="a run directory (runs/<utc>_<model>_<task>/)")
-    add_judge_arguments(p, required=True)
+    add_judge_arguments(p)
     p.add_argument(
         "--max-cost", type=float, metavar="USD", help="judge no new sample once the judge has spent this"
     )
     p.add_argument(
         "--cache-dir", help="response cache and SenseNova-MARS's script (default $MATBENCH_CACHE_DIR)"
     )
-    p.add_argument("--no-response-cache", action="store_true", help="do not reuse cached judge replies")
+    p.add_argument(
+        "--no-response-cache",
+        dest="response_cache",
+        action="store_false",
+        help="do not reuse cached judge replies",
+    )
     p.add_argument("--prices", help="a price table (YAML) adding to or replacing the shipped one")
     p.add_argument("--json", action="store_true", help="print the judge block as one JSON object")
     p.set_defaults(func=run)

@@ -29,6 +29,8 @@ class EvalJudging:
 
     def on_record(self, run_dir: Path, record: dict) -> None:
         """Called as a sample's record is written (on the event loop): its judging starts at once."""
+        if record.get("status") == "error":
+            return
         task = asyncio.get_running_loop().create_task(
             judge_records(self.judge, self._files[run_dir], [slim_record(record)])
         )

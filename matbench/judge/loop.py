@@ -236,6 +236,8 @@ def item_of(record: dict, run_dir: Path) -> JudgeItem:
 
 
 def needs_judging(record: dict, judged: dict | None, judge_fp: str) -> bool:
+    if record.get("status") == "error":  # the evaluated model's API failed: not scored, so not judged
+        return False
     if judged is None or judged.get("verdict") == "error" or judged.get("judge") != judge_fp:
         return True
     pred = record.get("prediction")

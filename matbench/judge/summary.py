@@ -58,6 +58,8 @@ def current_judgments(
     fp = (config or {}).get("fingerprint")
     out = []
     for rec in records:
+        if rec.get("status") == "error":  # an API error is not scored (nor by F1/EM): rerun, then judged
+            continue
         j = latest.get(str(rec.get("id")))
         pred = rec.get("prediction")
         if j is not None and (
