@@ -269,3 +269,40 @@ def test_their_script_changed_or_missing(run, fixtures_dir, capsys, monkeypatch,
     changed, offline = capsys.readouterr().err.strip().splitlines()
     assert "sha256" in changed and sensenova.SENSENOVA.commit[:12] in changed
     assert "--judge-repo DIR" in offline and "--judge-prompt matbench" in offline
+
+
+def test_compare_view_and_submit_carry_the_judge(run, fixtures_dir, capsys):
+    """compare bootstraps the judge-accuracy difference (same judge only); view shows verdict and reason;
+    submit carries the judge field (the leaderboard's judge column)."""
+    from matbench.report.submit import validate_run
+
+    other = run.parent / "other"
+    shutil.copytree(run, other)
+    with FakeOpenAIServer("REASON: a paraphrase\nVERDICT: CORRECT", models=["judge"]) as js:
+        assert judge(run, js) == 0
+    with FakeOpenAIServer("REASON: wrong\nVERDICT: INCORRECT", models=["judge"]) as js:
+        assert judge(other, js) == 0
+    capsys.readouterr()
+    assert main(["compare", str(run), str(other), "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)["judge"]
+    overall = j["groups"][0]
+    assert (overall["n"], overall["a"], overall["b"], overall["diff"]) == (2, 1.0, 0.5, -0.5)
+    assert overall["ci"][0] <= -0.5 <= overall["ci"][1] and j["judge"]["prompt"] == "matbench"
+    assert main(["compare", str(run), str(other)]) == 0
+    assert "dJudge" in capsys.readouterr().out
+    with FakeOpenAIServer("<judge>No</judge>", models=["judge"]) as js:
+        assert judge(other, js, "--judge-prompt", "sensenova-mars", "--judge-overwrite") == 0
+    capsys.readouterr()
+    assert main(["compare", str(run), str(other)]) == 0
+    assert "judge accuracies of different judges are not compared" in capsys.readouterr().out
+
+    assert main(["view", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "judge openai:judge (matbench prompt): accuracy 100.00 over 2 judged" in page
+    chunk = next((run / "report_data").iterdir()).read_text()
+    assert '"judge":{"verdict":"correct","reason":"a paraphrase"' in chunk
+
+    entry = validate_run(run, data_dir=str(fixtures_dir / "mat" / "search-demo"))
+    assert entry.judge["accuracy"] == 1.0 and entry.judge["n"] == 2 and entry.judge["prompt"] == "matbench"
+    assert entry.judge["model"] == "openai:judge" and entry.judge["prompt_source"] == "matbench"
+    assert len(entry.judge["ci95"]) == 2 and entry.judge["by_split"] == {"simple": {"accuracy": 1.0, "n": 1}}
