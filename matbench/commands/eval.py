@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
                 f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
                 f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
             )
+        if s.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(s["judge"])))
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 
@@ -75,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
 def _exit_code(summaries: list[dict]) -> int:
     """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
     errors = sum(s["run"]["errors"] for s in summaries)
+    judge_errors = sum((s.get("judge") or {}).get("errors", 0) for s in summaries)
+    if judge_errors:
+        print(
+            f"matbench: {judge_errors} judgment(s) failed on the judge's API; rerun the same command (or "
+            "`matbench judge RUN_DIR --judge MODEL`) to judge them again",
+            file=sys.stderr,
+        )
     if not errors:
-        return 0
+        return 1 if judge_errors else 0
     print(
         f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
         "same command plus --retry-errors",
