@@ -1,0 +1,1 @@
+"""Planning a run and the helpers around it (options, outputs)."""
