@@ -19,7 +19,7 @@ from pathlib import Path
 
 from matbench.cost import price_of_run
 from matbench.errors import ConfigError, InputError
-from matbench.records import RunDir, safe_name, utc_stamp, write_json_atomic
+from matbench.records import RunDir, safe_name, utc_stamp
 from matbench.report.run_files import open_input
 from matbench.run.outputs import check_dir, install_dir, new_dir_beside
 from matbench.shards import Shard, parse_shard, shard_of
@@ -237,5 +237,5 @@ def _write_merge(merged: RunDir, target: Path, parts: list[_Part], first: dict, 
     summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)
     summary["run"]["shard_duration_s"] = [round(float(d), 3) for d in durations]
-    write_json_atomic(merged.summary_path, summary)
+    merged.write_summary(summary)
     return summary

@@ -1,1 +1,1 @@
-"""Planning a run and the helpers around it (options, outputs)."""
+"""Resolving a run before it starts: the eval option declarations and the run plan (config, fingerprint)."""
