@@ -19,7 +19,8 @@ from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
 from matbench.errors import ConfigError, Interrupted
-from matbench.records import DiskFull, SampleRecord
+from matbench.models.cache import CACHE_SCOPE
+from matbench.records import DiskFull, RunDir, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.run.plan import TaskPlan as TaskPlan
 from matbench.run.plan import default_cache_dir
@@ -46,7 +47,7 @@ def build_model(settings: EvalSettings):
         **settings.model_options,
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
-    if settings.response_cache:
+    if settings.response_cache is not False:  # None: this run's own answers only (the scope, _run_plan)
         cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
         model = CachedModel(model, cache_dir / "responses.sqlite")
@@ -250,6 +251,7 @@ async def _run_plan(
 
     lockstep = bool(getattr(model, "lockstep", False))
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
+    scope = CACHE_SCOPE.set("" if settings.response_cache else cache_scope(plan.run))
     try:
         makers = (make(s) for s in plan.todo)
         if lockstep:
@@ -264,7 +266,14 @@ async def _run_plan(
                 split=plan.time_split,
             )
     finally:
+        CACHE_SCOPE.reset(scope)
         progress.close()
+
+
+def cache_scope(run: RunDir) -> str:
+    """A run's own response-cache scope: its directory and creation stamp, stable across resumes (a new
+    run in the same place is another run)."""
+    return f"run:{run.path.resolve()}:{run.read_config().get('created')}"
 
 
 def _nothing_to_do(plan: TaskPlan) -> dict | None:
@@ -309,8 +318,9 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
         for plan in plans:
             plan.price = price
+        meter = _spend_meter(settings, plans, model, price)  # a refusal here leaves no run directory behind
+        for plan in plans:
             open_run(plan)
-        meter = _spend_meter(settings, plans, model, price)
         return asyncio.run(_evaluate(plans, model, settings, meter, judging))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
         raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc

@@ -311,10 +311,9 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
     config = _run_config(
         settings, spec, data, resolved, model, options, exec_scope, tools, scoring, search_info, sandbox_info
     )
-    shard_label = config["selection"]["shard"]
-    run = resolve_run_dir(settings, spec, shard_label)
+    run = resolve_run_dir(settings, spec, config)
     if run.exists() and settings.overwrite:
-        run = overwrite_run(run, settings, spec, shard_label)
+        run = overwrite_run(run, settings, spec, config)
     plan = TaskPlan(
         spec, templates, data.samples, list(data.samples), run, config, options, scoring, tools, search_cache
     )
