@@ -299,7 +299,7 @@ def test_compare_view_and_submit_carry_the_judge(run, fixtures_dir, capsys):
     assert main(["view", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "judge openai:judge (matbench prompt): accuracy 100.00 over 2 judged" in page
-    chunk = next((run / "report_data").iterdir()).read_text()
+    chunk = "".join(f.read_text() for f in (run / "report_data").glob("*.js"))
     assert '"judge":{"verdict":"correct","reason":"a paraphrase"' in chunk
 
     entry = validate_run(run, data_dir=str(fixtures_dir / "mat" / "search-demo"))
