@@ -299,10 +299,55 @@ def test_compare_view_and_submit_carry_the_judge(run, fixtures_dir, capsys):
     assert main(["view", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "judge openai:judge (matbench prompt): accuracy 100.00 over 2 judged" in page
-    chunk = next((run / "report_data").iterdir()).read_text()
+    chunk = "".join(f.read_text() for f in (run / "report_data").glob("*.js"))
     assert '"judge":{"verdict":"correct","reason":"a paraphrase"' in chunk
 
     entry = validate_run(run, data_dir=str(fixtures_dir / "mat" / "search-demo"))
     assert entry.judge["accuracy"] == 1.0 and entry.judge["n"] == 2 and entry.judge["prompt"] == "matbench"
     assert entry.judge["model"] == "openai:judge" and entry.judge["prompt_source"] == "matbench"
     assert len(entry.judge["ci95"]) == 2 and entry.judge["by_split"] == {"simple": {"accuracy": 1.0, "n": 1}}
+
+
+def test_disk_full_is_one_line_and_a_rerun_finishes(run, tmp_path):
+    """judge.json fits, the exact-match sample's line fits, the judged sample's 12 KiB reply does not: one line,
+    whole lines kept; after freeing space the same command finishes."""
+    import os
+    import subprocess
+    import sys
+
+    from runtime_helpers import ROOT
+
+    small, out = tmp_path / "small", tmp_path / "out"
+    small.mkdir()
+    out.mkdir()
+    reply = "REASON: " + "x" * 12_000 + "\nVERDICT: CORRECT"
+    with FakeOpenAIServer(reply, models=["judge"]) as js:
+        cmd = " ".join(
+            [sys.executable, "-m", "matbench.cli", "judge", str(small / "run"), "--judge", "openai:judge"]
+            + ["--judge-base-url", js.base_url, "--judge-concurrency", "1"]
+        )
+        script = f"""
+            mount -t tmpfs -o size=16m tmpfs {small}
+            cp -r {run} {small}/run
+            rm -f {small}/run/report.html
+            free=$(df -B1 --output=avail {small} | tail -1)
+            head -c $((free - 16384)) /dev/zero > {small}/filler
+            {cmd} > {out}/1.out 2> {out}/1.err; echo $? > {out}/1.rc
+            cp -r {small}/run {out}/run1
+            rm {small}/filler
+            {cmd} > {out}/2.out 2> {out}/2.err; echo $? > {out}/2.rc
+            cp -r {small}/run {out}/run2
+        """
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run(["unshare", "-rm", "bash", "-c", script], cwd=ROOT, env=env, timeout=300)
+        assert done.returncode == 0
+    err1 = (out / "1.err").read_text().strip().splitlines()
+    assert (out / "1.rc").read_text().strip() == "2", "\n".join(err1)
+    assert (
+        len(err1) == 1 and "No space left on device while writing" in err1[0] and "judgments.jsonl" in err1[0]
+    )
+    raw = (out / "run1" / "judgments.jsonl").read_bytes()
+    assert raw.endswith(b"\n") and [json.loads(line)["id"] for line in raw.splitlines()] == ["1001"]
+    assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
+    final = {j["id"]: j["verdict"] for j in read_jsonl(out / "run2" / "judgments.jsonl")}
+    assert final == {"1001": "correct", "1": "correct"}
