@@ -30,10 +30,11 @@ class CodeTool(Tool):
 
     @classmethod
     def open(cls, context: ToolContext) -> CodeTool:
+        from matbench.tools.sandbox import DEFAULT_CODE_TIMEOUT
         from matbench.tools.sandbox_policy import open_code_sandbox
 
         settings, spec = context.settings, context.spec
-        timeout = settings.code_timeout or float(spec.limits.get("code_timeout", 60))
+        timeout = settings.code_timeout or float(spec.limits.get("code_timeout", DEFAULT_CODE_TIMEOUT))
         key = ("sandbox", timeout)
         if key not in context.shared:  # warm workers shared by every task with this timeout
             workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
