@@ -141,7 +141,10 @@ class Episode:
             self.text = fill(after, text=self.text, output=out.text)
             self._finish(turn["answer"])
             return
-        if layout == "search":
+        extra = None if act.steps else self._tagged_call(out.text)
+        if extra is not None:  # a tool the layout's own parser does not know answers its tag
+            await self._tag_step(*extra, out.text, turn)
+        elif layout == "search":
             await self._search_step(act, turn)
         else:
             await self._coding_step(act, turn)
@@ -179,6 +182,26 @@ class Episode:
         if result.image is not None:
             self.image = result.image  # a new image REPLACES the current one in the next turn
         return result
+
+    def _tagged_call(self, output: str) -> tuple[Tool, str] | None:
+        """The first of the task's other tools whose ``<tag>...</tag>`` the reply holds (search and code
+        are parsed by the authors' rules above), with the text inside its tags."""
+        for tool in self.tools.values():
+            if tool.name in ("search", "code"):
+                continue
+            value = tool.find(output)
+            if value is not None:
+                return tool, value
+        return None
+
+    async def _tag_step(self, tool: Tool, value: str, output: str, turn: dict) -> None:
+        """Run a tag-protocol call of ``tool``: the prompt file's ``after_<tag>`` builds the next text from
+        the text so far, the reply and the tool's text (``{result}``)."""
+        turn["action"] = tool.tag
+        result = await self.call_tool(tool, value)
+        turn["tool_calls"].append(result.record)
+        after = self.templates.data.get(f"after_{tool.tag}", self.templates["after_other"])
+        self.text = fill(after, text=self.text, output=output, result=result.text or "")
 
     async def _search_step(self, act: va.Action, turn: dict) -> None:
         out = act.output

@@ -83,6 +83,15 @@ class Tool(ABC):
     def close_tag(self) -> str:
         return f"</{self.tag}>"
 
+    def find(self, output: str) -> str | None:
+        """The text inside this tool's tags in a tag-protocol reply (None: not called). Search and code
+        keep the authors' own parsing rules (protocols/visual_arft.py)."""
+        start = output.find(self.open_tag)
+        if start < 0:
+            return None
+        end = output.find(self.close_tag, start + len(self.open_tag))
+        return output[start + len(self.open_tag) : end].strip() if end >= 0 else None
+
     @classmethod
     @abstractmethod
     def open(cls, context: ToolContext) -> Tool:
