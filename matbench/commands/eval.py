@@ -25,8 +25,6 @@ def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
     from matbench.errors import ConfigError
-    from matbench.models.openai_api import is_reasoning_model
-    from matbench.models.registry import resolve_spec
     from matbench.run.options import settings_from_args
     from matbench.runner import evaluate
 
@@ -35,14 +33,8 @@ def run(args: argparse.Namespace) -> int:
             "--max-pixels cannot be applied to a model behind --base-url (the server's image processor decides); "
             "start the server with it instead, e.g. vllm serve ... --mm-processor-kwargs '{\"max_pixels\": N}'"
         )
-    temperature = args.temperature
-    resolved = resolve_spec(args.model, args.base_url)
-    if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
-        # Greedy by default for API models, so that reruns are reproducible and hit the response cache;
-        # reasoning models take no temperature and stay sampled (and uncached).
-        temperature = 0.0
     # --json prints the summaries instead of the table: no progress bar either
-    settings = settings_from_args(args, temperature=temperature, progress=args.progress and not args.json)
+    settings = settings_from_args(args, progress=args.progress and not args.json)
     # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
     # the run directory's lock is released and one line is printed. It goes through SIGINT's handler, which
     # a background job (`matbench eval ... &` in a script, some schedulers) inherits as ignored: then
