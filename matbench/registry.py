@@ -179,7 +179,7 @@ LOADERS = Registry("loaders", {
 
 COMMANDS = Registry("commands", {
     name: f"matbench.commands.{name}:register"
-    for name in ("tasks", "score", "eval", "models", "sandbox", "search", "index", "submit", "leaderboard",
+    for name in ("tasks", "score", "judge", "eval", "models", "sandbox", "search", "index", "submit", "leaderboard",
                  "compare", "view", "cache", "merge")
 }, noun="command")
 
