@@ -351,3 +351,47 @@ def test_disk_full_is_one_line_and_a_rerun_finishes(run, tmp_path):
     assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
     final = {j["id"]: j["verdict"] for j in read_jsonl(out / "run2" / "judgments.jsonl")}
     assert final == {"1001": "correct", "1": "correct"}
+
+
+def test_max_cost_refusing_endpoint_and_a_judge_added_on_resume(run, fixtures_dir, capsys, tmp_path):
+    """--max-cost stops judging (a rerun with more finishes it); an endpoint refusing the key fails in one line
+    before any call; `eval --judge` on a finished run resumes it (no episode reruns) and judges every sample."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n  judge: {input: 1000, cached_input: 1000, output: 1000, checked: 2026-12-07}\n"
+    )
+    with FakeOpenAIServer("REASON: ok\nVERDICT: CORRECT", models=["judge"]) as js:
+        assert judge(run, js, "--prices", str(prices), "--max-cost", "0") == 0
+        assert js.calls == 0
+        out = capsys.readouterr().out
+        assert "stopped by --max-cost $0: 1 sample(s) not judged" in out and "pending=1" in out
+        assert judge(run, js, "--prices", str(prices), "--max-cost", "10") == 0
+        assert js.calls == 1
+    block = json.loads((run / "summary.json").read_text())["judge"]
+    assert block["pending"] == 0 and block["cost"]["usd"] > 0 and block["max_cost"]["spent_usd"] > 0
+    with FakeOpenAIServer("x", models=["judge"], api_key="the-right-key") as js:
+        capsys.readouterr()
+        assert judge(run, js, "--judge-overwrite") == 2
+        assert js.calls == 0 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    (run / "judgments.jsonl").unlink()
+    with (
+        FakeOpenAIServer(model_policy) as model,
+        FakeOpenAIServer("<judge>yes</judge>", models=["judge"]) as js,
+    ):
+        args = eval_args(model, run.parent, fixtures_dir, "--run-dir", str(run))
+        assert (
+            main(
+                [
+                    *args,
+                    "--judge",
+                    "openai:judge",
+                    "--judge-base-url",
+                    js.base_url,
+                    "--judge-prompt",
+                    "sensenova-mars",
+                ]
+            )
+            == 0
+        )
+        assert model.calls == 0 and js.calls == 1
+    assert json.loads((run / "summary.json").read_text())["judge"]["accuracy"] == 1.0
