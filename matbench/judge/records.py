@@ -10,6 +10,7 @@ who judged (model identity, prompt and its source), so judgments of two judges a
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,18 +59,26 @@ class JudgmentsFile:
         return self.path.is_file()
 
     def append(self, judgment: Judgment) -> None:
+        """One whole line, handed to the OS before returning. Unbuffered on purpose: a buffered file that failed
+        to flush (a full disk) tries again when closed and raises past the cleanup; here a failed write is cut
+        back off, so the file keeps only whole lines, and raised as :class:`DiskFull`."""
         data = (json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-        with self._lock, self.path.open("ab") as fh:
-            start = fh.tell()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                fh.write(data)
-                fh.flush()
-            except OSError as exc:
+                start = os.lseek(fd, 0, os.SEEK_END)
                 try:
-                    fh.truncate(start)
-                except (OSError, ValueError):
-                    pass
-                raise as_disk_full(exc, self.path, len(data)) from exc
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except OSError as exc:
+                    try:
+                        os.ftruncate(fd, start)
+                    except OSError:
+                        pass
+                    raise as_disk_full(exc, self.path, len(data)) from exc
+            finally:
+                os.close(fd)
 
     def repair(self) -> int:
         return repair_tail(self.path) if self.path.is_file() else 0
