@@ -395,3 +395,13 @@ def test_max_cost_refusing_endpoint_and_a_judge_added_on_resume(run, fixtures_di
         )
         assert model.calls == 0 and js.calls == 1
     assert json.loads((run / "summary.json").read_text())["judge"]["accuracy"] == 1.0
+
+
+def test_reasoning_judge_is_sampled_and_never_replayed(run):
+    """o3 as judge: no temperature sent (the API rejects it), so its verdicts are not cached: a rejudge calls again."""
+    with FakeOpenAIServer("<judge>Yes</judge>", models=["o3"]) as js:
+        args = ["judge", str(run), "--judge", "openai:o3", "--judge-base-url", js.base_url, "--judge-prompt"]
+        assert main([*args, "sensenova-mars"]) == 0
+        assert main([*args, "sensenova-mars", "--judge-overwrite"]) == 0
+        assert js.calls == 2 and "temperature" not in js.requests[0]
+    assert json.loads((run / "judge.json").read_text())["decoding"]["temperature"] is None
