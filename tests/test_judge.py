@@ -405,3 +405,33 @@ def test_reasoning_judge_is_sampled_and_never_replayed(run):
         assert main([*args, "sensenova-mars", "--judge-overwrite"]) == 0
         assert js.calls == 2 and "temperature" not in js.requests[0]
     assert json.loads((run / "judge.json").read_text())["decoding"]["temperature"] is None
+
+
+def test_merge_carries_the_shards_judgments(env, fixtures_dir, capsys):
+    """Shards judged by one judge merge into one run with every judgment and a fresh judge block."""
+    data = fixtures_dir / "multihop"
+    common = [
+        "--task",
+        "bamboogle",
+        "--data-dir",
+        str(data),
+        "--protocol",
+        "direct",
+        "--runs-root",
+        str(env / "r"),
+    ]
+    with (
+        FakeOpenAIServer("no") as model,
+        FakeOpenAIServer("REASON: r\nVERDICT: INCORRECT", models=["judge"]) as js,
+    ):
+        base = ["eval", "--no-progress", "--model", "openai:fake", "--base-url", model.base_url, *common]
+        judging = ["--judge", "openai:judge", "--judge-base-url", js.base_url]
+        for k in range(2):
+            assert main([*base, "--shard", f"{k}/2", *judging]) == 0
+    shards = sorted((env / "r").iterdir())
+    assert main(["merge", *map(str, shards), "--out", str(env / "merged"), "--data-dir", str(data)]) == 0
+    judged = read_jsonl(env / "merged" / "judgments.jsonl")
+    assert len(judged) == 125 and len({j["id"] for j in judged}) == 125
+    block = json.loads((env / "merged" / "summary.json").read_text())["judge"]
+    em1 = block["agreement_with_em"]["n"]
+    assert block["n"] == 125 and block["correct"] == em1 and block["model"] == "openai:judge"

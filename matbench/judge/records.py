@@ -115,3 +115,18 @@ class JudgmentsFile:
             self.path.unlink(missing_ok=True)
         self.repair()
         write_json_atomic(self.config_path, config)
+
+
+def merge_judgments(parts: list[Path], merged: Path) -> bool:
+    """`matbench merge`: the shards' judgments joined into the merged run, when every shard was judged by the
+    same judge (else none are carried: `matbench judge` on the merged run judges it, from the response cache)."""
+    files = [JudgmentsFile(p) for p in parts]
+    configs = [f.read_config() if f.exists() else None for f in files]
+    if not configs or any(c is None for c in configs) or len({c.get("fingerprint") for c in configs}) != 1:
+        return False
+    out = JudgmentsFile(merged)
+    write_json_atomic(out.config_path, configs[0])
+    for f in files:
+        for row in f.latest().values():
+            out.append(Judgment(**{k: v for k, v in row.items() if k in Judgment.__dataclass_fields__}))
+    return True
