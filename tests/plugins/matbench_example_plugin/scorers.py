@@ -1,7 +1,5 @@
 """``contains``: a prediction is right when it contains a gold answer (case-insensitive)."""
 
-from collections.abc import Sequence
-
 from matbench.scoring.base import Score, Scorer
 
 
@@ -9,10 +7,8 @@ class Contains(Scorer):
     name = "contains"
     labels = ("Contains", "EM")
 
-    def __call__(self, prediction: str | None, golds: Sequence[str]) -> Score:
+    def __call__(self, prediction, golds):
         if prediction is None:
             return Score(0.0, 0.0)
         p = prediction.strip().lower()
-        hit = any(g.strip().lower() in p for g in golds)
-        exact = any(g.strip().lower() == p for g in golds)
-        return Score(float(hit), float(exact))
+        return Score(float(any(g.lower() in p for g in golds)), float(any(g.lower() == p for g in golds)))
