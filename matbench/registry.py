@@ -62,9 +62,8 @@ class Registry:
                 if existing is not None and existing is not target and name not in self._targets:
                     raise ValueError(f"{self.noun} {name!r} is already registered")
                 self._loaded[name] = target
-                self._targets.setdefault(
-                    name, f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', '?')}"
-                )
+                self._targets.setdefault(name, f"{getattr(target, '__module__', '?')}:"
+                                                f"{getattr(target, '__qualname__', '?')}")
             self._origin.setdefault(name, "code")
             return target
 
@@ -83,13 +82,8 @@ class Registry:
             return
         for ep in eps:
             if ep.name in self._builtin:
-                log.warning(
-                    "plug-in %s (%s) tries to replace matbench's %s %r: ignored",
-                    ep.value,
-                    _dist_name(ep),
-                    self.noun,
-                    ep.name,
-                )
+                log.warning("plug-in %s (%s) tries to replace matbench's %s %r: ignored",
+                            ep.value, _dist_name(ep), self.noun, ep.name)
                 continue
             if ep.name in self._targets and self._origin.get(ep.name) != "matbench":
                 continue  # registered in code, which wins
@@ -133,15 +127,12 @@ class Registry:
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as exc:
-            if (
-                self._origin.get(name) in ("matbench", "code")
-                and isinstance(exc, ImportError)
-                and (getattr(exc, "name", "") or "").startswith("matbench")
-            ):
+            if self._origin.get(name) in ("matbench", "code") and isinstance(exc, ImportError) and (
+                getattr(exc, "name", "") or ""
+            ).startswith("matbench"):
                 raise
-            raise ConfigError(
-                f"{self.noun} {name!r} ({target}, from {self.origin(name)}) could not be loaded: {exc}"
-            ) from exc
+            raise ConfigError(f"{self.noun} {name!r} ({target}, from {self.origin(name)}) "
+                              f"could not be loaded: {exc}") from exc
         self._loaded[name] = obj
         return obj
 
@@ -158,28 +149,25 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 # The registries. Built-in entries are listed here, in one place, so a reader sees every kind at once;
 # a new built-in is one file plus one line below, a third-party one is an entry point.
 
-MODELS = Registry(
-    "models",
-    {
-        "openai": "matbench.models.openai_api:OpenAIModel",
-        "vllm": "matbench.models.vllm_local:VLLMModel",
-    },
-    noun="model backend",
-)
+MODELS = Registry("models", {
+    "openai": "matbench.models.openai_api:OpenAIModel",
+    "vllm": "matbench.models.vllm_local:VLLMModel",
+    "scripted": "matbench.models.scripted:ScriptedModel",
+}, noun="model backend")
 
 TOOLS = Registry("tools", {}, noun="tool")
 
-SCORERS = Registry("scorers", {}, noun="scorer")
+SCORERS = Registry("scorers", {
+    "visual-arft": "matbench.scoring.rules:VisualArft",
+    "squad": "matbench.scoring.rules:Squad",
+    "anls": "matbench.scoring.anls:Anls",
+}, noun="scorer")
 
-SEARCH = Registry(
-    "search",
-    {
-        "serper": "matbench.tools.search.serper:SerperSearch",
-        "local": "matbench.tools.search.local:LocalSearch",
-        "retriever": "matbench.tools.search.retriever:RetrieverSearch",
-    },
-    noun="search backend",
-)
+SEARCH = Registry("search", {
+    "serper": "matbench.tools.search.serper:SerperSearch",
+    "local": "matbench.tools.search.local:LocalSearch",
+    "retriever": "matbench.tools.search.retriever:RetrieverSearch",
+}, noun="search backend")
 
 TASKS = Registry("tasks", {}, noun="task")
 

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from matbench import __version__
@@ -30,10 +30,11 @@ from matbench.models.decoding import effective_decoding, sent_decoding
 from matbench.protocols.resolve import exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
 from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
 from matbench.runlock import RunLock
-from matbench.scoring import get_scorer
+from matbench.scoring.reader import RunScorer
 from matbench.shards import parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.timesplit import TimeSplit
@@ -52,50 +53,6 @@ _MODEL_NON_SEMANTIC = {
     "http_transport",
     "api_key_env",
 }
-
-
-@dataclass
-class EvalSettings:
-    """Everything `matbench eval` was asked for (CLI flags, resolved)."""
-
-    model: str
-    tasks: list[str]
-    data_dir: str | None = None
-    data_file: str | None = None
-    data_revision: str | None = None  # hub commit of the data (default: the task spec's pin)
-    limit: int | None = None
-    ids: list[str] | None = None
-    protocol: str | None = None
-    protocol_file: str | None = None
-    authors_repo: str | None = None  # a copy of the authors' repository (else $MATBENCH_AUTHORS_REPO / cache)
-    compat: str = "fixed"  # "strict": the authors' failure handling too
-    exec_scope: str | None = None  # "authors" | "fresh"; default: authors for the authors' wording
-    search: str = "serper"
-    search_cache: str = "auto"
-    cache_dir: str | None = None
-    base_url: str | list[str] | None = None  # several: replicas of one model (models/pool.py)
-    api_key_env: str | None = None
-    max_concurrency: int = 32
-    lockstep_window: int = 1024  # in-process engines: episodes alive at once (each round batches all of them)
-    run_dir: str | None = None
-    runs_root: str = "runs"
-    overwrite: bool = False
-    retry_errors: bool = False
-    seed: int | None = None
-    max_new_tokens: int | None = None  # None: the task's limit
-    temperature: float | None = None
-    top_p: float | None = None
-    scoring: str | None = None
-    crop_assist: bool | None = None
-    code_timeout: float | None = None
-    sandbox_workers: int = 2
-    unsafe_no_sandbox: bool = False
-    response_cache: bool = True
-    model_options: dict = field(default_factory=dict)
-    progress: bool = True
-    shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
-    prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
-    max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
 
 
 @dataclass
@@ -272,14 +229,13 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
-    if native and model_config.get("backend") != "openai":
+    if native and model_config.get("backend") not in ("openai", "scripted"):  # backends with tool calls
         raise ConfigError(
             "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
         )
     direct = templates.layout == "direct"
-    scoring = settings.scoring or spec.default_scoring
-    get_scorer(scoring)  # unknown scoring fails here, before any call
+    scoring = RunScorer(spec, settings.scoring).name  # an unknown scoring fails here, before any call
     local = bool(settings.data_dir or settings.data_file)
     revision = None if local else (settings.data_revision or spec.data.get("revision"))
     data_commit = None if local else resolve_commit(spec, revision)  # load exactly this commit, record it
@@ -648,7 +604,7 @@ class _Progress:
 
 
 async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
-    scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
+    scorer = RunScorer(plan.spec, plan.scoring)
     progress = _Progress(plan, settings.progress)
 
     def make(sample: Sample) -> Callable[[], Episode | None]:

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from matbench.errors import InputError
-from matbench.predictions import PredRow, read_predictions, score_rows
+from matbench.predictions import read_predictions, score_rows
 from matbench.records import RunDir, SampleRecord
 from matbench.runner import run_concurrent
+from matbench.scoring.reader import PredRow
 from matbench.tasks import get_task
 from matbench.totals import RunTotals
 
@@ -186,7 +187,7 @@ def test_image_store_keeps_one_file_per_content(tmp_path):
 
 
 def test_score_table_latest_wins_in_place():
-    from matbench.scoring import Scored, ScoreTable, aggregate
+    from matbench.scoring.table import Scored, ScoreTable, aggregate
 
     table = ScoreTable()
     table.put("a", "simple", 0.0, 0.0, True)

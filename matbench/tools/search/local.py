@@ -318,9 +318,7 @@ def build_index(
     )
 
 
-def _consume(
-    batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: ShardBuilder, offsets: array
-) -> None:
+def _consume(batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: ShardBuilder, offsets: array) -> None:
     """Tokenize one batch (growing the vocabulary), hand it to the shards, append it to the doc store."""
     pos = offsets[-1]
     for passage in batch:
