@@ -27,6 +27,7 @@ from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
 from matbench.models.decoding import effective_decoding, sent_decoding
+from matbench.net.transport import Notice, listening
 from matbench.protocols.resolve import exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
@@ -209,8 +210,10 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
         {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
     )
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
+    # --request-timeout bounds each search request in all (else the backend's default: 30 s serper, 60 s retriever)
+    timeout = {"timeout": settings.request_timeout} if settings.request_timeout is not None else {}
     backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict, **timeout
     )
     cached = CachedSearch(
         backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
@@ -226,6 +229,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
         settings.protocol_file,
         authors_repo=settings.authors_repo,
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir(),
+        download_timeout=settings.request_timeout or 30.0,
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
@@ -336,6 +340,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "sent": sent_decoding(model_config, options),
         },
         "seed": settings.seed,
+        "request_timeout": settings.request_timeout,  # None: each call's default (model 600 s, search 30/60 s)
         "selection": {
             "limit": settings.limit,
             "ids": settings.ids,
@@ -415,12 +420,15 @@ def build_model(settings: EvalSettings):
     from matbench.models import get_model
     from matbench.models.cache import CachedModel
 
+    options = dict(settings.model_options)
+    if settings.request_timeout is not None:  # HTTP backends: each request's deadline, the whole reply read
+        options.setdefault("timeout", settings.request_timeout)
     model = get_model(
         settings.model,
         base_url=settings.base_url,
         api_key_env=settings.api_key_env,
         max_concurrency=settings.max_concurrency,
-        **settings.model_options,
+        **options,
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
     if settings.response_cache:
@@ -440,12 +448,13 @@ async def run_concurrent(
     model,
     limit: int,
     on_done,
-    on_output=None,
+    meter: SpendMeter | None = None,
     split: TimeSplit | None = None,
 ) -> None:
     """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
     an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
-    A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
+    A maker returning None leaves its sample unstarted (``--max-cost`` reached); with ``meter``, every model
+    call is admitted by it first, and an episode it refuses stops unrecorded (a resume redoes it)."""
     makers = iter(episodes)
     clock = time.perf_counter
 
@@ -456,11 +465,19 @@ async def run_concurrent(
                 continue
             try:
                 while not ep.done:
+                    request = ep.request()
+                    ticket = await meter.admit() if meter is not None else None
+                    if meter is not None and ticket is None:
+                        meter.stopped += 1
+                        break
                     t0 = clock()
-                    (out,) = await model.generate([ep.request()])
+                    out = None
+                    try:
+                        (out,) = await model.generate([request])
+                    finally:
+                        if ticket is not None:
+                            await meter.settle(ticket, out, request.max_new_tokens)
                     t1 = clock()
-                    if on_output is not None:
-                        on_output(out)
                     await ep.advance(out)
                     if split is not None:
                         split.add_call(t1 - t0, clock() - t1)
@@ -469,7 +486,8 @@ async def run_concurrent(
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
-            on_done(ep)
+            if ep.done:
+                on_done(ep)
 
     await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
@@ -548,11 +566,7 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
     run = summary["run"]
     run["cost"] = totals.cost(plan.price)
     if meter is not None:
-        run["max_cost"] = {
-            "limit_usd": meter.limit,
-            "spent_usd": round(meter.spent, 6),
-            "not_started": meter.skipped,
-        }
+        run["max_cost"] = meter.block()
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
@@ -567,11 +581,13 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
 
 
 class _Progress:
-    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress)."""
+    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress), and what
+    the transport is waiting for (``wait``: status, attempt, next try) while an endpoint fails."""
 
     def __init__(self, plan: TaskPlan, enabled: bool):
         self.n = self.f1 = self.em = 0.0
         self.calls = self.tool_errors = self.failures = 0
+        self.postfix: dict[str, object] = {}
         self.bar = None
         if enabled:
             from tqdm import tqdm
@@ -588,15 +604,27 @@ class _Progress:
         self.tool_errors += rec.tool_errors
         self.failures += rec.status != "ok"
         if self.bar is not None:
-            self.bar.set_postfix(
+            self.postfix.update(
                 F1=f"{100 * self.f1 / self.n:.1f}",
                 EM=f"{100 * self.em / self.n:.1f}",
                 calls=self.calls,
                 tool_err=self.tool_errors,
                 fail=self.failures,
-                refresh=False,
             )
+            self.bar.set_postfix(self.postfix, refresh=False)
             self.bar.update(1)
+
+    def notice(self, notice: Notice) -> None:
+        """A retry or a recovery seen by the transport: shown at once (the bar may not move for a while)."""
+        if self.bar is None:
+            return
+        if notice.kind == "retry":
+            self.postfix["wait"] = (
+                f"{notice.error[:40]} try {notice.attempt + 1}/{notice.max_attempts} in {notice.delay:.1f}s"
+            )
+        else:
+            self.postfix.pop("wait", None)
+        self.bar.set_postfix(self.postfix, refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -629,17 +657,13 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
         makers = (make(s) for s in plan.todo)
-        if lockstep:
-            await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
-        else:
-            await run_concurrent(
-                makers,
-                model,
-                settings.max_concurrency,
-                on_done,
-                meter.add if meter is not None else None,
-                split=plan.time_split,
-            )
+        with listening(progress.notice):  # retries and backoff show in the bar while they happen
+            if lockstep:
+                await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
+            else:
+                await run_concurrent(
+                    makers, model, settings.max_concurrency, on_done, meter, split=plan.time_split
+                )
     finally:
         progress.close()
 
