@@ -18,6 +18,7 @@ from matbench.errors import MatbenchError
 COMMANDS: list[str] = [
     "tasks",
     "score",
+    "judge",
     "eval",
     "models",
     "sandbox",

@@ -7,6 +7,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from matbench.data.gold_index import GoldCheck
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
@@ -103,8 +104,13 @@ def check_ids(rows: list[PredRow], spec: TaskSpec, samples: list[Sample] | None,
             raise InputError(f"duplicate id {r.id} (also row {seen[r.id]})", file=source, row=r.row)
         seen[r.id] = r.row
     check = IdCheck(spec, samples, source)
+    golds = GoldCheck(spec) if samples is None else None
     for r in rows:
         check(r)
+        if golds is not None:
+            golds(r.row, r.id, r.gold, r.positional)
+    if golds is not None and (refusal := golds.refusal(source)):
+        raise InputError(refusal)
 
 
 class IdCheck:
@@ -168,16 +174,29 @@ def score_file(
     """Score a file streamed: JSON Lines hold one row in memory at a time (the authors' JSON list is read whole,
     as it must be), so a 12,576-sample run scores in the memory of a small one."""
     path = _predictions_path(path)
+    golds = None
     if _is_jsonl(path):
         check = IdCheck(spec, samples, str(path))  # ids are unique: the reader keeps the latest line of each
         rows: Iterable[PredRow] = (check(r) for r in iter_jsonl_predictions(path))
+        # A plain file (not a run, whose config names its task) scored without the data: the task's
+        # shipped gold hashes tell whether these answers are the task's at all.
+        if samples is None and run_config_of(path) is None:
+            rows = _gold_checked(rows, golds := GoldCheck(spec))
     else:
         rows = read_predictions(path)
-        check_ids(rows, spec, samples, str(path))
+        check_ids(rows, spec, samples, str(path))  # the gold check too
     result = score_rows(rows, spec, scoring, samples)
+    if golds is not None and (refusal := golds.refusal(str(path))):
+        raise InputError(refusal)
     if result["n"] == 0 and not result["errors"]:
         raise InputError(EMPTY, file=str(path))
     return result
+
+
+def _gold_checked(rows: Iterable[PredRow], check: GoldCheck) -> Iterator[PredRow]:
+    for r in rows:
+        check(r.row, r.id, r.gold, r.positional)
+        yield r
 
 
 def _predictions_path(path: str | Path) -> Path:

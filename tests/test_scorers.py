@@ -77,12 +77,19 @@ def test_score_cli_anls(tmp_path, capsys):
         {"id": "4", "gt": ["Paris"], "pred_answer": "paris"},
     ]
     path.write_text(json.dumps(rows), encoding="utf-8")
-    assert main(["score", str(path), "--task", "bamboogle", "--scoring", "anls", "--json"]) == 0
+    # these golds are not bamboogle's: give them as the data (a plain file is checked against the task's golds)
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps({"id": r["id"], "question": "q", "golden_answers": r["gt"]}) + "\n"
+                            for r in rows), encoding="utf-8")
+    assert main(["score", str(path), "--task", "bamboogle", "--scoring", "anls"]) == 2
+    assert "not task bamboogle's" in capsys.readouterr().err
+    given = ["--data-file", str(data)]
+    assert main(["score", str(path), "--task", "bamboogle", "--scoring", "anls", "--json", *given]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["scoring"] == "anls"
     assert result["f1"] == pytest.approx((10 / 11 + 4 / 7 + 0 + 1) / 4)
     assert result["em"] == pytest.approx(0.25)
-    assert main(["score", str(path), "--task", "bamboogle", "--scoring", "anls"]) == 0
+    assert main(["score", str(path), "--task", "bamboogle", "--scoring", "anls", *given]) == 0
     table = capsys.readouterr().out
     assert "scoring=anls" in table and "ANLS" in table.splitlines()[1] and "F1" not in table
 

@@ -25,8 +25,6 @@ def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
     from matbench.errors import ConfigError
-    from matbench.models.openai_api import is_reasoning_model
-    from matbench.models.registry import resolve_spec
     from matbench.run.options import settings_from_args
     from matbench.runner import evaluate
 
@@ -35,14 +33,8 @@ def run(args: argparse.Namespace) -> int:
             "--max-pixels cannot be applied to a model behind --base-url (the server's image processor decides); "
             "start the server with it instead, e.g. vllm serve ... --mm-processor-kwargs '{\"max_pixels\": N}'"
         )
-    temperature = args.temperature
-    resolved = resolve_spec(args.model, args.base_url)
-    if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
-        # Greedy by default for API models, so that reruns are reproducible and hit the response cache;
-        # reasoning models take no temperature and stay sampled (and uncached).
-        temperature = 0.0
     # --json prints the summaries instead of the table: no progress bar either
-    settings = settings_from_args(args, temperature=temperature, progress=args.progress and not args.json)
+    settings = settings_from_args(args, progress=args.progress and not args.json)
     # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
     # the run directory's lock is released and one line is printed. It goes through SIGINT's handler, which
     # a background job (`matbench eval ... &` in a script, some schedulers) inherits as ignored: then
@@ -74,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{mc['not_started']} sample(s) not started, {mc.get('stopped_in_flight', 0)} stopped mid-sample "
                 "(not recorded); rerun with a higher --max-cost to resume"
             )
+        if s.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(s["judge"])))
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 
@@ -81,8 +77,15 @@ def run(args: argparse.Namespace) -> int:
 def _exit_code(summaries: list[dict]) -> int:
     """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
     errors = sum(s["run"]["errors"] for s in summaries)
+    judge_errors = sum((s.get("judge") or {}).get("errors", 0) for s in summaries)
+    if judge_errors:
+        print(
+            f"matbench: {judge_errors} judgment(s) failed on the judge's API; rerun the same command (or "
+            "`matbench judge RUN_DIR --judge MODEL`) to judge them again",
+            file=sys.stderr,
+        )
     if not errors:
-        return 0
+        return 1 if judge_errors else 0
     print(
         f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
         "same command plus --retry-errors",

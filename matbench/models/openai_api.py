@@ -125,6 +125,7 @@ class OpenAIModel(Model):
         }
     )
     lockstep = False
+    native_tool_calls = True
 
     def __init__(
         self,
@@ -325,6 +326,16 @@ class OpenAIModel(Model):
             raise Failure(error, retryable=True, fault=True, refused=_refused(exc)) from None
         except openai.OpenAIError as exc:
             raise Failure(f"{type(exc).__name__}: {exc}") from None
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Greedy for API models, so that reruns are reproducible and hit the response cache; reasoning
+        models take no temperature and stay sampled (and uncached)."""
+        return {} if self.reasoning else {"temperature": 0.0}
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        from matbench.models.decoding import sent_fields
+
+        return {"sent": sent_fields(self.config(), request)}
 
     def config(self) -> dict[str, Any]:
         return {

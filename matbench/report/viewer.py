@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from matbench.judge.view import JudgeViews
 from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.run_files import check_not_special
 from matbench.report.view_data import ImageLinker, detail, id_order, index_row, stats_text
@@ -58,7 +59,14 @@ def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScor
     spec = scorer.spec if scorer is not None else None
     main, exact = scorer.labels if scorer is not None else ("F1", "EM")
     scored = [
-        Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"], error=r.get("badge") == "error")
+        Scored(
+            r["id"],
+            r["split"] or None,
+            r["f1"],
+            r["em"],
+            missing=r["missing"],
+            error=r.get("badge") == "error",
+        )
         for r in rows
     ]
     agg = aggregate(scored, spec.splits.names if spec else ())
@@ -124,14 +132,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     images = ImageLinker(run.path, target.parent)
 
     scorer = run_scorer(config)
+    verdicts = JudgeViews(run.path)
     rows: list[dict] = []
     blobs: dict[str, dict] = {}
     for no, rec in enumerate(run.iter_records(), 1):  # streamed: only the compact row and the detail are kept
         scorable = scorer is not None and "id" in rec and "gold" in rec  # else: the record's own numbers
         score = scorer.score_record(rec, no, file=str(run.predictions_path)) if scorable else None
         row = index_row(rec, score)
+        judged = verdicts.of(rec)
+        row["judge"] = judged["verdict"] if judged else None
         rows.append(row)
-        blobs[row["id"]] = detail(rec, images)
+        blobs[row["id"]] = {**detail(rec, images), "judge": judged}
     rows.sort(key=lambda r: id_order(r["id"]))
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{data_name}.", dir=target.parent))
@@ -151,5 +162,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise
     title = f"matbench report: {run.path.resolve().name}"
     index = {"data_dir": data_name, "page_size": PAGE_SIZE, "rows": rows}
-    _write_text(target, page(title, header(rows, config, run.read_summary(), scorer), rows, index))
+    _write_text(
+        target, page(title, header(rows, config, run.read_summary(), scorer) + verdicts.header(), rows, index)
+    )
     return target
