@@ -171,9 +171,17 @@ SEARCH = Registry("search", {
 
 TASKS = Registry("tasks", {}, noun="task")
 
-LOADERS = Registry("loaders", {}, noun="data format")
+LOADERS = Registry("loaders", {
+    "mat-search": "matbench.data.loaders:load_mat_search",
+    "mat-coding": "matbench.data.loaders:load_mat_coding",
+    "flashrag": "matbench.data.loaders:load_flashrag",
+}, noun="data format")
 
-COMMANDS = Registry("commands", {}, noun="command")
+COMMANDS = Registry("commands", {
+    name: f"matbench.commands.{name}:register"
+    for name in ("tasks", "score", "judge", "eval", "models", "sandbox", "search", "index", "submit", "leaderboard",
+                 "compare", "view", "cache", "merge")
+}, noun="command")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (MODELS, TOOLS, SCORERS, SEARCH, TASKS, LOADERS, COMMANDS)

@@ -18,7 +18,7 @@ from pathlib import Path
 from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
-from matbench.errors import ConfigError
+from matbench.errors import ConfigError, Interrupted
 from matbench.net.transport import Notice, listening
 from matbench.records import DiskFull, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
@@ -287,6 +287,26 @@ async def _run_plan(
         progress.close()
 
 
+def _nothing_to_do(plan: TaskPlan) -> dict | None:
+    """A finished run resumed with nothing left to run keeps its summary as it was (duration, calls, time
+    split: rewriting them would report a 0.008 s run of zero calls); None when there is work to do."""
+    if plan.todo:
+        return None
+    old = plan.run.read_summary()
+    run = (old or {}).get("run") or {}
+    if not run.get("finished") or run.get("fingerprint") != plan.config["fingerprint"]:
+        return None  # no summary yet, or one of an unfinished run: write it
+    print(f"nothing to do: all {len(plan.samples)} samples are recorded; summary unchanged ({plan.run.path})",
+          file=sys.stderr)
+    return old
+
+
+def _saved(plan: TaskPlan) -> int:
+    if plan.totals is not None:
+        return len(plan.totals.ids())
+    return sum(1 for _ in plan.run.iter_records()) if plan.run.exists() else 0
+
+
 def evaluate(settings: EvalSettings) -> list[dict]:
     """Run every task of ``settings`` with one model load; return their summaries."""
     if settings.limit is not None and settings.limit < 1:
@@ -312,6 +332,8 @@ def evaluate(settings: EvalSettings) -> list[dict]:
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
         return asyncio.run(_evaluate(plans, model, settings, meter, judging))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
+        raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc
     finally:
         for plan in plans:
             if plan.lock is not None:
@@ -357,6 +379,10 @@ async def _evaluate(
             if judging is not None:
                 judging.start(plan.run.path)
         for plan in plans:
+            unchanged = _nothing_to_do(plan) if judging is None else None
+            if unchanged is not None:
+                summaries.append(unchanged)
+                continue
             start = time.monotonic()
             await _run_plan(plan, model, settings, meter, judging)
             summary = summarize(plan, time.monotonic() - start, model, meter)

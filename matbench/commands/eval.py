@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
-    from matbench.errors import ConfigError
+    from matbench.errors import ConfigError, Interrupted
     from matbench.run.options import settings_from_args
     from matbench.runner import evaluate
 
@@ -42,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    summaries = evaluate(settings)
+    try:
+        summaries = evaluate(settings)
+    except Interrupted as stop:
+        print(f"matbench: interrupted: {_saved_text(stop.saved)}; resume with: {resume_command(args.argv)}",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summaries))
         return _exit_code(summaries)
@@ -92,3 +97,16 @@ def _exit_code(summaries: list[dict]) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _saved_text(saved: list[tuple[str, int, int]]) -> str:
+    if not saved:
+        return "nothing saved yet"
+    return ", ".join(f"{done}/{total} samples saved in {path}" for path, done, total in saved)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes this run: the same one, less what would start it over (--overwrite)."""
+    import shlex
+
+    return shlex.join(["matbench", *(a for a in argv if a != "--overwrite")])

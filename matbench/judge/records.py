@@ -10,6 +10,7 @@ who judged (model identity, prompt and its source), so judgments of two judges a
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,18 +59,26 @@ class JudgmentsFile:
         return self.path.is_file()
 
     def append(self, judgment: Judgment) -> None:
+        """One whole line, handed to the OS before returning. Unbuffered on purpose: a buffered file that failed
+        to flush (a full disk) tries again when closed and raises past the cleanup; here a failed write is cut
+        back off, so the file keeps only whole lines, and raised as :class:`DiskFull`."""
         data = (json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-        with self._lock, self.path.open("ab") as fh:
-            start = fh.tell()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                fh.write(data)
-                fh.flush()
-            except OSError as exc:
+                start = os.lseek(fd, 0, os.SEEK_END)
                 try:
-                    fh.truncate(start)
-                except (OSError, ValueError):
-                    pass
-                raise as_disk_full(exc, self.path, len(data)) from exc
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except OSError as exc:
+                    try:
+                        os.ftruncate(fd, start)
+                    except OSError:
+                        pass
+                    raise as_disk_full(exc, self.path, len(data)) from exc
+            finally:
+                os.close(fd)
 
     def repair(self) -> int:
         return repair_tail(self.path) if self.path.is_file() else 0
@@ -106,3 +115,18 @@ class JudgmentsFile:
             self.path.unlink(missing_ok=True)
         self.repair()
         write_json_atomic(self.config_path, config)
+
+
+def merge_judgments(parts: list[Path], merged: Path) -> bool:
+    """`matbench merge`: the shards' judgments joined into the merged run, when every shard was judged by the
+    same judge (else none are carried: `matbench judge` on the merged run judges it, from the response cache)."""
+    files = [JudgmentsFile(p) for p in parts]
+    configs = [f.read_config() if f.exists() else None for f in files]
+    if not configs or any(c is None for c in configs) or len({c.get("fingerprint") for c in configs}) != 1:
+        return False
+    out = JudgmentsFile(merged)
+    write_json_atomic(out.config_path, configs[0])
+    for f in files:
+        for row in f.latest().values():
+            out.append(Judgment(**{k: v for k, v in row.items() if k in Judgment.__dataclass_fields__}))
+    return True

@@ -248,9 +248,12 @@ def filters(rows: list[dict]) -> str:
     )
 
 
-def page(title: str, header: str, rows: list[dict], index: dict) -> str:
+def page(title: str, header: str, rows: list[dict], index: dict, marker: str = "") -> str:
+    """The whole page; ``marker`` (an HTML comment right after the doctype) says matbench wrote it."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<!DOCTYPE html>\n"
+        + (f"<!-- {marker} -->\n" if marker else "")
+        + '<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>'
         f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>"
         + header
