@@ -90,6 +90,15 @@ class Registry:
             self._targets[ep.name] = ep.value
             self._origin[ep.name] = _dist_name(ep)
 
+    def rescan(self) -> None:
+        """Forget the plug-ins read so far and read the entry points again on next use (a plug-in installed
+        into a running process, a test that puts one on ``sys.path``); built-ins and code entries stay."""
+        for name in [n for n, origin in self._origin.items() if origin not in ("matbench", "code")]:
+            self._targets.pop(name, None)
+            self._loaded.pop(name, None)
+            self._origin.pop(name, None)
+        self._entry_points_read = False
+
     # -- reading -----------------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Every name, built-ins first in declaration order, then plug-ins sorted."""

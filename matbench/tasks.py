@@ -216,7 +216,7 @@ _warned: set[str] = set()
 def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
-        log.warning("%s", message)
+        log.warning("%s", " ".join(message.split()))  # one line, also for a YAML error's caret
 
 
 def get_task(name: str) -> TaskSpec:

@@ -143,6 +143,10 @@ def test_sensenova_judge_is_their_loop(run, fixtures_dir):
     assert req["temperature"] == 0.0 and len(req["messages"]) == 2
     judged = {j["id"]: j for j in read_jsonl(run / "judgments.jsonl")}
     assert judged["1"]["verdict"] == "correct" and judged["1"]["reason"] == "same meaning"
+    assert (
+        judged["1"]["schema_version"] == 1
+        and json.loads((run / "judge.json").read_text())["schema_version"] == 1
+    )
     assert judged["1"]["method"] == "llm_judge" and judged["1"]["tokens"]["input"] > 0
     assert judged["1001"]["verdict"] == "correct" and judged["1001"]["method"] == "em_match"
     block = json.loads((run / "summary.json").read_text())["judge"]

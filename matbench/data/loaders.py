@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
 
+import jsonlines
+
 from matbench.data.sample import Sample
 from matbench.errors import InputError, MatbenchError
 from matbench.registry import LOADERS
@@ -204,17 +206,24 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
 
 def load_flashrag(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
     """FlashRAG jsonl ``{id, question, golden_answers, metadata?}``, one row per line, streamed: each raw row
-    becomes its Sample at once, so loading holds no list of raw rows beside the samples."""
+    becomes its Sample at once, so loading holds no list of raw rows beside the samples. ``jsonlines`` reads
+    the bytes line by line, so a line that is not UTF-8 or not JSON becomes that row's input error and the
+    rows after it still load."""
 
     def rows() -> Iterator[object]:
-        with path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
+        with path.open("rb") as fh, jsonlines.Reader(fh) as reader:
+            while True:
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield InputError(f"not valid JSON: {exc}", file=str(path), row=line_no)
+                    yield reader.read(skip_empty=True, allow_none=True)
+                except EOFError:
+                    return
+                except jsonlines.InvalidLineError as exc:
+                    cause = exc.__cause__
+                    if isinstance(cause, UnicodeDecodeError):
+                        why = f"not valid UTF-8 text: {cause}"
+                    else:
+                        why = f"not valid JSON: {cause}" if isinstance(cause, ValueError) else str(exc)
+                    yield InputError(why, file=str(path), row=exc.lineno)
 
     try:
         return _samples_from_flashrag_rows(spec, rows(), source=str(path))
