@@ -164,7 +164,10 @@ MODELS = Registry("models", {
     "scripted": "matbench.models.scripted:ScriptedModel",
 }, noun="model backend")
 
-TOOLS = Registry("tools", {}, noun="tool")
+TOOLS = Registry("tools", {
+    "search": "matbench.tools.search.tool:SearchTool",
+    "code": "matbench.tools.code:CodeTool",
+}, noun="tool")
 
 SCORERS = Registry("scorers", {
     "visual-arft": "matbench.scoring.rules:VisualArft",
