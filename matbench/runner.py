@@ -313,17 +313,22 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
     plans: list[TaskPlan] = []
-    model = build_model(
-        settings
-    )  # an in-process engine loads here (once for every task), HTTP only preflights
     judging = None
-    try:
-        if getattr(settings, "judge", None):  # the judge's preflight and strings, before any run directory
-            from matbench.commands.judge import judge_settings
-            from matbench.judge.during_eval import EvalJudging
-            from matbench.judge.loop import Judge
+    if getattr(settings, "judge", None):  # the judge's preflight and strings first: before a model loads
+        from matbench.commands.judge import judge_settings
+        from matbench.judge.during_eval import EvalJudging
+        from matbench.judge.loop import Judge
 
-            judging = EvalJudging(Judge(judge_settings(settings)))
+        judging = EvalJudging(Judge(judge_settings(settings)))
+    try:
+        model = build_model(
+            settings
+        )  # an in-process engine loads here (once for every task), HTTP only preflights
+    except BaseException:
+        if judging is not None:
+            judging.judge.close()
+        raise
+    try:
         for name in settings.tasks:
             plans.append(plan_task(settings, name, model, shared))
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
@@ -335,6 +340,8 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
         raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc
     finally:
+        if judging is not None:
+            judging.judge.close()  # when no run started (a refusal while planning); else closed already
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
@@ -379,8 +386,11 @@ async def _evaluate(
             if judging is not None:
                 judging.start(plan.run.path)
         for plan in plans:
-            unchanged = _nothing_to_do(plan) if judging is None else None
+            unchanged = _nothing_to_do(plan)
             if unchanged is not None:
+                if judging is not None:  # the finished run's judgments: only the judge block changes
+                    unchanged["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                    plan.run.write_summary(unchanged)
                 summaries.append(unchanged)
                 continue
             start = time.monotonic()

@@ -439,3 +439,14 @@ def test_merge_carries_the_shards_judgments(env, fixtures_dir, capsys):
     block = json.loads((env / "merged" / "summary.json").read_text())["judge"]
     em1 = block["agreement_with_em"]["n"]
     assert block["n"] == 125 and block["correct"] == em1 and block["model"] == "openai:judge"
+
+
+def test_eval_with_a_dead_judge_fails_before_the_model_is_called(env, fixtures_dir, capsys):
+    with FakeOpenAIServer(model_policy) as model:
+        args = eval_args(
+            model, env, fixtures_dir, "--judge", "openai:judge", "--judge-base-url", "http://127.0.0.1:9"
+        )
+        assert main(args) == 2
+        assert model.calls == 0 and model.models_calls == 0
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (env / "runs").exists()

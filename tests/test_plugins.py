@@ -86,7 +86,8 @@ def test_each_kind_through_the_command_line(plugin_path, tmp_path, capsys):
     rows = {r["id"]: r for r in read_jsonl(run / "predictions.jsonl")}
     # the data format read the file, the search backend answered, the task's scorer scored
     assert sorted(rows) == ["ch", "fr", "jp"]
-    hits = rows["fr"]["trajectory"][0]["tool"]["results"]
+    (call,) = rows["fr"]["trajectory"][0]["tool_calls"]
+    hits = call["results"]
     assert hits[0]["title"] == "Paris" and len(hits) == 2  # the task's top_k
     assert (rows["fr"]["f1"], rows["fr"]["em"]) == (1.0, 0.0)  # "It is Paris" contains the answer
     assert (rows["jp"]["f1"], rows["jp"]["em"]) == (1.0, 1.0)
