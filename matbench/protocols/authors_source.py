@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,15 +123,23 @@ def raw_url(relpath: str, up: Upstream = VISUAL_ARFT) -> str:
 
 
 def _download(relpath: str, timeout: float, up: Upstream = VISUAL_ARFT) -> bytes:
+    """One GET through the shared transport: ``timeout`` bounds the whole download (a host that trickles
+    cannot hold the run), no retry, at most 16 MiB."""
+    from matbench.net.retry import RetryPolicy
+    from matbench.net.service import GaveUp, JsonService
+
     url = raw_url(relpath, up)
+    service = JsonService(
+        url, what="download", timeout=timeout, retry=RetryPolicy(max_attempts=1), max_body=16 << 20
+    )
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a fixed https/http URL
-            return resp.read()
-    except urllib.error.HTTPError as exc:
-        raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.code}", up) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({reason})", up) from None
+        return service.fetch("GET").body
+    except GaveUp as exc:
+        if exc.status is not None and exc.status >= 400:
+            raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.status}", up) from None
+        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({exc.last.error})", up) from None
+    finally:
+        service.close()
 
 
 def fetch_script(

@@ -370,11 +370,15 @@ def extract(layout: str, script: ScriptFile) -> dict:
 
 
 def authors_templates(
-    layout: str, relpath: str, *, authors_repo: str | Path | None, cache_dir: Path
+    layout: str, relpath: str, *, authors_repo: str | Path | None, cache_dir: Path, timeout: float = 30.0
 ) -> Templates:
     """Templates made of the authors' exact strings for ``layout``, read from their script ``relpath``."""
     script, data = fetch_script(
-        relpath, authors_repo=authors_repo, cache_dir=cache_dir, check=lambda s: extract(layout, s)
+        relpath,
+        authors_repo=authors_repo,
+        cache_dir=cache_dir,
+        check=lambda s: extract(layout, s),
+        timeout=timeout,
     )
     hashes = data.pop("_sha256")
     missing = [k for k in REQUIRED[layout] if k not in data]
