@@ -101,6 +101,7 @@ class Judge:
                 )
             self.meter = SpendMeter(settings.max_cost, self.price)
         self.skipped = 0
+        self.closed = False
         self._sem: asyncio.Semaphore | None = None
         self.config = self._config()
 
@@ -203,10 +204,18 @@ class Judge:
         )
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             await self.model.aclose()
         finally:
             self._tmp.cleanup()
+
+    def close(self) -> None:
+        """From synchronous code (no event loop running): release what :meth:`aclose` releases, once."""
+        if not self.closed:
+            asyncio.run(self.aclose())
 
 
 def slim_record(record: dict) -> dict:
