@@ -26,8 +26,10 @@ def open_search(settings: Any) -> Any:
         {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
     )
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
+    # --request-timeout bounds each search request in all (else the backend's default: 30 s serper, 60 s retriever)
+    timeout = {"timeout": settings.request_timeout} if getattr(settings, "request_timeout", None) else {}
     backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict, **timeout
     )
     return CachedSearch(backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache)
 
