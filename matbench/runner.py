@@ -314,11 +314,10 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     plans: list[TaskPlan] = []
     judging = None
     if getattr(settings, "judge", None):  # the judge's preflight and strings first: before a model loads
-        from matbench.commands.judge import judge_settings
         from matbench.judge.during_eval import EvalJudging
-        from matbench.judge.loop import Judge
+        from matbench.judge.loop import Judge, JudgeSettings
 
-        judging = EvalJudging(Judge(judge_settings(settings)))
+        judging = EvalJudging(Judge(JudgeSettings.of(settings)))
     try:
         model = build_model(
             settings
