@@ -188,10 +188,15 @@ def fetch_script(
         )
     script = ScriptFile(relpath, data, "download", None)
     result = check(script)
-    cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(cached.name + f".{os.getpid()}.part")
-    tmp.write_bytes(script.data)
-    os.replace(tmp, cached)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(script.data)
+        os.replace(tmp, cached)
+    except OSError as exc:
+        from matbench.caches.location import cache_problem
+
+        raise cache_problem(cache_dir, exc) from None
     return ScriptFile(relpath, script.data, "download", cached), result
 
 
