@@ -23,6 +23,7 @@ from matbench.cost import add_usage, usage_of
 from matbench.episode import Episode
 from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
 from matbench.protocols import native_tools as nt
+from matbench.protocols.replay import messages_sha256
 from matbench.protocols.templates import fill
 
 
@@ -46,6 +47,9 @@ class ToolsEpisode(Episode):
     def task_tools(self) -> tuple[str, ...]:
         return tuple(t for t, on in (("search", self.tools.search), ("code", self.tools.sandbox)) if on)
 
+    def request_digest(self) -> str:
+        return messages_sha256(self.messages)
+
     def request(self) -> ChatRequest:
         assert self.declared is not None
         return self.options.request(
@@ -67,6 +71,7 @@ class ToolsEpisode(Episode):
             "think": out.reasoning,
             "answer": None,
             "tokens": usage,
+            "request_sha256": self.request_digest(),
             "latency": round(out.latency, 4),
             "cached": out.cached,
             "error": out.error,

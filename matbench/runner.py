@@ -258,7 +258,8 @@ def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
     cached = CachedSearch(
         backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
     )
-    return cached, {"backend": backend.name, "spec": settings.search, "params": backend.params()}
+    info = {"backend": backend.name, "spec": settings.search, "params": backend.params()}
+    return cached, info | {"setting": backend.setting()}  # what the leaderboard ranks by
 
 
 def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dict) -> TaskPlan:
