@@ -27,6 +27,7 @@ class Published:
     """One published cell: a system's accuracy (percent) in one section of a source's table."""
 
     source: str
+    position: int  # the row's place in the source's table (the literature is listed as published)
     section: str
     setting: str
     group: str
@@ -62,7 +63,8 @@ def published(sources: dict[str, dict]) -> list[Published]:
     for key, src in sources.items():
         for section in src["sections"]:
             for group, system, accuracy in section["rows"]:
-                out.append(Published(key, section["name"], section["setting"], group, system, accuracy))
+                pos = len(out) + 1
+                out.append(Published(key, pos, section["name"], section["setting"], group, system, accuracy))
     return out
 
 
@@ -103,6 +105,7 @@ def literature_entry(item: Published, src: dict) -> Entry:
             "section": item.section,
             "group": item.group,
             "row": item.system,
+            "position": item.position,
         },
         reported={"accuracy": float(item.accuracy), "unit": "percent"},
         judge={
