@@ -18,6 +18,7 @@ from matbench.errors import MatbenchError
 COMMANDS: list[str] = [
     "tasks",
     "score",
+    "judge",
     "eval",
     "models",
     "sandbox",
@@ -48,12 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command in sub.choices.values():
+        # `matbench eval -v ...` as well as `matbench -v eval ...` (SUPPRESS: the top-level value stands
+        # unless the flag is given after the command)
+        if "-v" not in command._option_string_actions:
+            command.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging on stderr"
+            )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a "rerun this to resume" line repeats
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

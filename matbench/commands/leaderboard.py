@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.display import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -60,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         from matbench.report.html_page import render_page
 
         written = write_board(root, to_markdown(board), render_page(board), screenshot=args.screenshot)
-        n = len(board.rows)
-        print(f"wrote {', '.join(str(p) for p in written)} ({n} {'row' if n == 1 else 'rows'})")
+        print(f"wrote {', '.join(str(p) for p in written)} ({plural(len(board.rows), 'row')})")
         return 0
     fmt = args.format or ("text" if sys.stdout.isatty() else "md")
     if fmt == "html":

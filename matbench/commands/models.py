@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list the model aliases",
         description=(
             "List the model aliases. Any other model: openai:NAME (OpenAI or, with --base-url, any "
-            "OpenAI-compatible server) or vllm:PATH_OR_HUB_ID (in-process vLLM on a GPU). A vllm model "
+            "OpenAI-compatible server), vllm:PATH_OR_HUB_ID (in-process vLLM on a GPU) or scripted:FILE (replays "
+            "a script of replies in process: a dry run with no endpoint, key or GPU). A vllm model "
             "given with --base-url is queried over HTTP, e.g. against `vllm serve HUB_ID`."
         ),
     )
@@ -21,9 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matbench.models.registry import MODEL_ALIASES
+    from matbench.models.registry import MODEL_ALIASES, ModelAlias
+    from matbench.models.scripted import shipped_scripts
 
-    aliases = list(MODEL_ALIASES.values())
+    aliases = list(MODEL_ALIASES.values()) + [
+        ModelAlias(f"scripted:{name}", "scripted", path.name, "dry run: replays a shipped script; no key, no GPU")
+        for name, path in shipped_scripts().items()
+    ]
     if args.json:
         print(
             json.dumps(
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     print("\n".join(lines))
     print(
-        "\nother models: openai:NAME, vllm:PATH_OR_HUB_ID; with --base-url a vllm model is queried over "
-        "the OpenAI protocol (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`)"
+        "\nother models: openai:NAME, vllm:PATH_OR_HUB_ID, scripted:FILE (a YAML/JSON script of replies); with "
+        "--base-url a vllm model is queried over the OpenAI protocol (e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`)"
     )
     return 0

@@ -203,6 +203,7 @@ class OpenAIModel(Model):
         }
     )
     lockstep = False
+    native_tool_calls = True
 
     def __init__(
         self,
@@ -457,6 +458,16 @@ class OpenAIModel(Model):
             )
             await asyncio.sleep(delay)
 
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Greedy for API models, so that reruns are reproducible and hit the response cache; reasoning
+        models take no temperature and stay sampled (and uncached)."""
+        return {} if self.reasoning else {"temperature": 0.0}
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        from matbench.models.decoding import sent_fields
+
+        return {"sent": sent_fields(self.config(), request)}
+
     def config(self) -> dict[str, Any]:
         return {
             "backend": "openai",
@@ -578,3 +589,4 @@ def _to_output(resp: Any, latency: float, retries: int) -> ModelOutput:
         retries=retries,
         tool_calls=chat_tool_calls(choice.message) if choice is not None else [],
     )
+

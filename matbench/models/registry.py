@@ -18,6 +18,7 @@ from matbench.models.base import Model
 BACKEND_MODULES: dict[str, str] = {
     "openai": "matbench.models.openai_api",
     "vllm": "matbench.models.vllm_local",
+    "scripted": "matbench.models.scripted",
 }
 
 _REGISTRY: dict[str, type[Model]] = {}

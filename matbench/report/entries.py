@@ -60,9 +60,6 @@ class Entry:
     # runs: the tokens the trajectories consumed ({"tokens", "billed_tokens", "n", "price_model"}); the
     # leaderboard prices them with matbench's own table when it builds (never a submitter's price)
     cost: dict | None = None
-    # the LLM judge (matbench judge): {"accuracy", "n", "ci95", "model", "prompt", ...}; for a literature
-    # entry the published accuracy with its judge
-    judge: dict | None = None
     # None: F1/EM under ``scoring``; else the one metric a reported entry gives (it has no F1/EM)
     metric: str | None = None
     # the search setting in full ({"backend", ...}); ``search`` is its label, which rankings group by
@@ -71,6 +68,10 @@ class Entry:
     # shown apart, never ranked; ``unofficial`` says why.
     official: bool = True
     unofficial: str | None = None
+    # runs judged by an LLM judge: accuracy, n, ci95, model, prompt, prompt_source, unparsed, errors, by_split
+    # (matbench/judge/summary.py entry_field), recomputed from judgments.jsonl; never mixed with F1/EM. A
+    # literature entry: the published accuracy with its judge (and no F1/EM at all, see ``metric``)
+    judge: dict | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict:
