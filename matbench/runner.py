@@ -318,8 +318,8 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
-        for key, tool in shared.items():
-            closer = getattr(tool[0] if key == "search" else tool, "close", None)
+        for backend in shared.values():  # tool back-ends opened once per invocation (matbench/tools/)
+            closer = getattr(backend, "close", None)
             if closer:
                 closer()
 

@@ -143,6 +143,10 @@ def test_sensenova_judge_is_their_loop(run, fixtures_dir):
     assert req["temperature"] == 0.0 and len(req["messages"]) == 2
     judged = {j["id"]: j for j in read_jsonl(run / "judgments.jsonl")}
     assert judged["1"]["verdict"] == "correct" and judged["1"]["reason"] == "same meaning"
+    assert (
+        judged["1"]["schema_version"] == 1
+        and json.loads((run / "judge.json").read_text())["schema_version"] == 1
+    )
     assert judged["1"]["method"] == "llm_judge" and judged["1"]["tokens"]["input"] > 0
     assert judged["1001"]["verdict"] == "correct" and judged["1001"]["method"] == "em_match"
     block = json.loads((run / "summary.json").read_text())["judge"]
@@ -299,10 +303,139 @@ def test_compare_view_and_submit_carry_the_judge(run, fixtures_dir, capsys):
     assert main(["view", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "judge openai:judge (matbench prompt): accuracy 100.00 over 2 judged" in page
-    chunk = next((run / "report_data").iterdir()).read_text()
+    chunk = "".join(f.read_text() for f in (run / "report_data").glob("*.js"))
     assert '"judge":{"verdict":"correct","reason":"a paraphrase"' in chunk
 
     entry = validate_run(run, data_dir=str(fixtures_dir / "mat" / "search-demo"))
     assert entry.judge["accuracy"] == 1.0 and entry.judge["n"] == 2 and entry.judge["prompt"] == "matbench"
     assert entry.judge["model"] == "openai:judge" and entry.judge["prompt_source"] == "matbench"
     assert len(entry.judge["ci95"]) == 2 and entry.judge["by_split"] == {"simple": {"accuracy": 1.0, "n": 1}}
+
+
+def test_disk_full_is_one_line_and_a_rerun_finishes(run, tmp_path):
+    """judge.json fits, the exact-match sample's line fits, the judged sample's 12 KiB reply does not: one line,
+    whole lines kept; after freeing space the same command finishes."""
+    import os
+    import subprocess
+    import sys
+
+    from runtime_helpers import ROOT
+
+    small, out = tmp_path / "small", tmp_path / "out"
+    small.mkdir()
+    out.mkdir()
+    reply = "REASON: " + "x" * 12_000 + "\nVERDICT: CORRECT"
+    with FakeOpenAIServer(reply, models=["judge"]) as js:
+        cmd = " ".join(
+            [sys.executable, "-m", "matbench.cli", "judge", str(small / "run"), "--judge", "openai:judge"]
+            + ["--judge-base-url", js.base_url, "--judge-concurrency", "1"]
+        )
+        script = f"""
+            mount -t tmpfs -o size=16m tmpfs {small}
+            cp -r {run} {small}/run
+            rm -f {small}/run/report.html
+            free=$(df -B1 --output=avail {small} | tail -1)
+            head -c $((free - 16384)) /dev/zero > {small}/filler
+            {cmd} > {out}/1.out 2> {out}/1.err; echo $? > {out}/1.rc
+            cp -r {small}/run {out}/run1
+            rm {small}/filler
+            {cmd} > {out}/2.out 2> {out}/2.err; echo $? > {out}/2.rc
+            cp -r {small}/run {out}/run2
+        """
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run(["unshare", "-rm", "bash", "-c", script], cwd=ROOT, env=env, timeout=300)
+        assert done.returncode == 0
+    err1 = (out / "1.err").read_text().strip().splitlines()
+    assert (out / "1.rc").read_text().strip() == "2", "\n".join(err1)
+    assert (
+        len(err1) == 1 and "No space left on device while writing" in err1[0] and "judgments.jsonl" in err1[0]
+    )
+    raw = (out / "run1" / "judgments.jsonl").read_bytes()
+    assert raw.endswith(b"\n") and [json.loads(line)["id"] for line in raw.splitlines()] == ["1001"]
+    assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
+    final = {j["id"]: j["verdict"] for j in read_jsonl(out / "run2" / "judgments.jsonl")}
+    assert final == {"1001": "correct", "1": "correct"}
+
+
+def test_max_cost_refusing_endpoint_and_a_judge_added_on_resume(run, fixtures_dir, capsys, tmp_path):
+    """--max-cost stops judging (a rerun with more finishes it); an endpoint refusing the key fails in one line
+    before any call; `eval --judge` on a finished run resumes it (no episode reruns) and judges every sample."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n  judge: {input: 1000, cached_input: 1000, output: 1000, checked: 2026-12-07}\n"
+    )
+    with FakeOpenAIServer("REASON: ok\nVERDICT: CORRECT", models=["judge"]) as js:
+        assert judge(run, js, "--prices", str(prices), "--max-cost", "0") == 0
+        assert js.calls == 0
+        out = capsys.readouterr().out
+        assert "stopped by --max-cost $0: 1 sample(s) not judged" in out and "pending=1" in out
+        assert judge(run, js, "--prices", str(prices), "--max-cost", "10") == 0
+        assert js.calls == 1
+    block = json.loads((run / "summary.json").read_text())["judge"]
+    assert block["pending"] == 0 and block["cost"]["usd"] > 0 and block["max_cost"]["spent_usd"] > 0
+    with FakeOpenAIServer("x", models=["judge"], api_key="the-right-key") as js:
+        capsys.readouterr()
+        assert judge(run, js, "--judge-overwrite") == 2
+        assert js.calls == 0 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    (run / "judgments.jsonl").unlink()
+    with (
+        FakeOpenAIServer(model_policy) as model,
+        FakeOpenAIServer("<judge>yes</judge>", models=["judge"]) as js,
+    ):
+        args = eval_args(model, run.parent, fixtures_dir, "--run-dir", str(run))
+        assert (
+            main(
+                [
+                    *args,
+                    "--judge",
+                    "openai:judge",
+                    "--judge-base-url",
+                    js.base_url,
+                    "--judge-prompt",
+                    "sensenova-mars",
+                ]
+            )
+            == 0
+        )
+        assert model.calls == 0 and js.calls == 1
+    assert json.loads((run / "summary.json").read_text())["judge"]["accuracy"] == 1.0
+
+
+def test_reasoning_judge_is_sampled_and_never_replayed(run):
+    """o3 as judge: no temperature sent (the API rejects it), so its verdicts are not cached: a rejudge calls again."""
+    with FakeOpenAIServer("<judge>Yes</judge>", models=["o3"]) as js:
+        args = ["judge", str(run), "--judge", "openai:o3", "--judge-base-url", js.base_url, "--judge-prompt"]
+        assert main([*args, "sensenova-mars"]) == 0
+        assert main([*args, "sensenova-mars", "--judge-overwrite"]) == 0
+        assert js.calls == 2 and "temperature" not in js.requests[0]
+    assert json.loads((run / "judge.json").read_text())["decoding"]["temperature"] is None
+
+
+def test_merge_carries_the_shards_judgments(env, fixtures_dir, capsys):
+    """Shards judged by one judge merge into one run with every judgment and a fresh judge block."""
+    data = fixtures_dir / "multihop"
+    common = [
+        "--task",
+        "bamboogle",
+        "--data-dir",
+        str(data),
+        "--protocol",
+        "direct",
+        "--runs-root",
+        str(env / "r"),
+    ]
+    with (
+        FakeOpenAIServer("no") as model,
+        FakeOpenAIServer("REASON: r\nVERDICT: INCORRECT", models=["judge"]) as js,
+    ):
+        base = ["eval", "--no-progress", "--model", "openai:fake", "--base-url", model.base_url, *common]
+        judging = ["--judge", "openai:judge", "--judge-base-url", js.base_url]
+        for k in range(2):
+            assert main([*base, "--shard", f"{k}/2", *judging]) == 0
+    shards = sorted((env / "r").iterdir())
+    assert main(["merge", *map(str, shards), "--out", str(env / "merged"), "--data-dir", str(data)]) == 0
+    judged = read_jsonl(env / "merged" / "judgments.jsonl")
+    assert len(judged) == 125 and len({j["id"] for j in judged}) == 125
+    block = json.loads((env / "merged" / "summary.json").read_text())["judge"]
+    em1 = block["agreement_with_em"]["n"]
+    assert block["n"] == 125 and block["correct"] == em1 and block["model"] == "openai:judge"

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import PRED
+from report_helpers import PRED, _link
 
 from matbench.cli import main
 from matbench.predictions import score_file
@@ -119,11 +119,10 @@ def test_rebuilding_reproduces_shipped_entries(fixtures_dir, tmp_path, capsys):
 
 
 def authors_repo_copy(fixtures: Path, root: Path) -> Path:
-    """The authors' repository layout (the folder holding Visual-ARFT/) with the fixtures' files linked in."""
+    """The authors' repository layout (the folder holding Visual-ARFT/) with the fixtures' files in it (hard
+    links where possible: matbench never follows a symbolic link to a predictions file)."""
     for item in AUTHORS_FILES:
-        dest = root / item.repo_path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.symlink_to(fixtures / PRED / item.file)
+        _link(fixtures / PRED / item.file, root / item.repo_path)
     return root
 
 
@@ -131,7 +130,7 @@ def test_authors_references_accepts_the_repository_layout(fixtures_dir, tmp_path
     repo = authors_repo_copy(fixtures_dir, tmp_path / "Visual-RFT")
     for item in AUTHORS_FILES:  # the folder holding Visual-ARFT/, or Visual-ARFT/ itself
         assert authors_file_path(repo / "Visual-ARFT", item) == authors_file_path(repo, item)
-        assert authors_file_path(repo, item).resolve() == (fixtures_dir / PRED / item.file).resolve()
+        assert sha256_file(authors_file_path(repo, item)) == sha256_file(fixtures_dir / PRED / item.file)
     lb = tmp_path / "lb"
     assert main(["submit", "--authors-references", str(repo), "--leaderboard-dir", str(lb)]) == 0
     rebuilt = {e.key: e.scores for e in load_entries(lb / "submissions")}

@@ -86,6 +86,9 @@ class Judge:
             cache_dir.mkdir(parents=True, exist_ok=True)
             model = CachedModel(model, cache_dir / "responses.sqlite")
         self.model = model
+        # a reasoning model takes no temperature (it samples): sent unset, so the response cache, which keeps
+        # only answers that are a function of the request, never replays its verdicts
+        self.temperature = None if model.config().get("reasoning_model") else TEMPERATURE
         self.price: Price | None = find_price(
             load_prices(settings.prices), {"spec": settings.model, **model.config()}
         )
@@ -112,7 +115,7 @@ class Judge:
             "prompt": self.prompt.name,
             "source": self.prompt.source,
             "vision": self.settings.vision,
-            "decoding": {"temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS},
+            "decoding": {"temperature": self.temperature, "max_new_tokens": MAX_NEW_TOKENS},
             "deviations": self.prompt.deviations,
             "price": self.price.to_dict() if self.price else None,
         }
@@ -132,9 +135,11 @@ class Judge:
             id=item.id, split=item.split, method=plan.method, answer=cap_text(item.prediction), em=item.em
         )
         base["judge"] = self.config["fingerprint"]
-        if plan.verdict is not None:
-            why = "exact match" if plan.method == "em_match" else "no answer"
-            return Judgment(verdict=plan.verdict, reason=why, **base)
+        if plan.verdict is not None or not plan.calls:  # decided without a call (no gold answer: incorrect)
+            why = {"em_match": "exact match", "no_answer": "no answer"}.get(plan.method, "no gold answer")
+            return Judgment(verdict=plan.verdict or "incorrect", reason=why, **base)
+        for call in plan.calls:
+            call.request.temperature = self.temperature
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.settings.max_concurrency))
         async with self._sem:

@@ -10,12 +10,22 @@ who judged (model identity, prompt and its source), so judgments of two judges a
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError
-from matbench.records import as_disk_full, iter_lines, read_text_utf8, repair_tail, write_json_atomic
+from matbench.records import (
+    SCHEMA_VERSION,
+    as_disk_full,
+    check_schema_version,
+    iter_lines,
+    read_text_utf8,
+    repair_tail,
+    versioned,
+    write_json_atomic,
+)
 
 JUDGMENTS_FILE = "judgments.jsonl"
 JUDGE_CONFIG_FILE = "judge.json"
@@ -44,7 +54,9 @@ class Judgment:
     judge: str = ""  # the judge's fingerprint (judge.json)
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out: dict = {"id": self.id, "schema_version": SCHEMA_VERSION}  # as predictions lines: id, then version
+        out.update((name, getattr(self, name)) for name in self.__dataclass_fields__)
+        return out
 
 
 class JudgmentsFile:
@@ -58,18 +70,26 @@ class JudgmentsFile:
         return self.path.is_file()
 
     def append(self, judgment: Judgment) -> None:
+        """One whole line, handed to the OS before returning. Unbuffered on purpose: a buffered file that failed
+        to flush (a full disk) tries again when closed and raises past the cleanup; here a failed write is cut
+        back off, so the file keeps only whole lines, and raised as :class:`DiskFull`."""
         data = (json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-        with self._lock, self.path.open("ab") as fh:
-            start = fh.tell()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                fh.write(data)
-                fh.flush()
-            except OSError as exc:
+                start = os.lseek(fd, 0, os.SEEK_END)
                 try:
-                    fh.truncate(start)
-                except (OSError, ValueError):
-                    pass
-                raise as_disk_full(exc, self.path, len(data)) from exc
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except OSError as exc:
+                    try:
+                        os.ftruncate(fd, start)
+                    except OSError:
+                        pass
+                    raise as_disk_full(exc, self.path, len(data)) from exc
+            finally:
+                os.close(fd)
 
     def repair(self) -> int:
         return repair_tail(self.path) if self.path.is_file() else 0
@@ -87,9 +107,11 @@ class JudgmentsFile:
         if not self.config_path.is_file():
             return None
         try:
-            return json.loads(read_text_utf8(self.config_path))
+            config = json.loads(read_text_utf8(self.config_path))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{self.config_path}: not valid JSON ({exc})") from None
+        check_schema_version(config, file=str(self.config_path))
+        return config
 
     def start(self, config: dict, *, overwrite: bool) -> None:
         """Before the first new line: the same judge continues its judgments; another is refused (or, with
@@ -105,4 +127,19 @@ class JudgmentsFile:
         if overwrite or (old is not None and old.get("fingerprint") != config["fingerprint"]):
             self.path.unlink(missing_ok=True)
         self.repair()
-        write_json_atomic(self.config_path, config)
+        write_json_atomic(self.config_path, versioned(config))
+
+
+def merge_judgments(parts: list[Path], merged: Path) -> bool:
+    """`matbench merge`: the shards' judgments joined into the merged run, when every shard was judged by the
+    same judge (else none are carried: `matbench judge` on the merged run judges it, from the response cache)."""
+    files = [JudgmentsFile(p) for p in parts]
+    configs = [f.read_config() if f.exists() else None for f in files]
+    if not configs or any(c is None for c in configs) or len({c.get("fingerprint") for c in configs}) != 1:
+        return False
+    out = JudgmentsFile(merged)
+    write_json_atomic(out.config_path, versioned(configs[0]))
+    for f in files:
+        for row in f.latest().values():
+            out.append(Judgment(**{k: v for k, v in row.items() if k in Judgment.__dataclass_fields__}))
+    return True

@@ -24,12 +24,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from matbench.errors import InputError
-from matbench.records import write_json_atomic
+from matbench.records import SCHEMA_VERSION, check_schema_version, write_json_atomic
 
 KINDS = ("run", "reference", "reported")
 # An entry's file name is its key: built only from sanitised parts, never a path.
 SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-SCHEMA = 1
 
 
 @dataclass
@@ -72,7 +71,7 @@ class Entry:
     # (matbench/judge/summary.py entry_field), recomputed from judgments.jsonl; never mixed with F1/EM. A
     # literature entry: the published accuracy with its judge (and no F1/EM at all, see ``metric``)
     judge: dict | None = None
-    schema: int = SCHEMA
+    schema_version: int = SCHEMA_VERSION  # round-2 entries said ``schema`` (read as the same number)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +84,9 @@ class Entry:
     @classmethod
     def from_dict(cls, raw: dict, *, file: str = "") -> Entry:
         names = {f.name for f in fields(cls)}
+        if "schema_version" not in raw and "schema" in raw:  # a round-2 entry
+            raw = {**raw, "schema_version": raw["schema"]}
+        check_schema_version(raw, file=file or None)
         try:
             return cls(**{k: v for k, v in raw.items() if k in names})
         except TypeError as exc:
@@ -246,7 +248,7 @@ def check_fields(raw: dict) -> str | None:
         if name in raw and (not isinstance(raw[name], kinds) or raw[name] == ""):
             shown = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
             return _bad(name, f"expected {shown}", raw[name])
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(set(raw) - names - {"schema"})  # "schema": a round-2 entry's schema_version
     if unknown:
         return f"field {unknown[0]}: not an entry field"
     if raw["kind"] not in KINDS:
