@@ -82,7 +82,7 @@ def test_an_edited_search_result_is_caught_by_the_rebuild(search_runs, tmp_path,
     shutil.copytree(search_runs["retriever"], run)
     path = run / "predictions.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    rows[3]["trajectory"][0]["tool"]["results"][0]["snippet"] = "Lyon is the capital of France."
+    rows[3]["trajectory"][0]["tool_calls"][0]["results"][0]["snippet"] = "Lyon is the capital of France."
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     capsys.readouterr()
     assert main(["submit", str(run), "--leaderboard-dir", str(tmp_path / "lb")]) == 2
@@ -120,3 +120,25 @@ def test_a_relabelled_protocol_file_run_is_refused(fixtures_dir, tmp_path, capsy
     assert len(err.splitlines()) == 1 and "turn 1" in err and "relabelled" in err and "protocol direct" in err
     assert not (lb / "submissions").exists()
     assert main(["submit", str(stock), "--leaderboard-dir", str(lb)]) == 0  # the stock run passes
+
+
+def _coding(req: dict) -> Reply:
+    """problem -> code -> answer: the three kinds of turn of the coding layout."""
+    text = request_text(req)  # the instructions name every tag: tell the turns by the replies so far
+    if "fix it" in text:
+        return Reply(text="<think>readable now</think>\n<answer> 42 </answer>", usage=USAGE)
+    if "upside down" in text:
+        code = "<code>\n```python\nimport cv2\nimg = cv2.imread(path)\ncv2.imwrite(path, img)\n```\n</code>"
+        return Reply(text=f"<think>fix it</think>\n{code}", usage=USAGE)
+    return Reply(text="<think>upside down</think>\n<problem> {'rotation180'} </problem>", usage=USAGE)
+
+
+def test_a_stock_coding_run_passes_the_rebuild(fixtures_dir, tmp_path, capsys):
+    with FakeOpenAIServer(_coding) as srv:
+        out = fake_eval(srv, tmp_path, "mat-coding", str(fixtures_dir / "mat" / "coding-demo"))
+    assert out.returncode == 0, out.stderr
+    run = run_dir_of(out.stdout)
+    rec = read_jsonl(run / "predictions.jsonl")[0]
+    assert [t["action"] for t in rec["trajectory"]] == ["problem", "code", "answer"]
+    capsys.readouterr()
+    assert main(["submit", str(run), "--leaderboard-dir", str(tmp_path / "lb")]) == 0, capsys.readouterr().err

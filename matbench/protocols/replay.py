@@ -34,13 +34,26 @@ def _complete(turn: dict) -> bool:
     return isinstance(out, str) and (chars is None or chars == len(out))
 
 
+def _calls(turn: dict) -> list[dict]:
+    """The turn's tool records: ``tool_calls`` (one per call), or a round-2 turn's single ``tool``."""
+    calls = turn.get("tool_calls")
+    if isinstance(calls, list):
+        return [c for c in calls if isinstance(c, dict)]
+    return [turn["tool"]] if isinstance(turn.get("tool"), dict) else []
+
+
+def _other_tool(turn: dict) -> bool:
+    """A call of a tool the layout's own parser does not know: its text is not recorded, the rebuild stops."""
+    return any(c.get("name") not in ("search", "code", "problem") for c in _calls(turn))
+
+
 def _search_next(t: Templates, text: str, out: str, turn: dict, strict: bool) -> str | None:
     act = va.parse_search(out, not strict)
-    if act.final:
+    if act.final or (not act.steps and _other_tool(turn)):
         return None
     if "search" not in act.steps:
         return fill(t["after_other"], text=text, output=out)
-    tool = turn.get("tool") or {}
+    tool = next((c for c in _calls(turn) if c.get("name") == "search"), {})
     error = tool.get("error")
     if tool.get("input") is None and error:  # no query to search: theirs stopped, ours goes on
         return None if strict else fill(t["after_other"], text=text, output=out)
@@ -53,9 +66,9 @@ def _search_next(t: Templates, text: str, out: str, turn: dict, strict: bool) ->
     return fill(t["after_search"], text=text, output=out, information=block)
 
 
-def _coding_next(t: Templates, text: str, out: str, strict: bool) -> str | None:
+def _coding_next(t: Templates, text: str, out: str, turn: dict, strict: bool) -> str | None:
     act = va.parse_coding(out, not strict)
-    if act.final:
+    if act.final or (not act.steps and _other_tool(turn)):
         return None
     if not act.steps:
         return fill(t["after_other"], text=text, output=out)
@@ -85,7 +98,7 @@ def request_digests(t: Templates, question: str, turns: list[dict], compat: str 
         if t.layout == "search":
             nxt = _search_next(t, text, out, turn, strict)
         else:
-            nxt = _coding_next(t, text, out, strict)
+            nxt = _coding_next(t, text, out, turn, strict)
         if nxt is None:
             return
         text = nxt
