@@ -55,8 +55,7 @@ class Recorder(LoopbackServer):
         class Handler(BaseHTTPRequestHandler):
             def _any(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.seen_body = self.rfile.read(length) if length else b""
                 outer.seen.append((method, self.path, {k.lower(): v for k, v in self.headers.items()}))
                 try:
                     answer(self, method)
