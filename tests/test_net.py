@@ -157,6 +157,18 @@ def test_eval_request_timeout_bounds_each_call_and_is_recorded(tmp_path, fixture
     assert all("timed out after 1s" in (r.get("error") or "") for r in rows), rows
 
 
+def test_request_timeout_reaches_the_search_backend():
+    from matbench.run.options import EvalSettings
+    from matbench.tools.search.tool import open_search
+
+    settings = EvalSettings(model="m", tasks=["t"], search="retriever:http://127.0.0.1:9", request_timeout=2.5)
+    search = open_search(settings)
+    try:
+        assert search.backend._http._service.transport.timeout == 2.5
+    finally:
+        search.close()
+
+
 # --- secrets stay at their origin ----------------------------------------------------------------------------
 def _redirect_to(target: Recorder):
     def answer(handler, method):
