@@ -13,8 +13,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from matbench.caches.location import usable_cache_dir
 from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
@@ -51,8 +51,7 @@ def build_model(settings: EvalSettings):
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
     if settings.response_cache:
-        cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir = usable_cache_dir(settings.cache_dir or default_cache_dir())
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
 
@@ -315,11 +314,10 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     plans: list[TaskPlan] = []
     judging = None
     if getattr(settings, "judge", None):  # the judge's preflight and strings first: before a model loads
-        from matbench.commands.judge import judge_settings
         from matbench.judge.during_eval import EvalJudging
-        from matbench.judge.loop import Judge
+        from matbench.judge.loop import Judge, JudgeSettings
 
-        judging = EvalJudging(Judge(judge_settings(settings)))
+        judging = EvalJudging(Judge(JudgeSettings.of(settings)))
     try:
         model = build_model(
             settings

@@ -335,6 +335,8 @@ def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions,
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
+    from matbench.caches.location import default_cache_dir as location
+
+    return location()
 
 

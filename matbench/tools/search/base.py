@@ -7,7 +7,6 @@ spec string (``serper``, ``local:DIR``, ``retriever:URL``) resolved by ``registr
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -99,8 +98,9 @@ class SearchBackend(ABC):
 
 def default_cache_dir() -> Path:
     """``$MATBENCH_CACHE_DIR`` or ``~/.cache/matbench``: the search cache and on-the-fly indexes live here."""
-    env = os.environ.get("MATBENCH_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "matbench"
+    from matbench.caches.location import default_cache_dir as location
+
+    return location()
 
 
 def check_k(k: int) -> int:

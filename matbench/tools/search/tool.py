@@ -67,7 +67,9 @@ class SearchTool(Tool):
             hits, record["cached"] = await asyncio.to_thread(
                 self.cache.search_with_source, query, state.options.top_k
             )
-            record["results"] = [h.to_dict() for h in hits]
+            record["results"] = [
+                {k: cap_text(v) if isinstance(v, str) else v for k, v in h.to_dict().items()} for h in hits
+            ]
             if state.strict and any(not h.snippet for h in hits):
                 raise ValueError("a search result has no snippet")
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
