@@ -26,7 +26,9 @@ from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
 from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError, InputError
+from matbench.models.base import split_config
 from matbench.models.decoding import effective_decoding, sent_decoding
+from matbench.models.registry import backend_class
 from matbench.protocols.resolve import exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
 from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
@@ -41,17 +43,6 @@ from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
-# Model config fields that do not change what the model answers.
-_MODEL_NON_SEMANTIC = {
-    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
-    "max_concurrency",
-    "timeout",
-    "max_retries",
-    "retry_base_delay",
-    "retry_max_delay",
-    "http_transport",
-    "api_key_env",
-}
 
 
 @dataclass
@@ -94,7 +85,7 @@ class EvalSettings:
     model_options: dict = field(default_factory=dict)
     progress: bool = True
     shard: str | None = None  # "I/N": a 1/N slice of the samples by id hash (matbench/shards.py)
-    prices: str | None = None  # a price table adding to / replacing matbench/data/prices.yaml
+    prices: str | None = None  # a price table adding to / replacing the model table's prices (matbench/data/models.yaml)
     max_cost: float | None = None  # USD: no new sample starts once the spend reaches it
 
 
@@ -272,7 +263,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
-    if native and model_config.get("backend") != "openai":
+    if native and not backend_class(str(model_config.get("backend"))).native_tools:
         raise ConfigError(
             "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
@@ -334,7 +325,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
         tools.sandbox = shared[key]
         sandbox_info = {**sandbox_config(tools.sandbox, timeout), "exec_scope": exec_scope}
-    semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
+    semantic_model, model_runtime = split_config(model_config)  # models/base.py owns the list
     config = {
         "matbench_version": __version__,
         "git_commit": _git_commit(),
@@ -352,7 +343,7 @@ def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dic
             "revision_pinned": None if local else bool(revision and is_commit(revision)),
         },
         "model": {"spec": settings.model, **semantic_model},
-        "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
+        "model_runtime": model_runtime,
         "protocol": {
             **resolved.config(custom=bool(settings.protocol_file)),
             **({"tools": _tools_protocol(templates, tools, options, model_config)} if native else {}),
@@ -706,6 +697,8 @@ def evaluate(settings: EvalSettings) -> list[dict]:
             plan.price = price
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
+        if model.notice():  # e.g. a model the model table does not know: its defaults, said once
+            log.warning(model.notice())
         return asyncio.run(_evaluate(plans, model, settings, meter))
     finally:
         for plan in plans:

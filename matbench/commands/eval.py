@@ -147,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
     from matbench.errors import ConfigError
-    from matbench.models.openai_api import is_reasoning_model
-    from matbench.models.registry import resolve_spec
+    from matbench.models.registry import default_temperature
     from matbench.runner import EvalSettings, evaluate
 
     if args.max_pixels is not None and args.base_url:
@@ -157,11 +156,8 @@ def run(args: argparse.Namespace) -> int:
             "start the server with it instead, e.g. vllm serve ... --mm-processor-kwargs '{\"max_pixels\": N}'"
         )
     temperature = args.temperature
-    resolved = resolve_spec(args.model, args.base_url)
-    if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
-        # Greedy by default for API models, so that reruns are reproducible and hit the response cache;
-        # reasoning models take no temperature and stay sampled (and uncached).
-        temperature = 0.0
+    if temperature is None:  # the backend's default (API models: greedy; reasoning models and vLLM: theirs)
+        temperature = default_temperature(args.model, args.base_url)
     settings = EvalSettings(
         model=args.model,
         tasks=args.task,

@@ -97,14 +97,72 @@ class ModelOutput:
         return out
 
 
+# The one list of config() fields that say how or where a model is reached, not what it answers: left out of
+# a run's fingerprint (a resume may move to another port, change the concurrency) and out of the response
+# cache's identity (``Model.identity``). Owned here so that the run record and the cache cannot disagree.
+RUNTIME_CONFIG_KEYS = frozenset(
+    {
+        "base_url",  # where the model is served (port, host, replicas) is not what it is
+        "api_key_env",
+        "max_concurrency",
+        "timeout",
+        "max_retries",
+        "retry_base_delay",
+        "retry_max_delay",
+        "http_transport",
+    }
+)
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what decides the answers, how the model is reached): config() cut along ``RUNTIME_CONFIG_KEYS``."""
+    semantic = {k: v for k, v in config.items() if k not in RUNTIME_CONFIG_KEYS}
+    runtime = {k: v for k, v in config.items() if k in RUNTIME_CONFIG_KEYS}
+    return semantic, runtime
+
+
 class Model(ABC):
-    """A backend. Subclasses set ``name``, ``lockstep`` and ``max_concurrency``."""
+    """A backend. Subclasses set ``name``, ``lockstep`` and ``max_concurrency``.
+
+    Besides generating, a backend answers what the rest of matbench must not decide from its name: its
+    decoding defaults (``default_temperature``), what its requests carry (``sent_decoding`` /
+    ``effective_decoding``), whether it can make native tool calls, and its ``identity``.
+    """
 
     name: str  # e.g. "openai:gpt-4o"
+    backend: str = ""  # the MODELS registry name, set when the registry loads the class
     lockstep: (
         bool  # True: one generate() per round over all live episodes; False: single requests concurrently
     )
     max_concurrency: int
+    native_tools: bool = False  # can answer with tool calls (--protocol tools)
+
+    @classmethod
+    def default_temperature(cls, model_id: str) -> float | None:
+        """The temperature a run gets when none is given (None: the server's or checkpoint's default)."""
+        return None
+
+    @classmethod
+    def sent_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
+        """What every request sends besides the conversation (HTTP backends), for config.json."""
+        return None
+
+    @classmethod
+    def effective_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
+        """The sampling parameters an in-process engine applies to every request, for config.json."""
+        return None
+
+    def notice(self) -> str | None:
+        """One line the run prints when it starts, e.g. that the model is not in the model table."""
+        return None
+
+    def identity(self) -> dict[str, Any] | None:
+        """What makes two instances give the same answers to the same request: the response cache's key.
+
+        None means the backend cannot tell (e.g. a server that reports no checkpoint): its answers are then
+        never replayed from the cache. Default: config() without ``RUNTIME_CONFIG_KEYS``.
+        """
+        return split_config(self.config())[0]
 
     @abstractmethod
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:

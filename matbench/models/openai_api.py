@@ -1,6 +1,6 @@
 """OpenAI adapter: OpenAI itself or ANY OpenAI-compatible server (``vllm serve``, SGLang, Ollama,
 LM Studio) via ``base_url``. Two API shapes: Chat Completions (the default) and the Responses API (reasoning
-models: o1/o3/o4/gpt-5 by default, so that reasoning carries across tool calls; ``api=`` forces either).
+models, as the model table says, so that reasoning carries across tool calls; ``api=`` forces either).
 
 The retry policy is ours, not the client's (``max_retries=0``): exponential backoff with jitter on
 429/5xx/timeouts/connection errors, honouring Retry-After, and an adaptive concurrency limit that
@@ -21,40 +21,26 @@ import errno
 import logging
 import os
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 from matbench.errors import ConfigError
-from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.base import ChatRequest, Model, ModelOutput, split_config
 from matbench.models.body import encode_json_body
+from matbench.models.capabilities import API_SHAPES, info, table, unknown_model_note
 from matbench.models.endpoints import ServedModel, check_served_model, served_models
 from matbench.models.images import image_data_url
 from matbench.models.openai_chat_tools import chat_messages, chat_tool_calls, chat_tools, usage_details
 from matbench.models.openai_responses import build_responses_body, parse_response
 from matbench.models.pool import EndpointPool
-from matbench.models.registry import register_model
 
 log = logging.getLogger("matbench.models.openai")
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DUMMY_API_KEY = "EMPTY"  # what vLLM/SGLang servers started without --api-key accept
-_REASONING = re.compile(r"^(o[134](?:$|[-._])|gpt-5)")
-API_SHAPES = ("chat", "responses")
-
-
-def is_reasoning_model(name: str) -> bool:
-    """o1*/o3*/o4*/gpt-5* take ``max_completion_tokens`` and reject temperature/top_p."""
-    base = name.rsplit("/", 1)[-1].lower()
-    return bool(_REASONING.match(base))
-
-
-def default_api(name: str) -> str:
-    """Reasoning models speak the Responses API (reasoning carries across tool calls); the rest Chat."""
-    return "responses" if is_reasoning_model(name) else "chat"
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -183,7 +169,6 @@ class AdaptiveLimiter:
         self.cooldown_until = max(self.cooldown_until, time.monotonic() + cooldown)
 
 
-@register_model("openai")
 class OpenAIModel(Model):
     """``openai.AsyncOpenAI`` chat completions with our own retries and adaptive concurrency."""
 
@@ -203,6 +188,7 @@ class OpenAIModel(Model):
         }
     )
     lockstep = False
+    backend = "openai"
 
     def __init__(
         self,
@@ -210,6 +196,7 @@ class OpenAIModel(Model):
         *,
         display_name: str | None = None,
         requested_backend: str = "openai",
+        provider: str | None = None,
         base_url: str | list[str] | None = None,
         api_key_env: str | None = None,
         max_concurrency: int = 32,
@@ -226,13 +213,19 @@ class OpenAIModel(Model):
         self.display_name = display_name or model_id
         self.requested_backend = requested_backend
         self.name = f"openai:{model_id}"
+        self.info = info(model_id)  # the model table's row (reasoning, API shape), else chat defaults
+        hosted = table().providers.get(provider) if provider else None
+        if hosted is not None and not base_url and hosted.name != "openai":  # e.g. Gemini's compatible API
+            base_url = hosted.base_url
+        if hosted is not None and not api_key_env and hosted.api_key_env != DEFAULT_API_KEY_ENV:
+            api_key_env = hosted.api_key_env
         urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
         self.base_urls = list(dict.fromkeys(u.rstrip("/") for u in urls if u))  # replicas of one model
         self.base_url = self.base_urls[0] if self.base_urls else None
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
         key = os.environ.get(self.api_key_env) or None
         if key is None:
-            if not self.base_url:
+            if not self.base_url or table().provider_of(self.base_url):  # a hosted API needs its key
                 needs = self.api_key_env if api_key_env else f"{DEFAULT_API_KEY_ENV} (or --api-key-env NAME)"
                 raise ConfigError(
                     f"{self.display_name} needs {needs}, or --base-url to an OpenAI-compatible server"
@@ -249,10 +242,10 @@ class OpenAIModel(Model):
         if http_transport not in ("auto", "aiohttp", "httpx"):
             raise ConfigError(f"http_transport must be auto, aiohttp or httpx, not {http_transport!r}")
         self.http_transport = http_transport
-        self.reasoning = is_reasoning_model(model_id)
+        self.reasoning = self.info.reasoning
         if api is not None and api not in API_SHAPES:
             raise ConfigError(f"api must be one of {', '.join(API_SHAPES)}, not {api!r}")
-        self.api = api or default_api(model_id)
+        self.api = api or self.info.api
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()], probe=self._serves_model)
@@ -483,6 +476,44 @@ class OpenAIModel(Model):
             "retry_max_delay": self.retry_max_delay,
             "http_transport": self.http_transport,
         }
+
+    # -- what the rest of matbench asks a backend (models/base.py) ----------------------------------------
+
+    native_tools = True
+
+    @classmethod
+    def default_temperature(cls, model_id: str) -> float | None:
+        """Greedy for API models, so that reruns are reproducible and can use the response cache; reasoning
+        models (per the model table) take no temperature and stay sampled."""
+        return None if info(model_id).reasoning else 0.0
+
+    @classmethod
+    def sent_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
+        """The body's fields besides the messages (what is not sent is the server's default)."""
+        body = build_body(
+            str(config.get("model")),
+            request,
+            reasoning=bool(config.get("reasoning_model")),
+            reasoning_effort=config.get("reasoning_effort"),
+            extra_body=config.get("extra_body"),
+        )
+        return {k: v for k, v in body.items() if k not in ("messages", "model")}
+
+    def notice(self) -> str | None:
+        return None if self.info.known else unknown_model_note(self.model_id)
+
+    def identity(self) -> dict[str, Any] | None:
+        """A hosted provider's model id names the model (its dated snapshots are other ids); a server of your
+        own is known by what ``GET /models`` reports for the checkpoint (vLLM's ``root`` and
+        ``max_model_len``). A server that reports no checkpoint (no ``root``) has no identity: its answers
+        are never replayed, since another model could be served under the same name on the same port."""
+        semantic = {k: v for k, v in split_config(self.config())[0].items() if k not in ("alias", "served_by")}
+        hosted = table().provider_of(self._effective_base_url()) if len(self.base_urls) <= 1 else None
+        if hosted is not None:
+            return {**semantic, "provider": hosted.name}
+        if self.served is None or not self.served.root:
+            return None
+        return semantic
 
     def endpoint_stats(self) -> list[dict[str, Any]]:
         """Per endpoint: calls answered, failures, calls moved elsewhere, drained or not, calls/s."""
