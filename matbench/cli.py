@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command in sub.choices.values():
+        # `matbench eval -v ...` as well as `matbench -v eval ...` (SUPPRESS: the top-level value stands
+        # unless the flag is given after the command)
+        if "-v" not in command._option_string_actions:
+            command.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging on stderr"
+            )
     return parser
 
 

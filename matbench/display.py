@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from matbench.scoring.base import labels_of
+
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -18,6 +20,11 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,024 rows``: counts read as English."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -27,4 +34,8 @@ def score_table(result: dict) -> str:
     rows = [[name, part["n"], pct(part["f1"]), pct(part["em"])] for name, part in result["splits"].items()]
     rows.append(["all", result["n"], pct(result["f1"]), pct(result["em"])])
     head = f"{result['task']}  scoring={result['scoring']}  missing predictions={result['missing']}"
-    return head + "\n" + table(["split", "n", "F1", "EM"], rows)
+    errors = int(result.get("errors") or 0)
+    if errors:
+        # API errors are not scores: F1/EM are over the scored samples only, and the table says so
+        head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
+    return head + "\n" + table(["split", "n", *labels_of(str(result["scoring"]))], rows)

@@ -19,7 +19,7 @@ from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
 from matbench.records import SampleRecord, as_disk_full, cap_text
-from matbench.scoring import Scorer
+from matbench.scoring.base import ScoreFn
 
 
 @dataclass
@@ -278,7 +278,7 @@ class Episode:
         return info
 
     # --- result ------------------------------------------------------------------------------------------
-    def record(self, scorer: Scorer) -> SampleRecord:
+    def record(self, scorer: ScoreFn) -> SampleRecord:
         s = scorer(self.prediction, self.sample.answers) if self.status == "ok" else None
         return SampleRecord(
             id=self.sample.id,

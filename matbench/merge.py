@@ -16,7 +16,7 @@ from pathlib import Path
 
 from matbench.cost import price_of_run
 from matbench.errors import ConfigError
-from matbench.records import RunDir, safe_name, utc_stamp, write_json_atomic
+from matbench.records import RunDir, safe_name, utc_stamp
 from matbench.shards import Shard, parse_shard, shard_of
 from matbench.tasks import get_task
 from matbench.totals import RunTotals
@@ -184,5 +184,5 @@ def merge_runs(
     summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)
     summary["run"]["shard_duration_s"] = [round(float(d), 3) for d in durations]
-    write_json_atomic(merged.summary_path, summary)
+    merged.write_summary(summary)
     return merged.path, summary

@@ -152,11 +152,16 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 MODELS = Registry("models", {
     "openai": "matbench.models.openai_api:OpenAIModel",
     "vllm": "matbench.models.vllm_local:VLLMModel",
+    "scripted": "matbench.models.scripted:ScriptedModel",
 }, noun="model backend")
 
 TOOLS = Registry("tools", {}, noun="tool")
 
-SCORERS = Registry("scorers", {}, noun="scorer")
+SCORERS = Registry("scorers", {
+    "visual-arft": "matbench.scoring.rules:VisualArft",
+    "squad": "matbench.scoring.rules:Squad",
+    "anls": "matbench.scoring.anls:Anls",
+}, noun="scorer")
 
 SEARCH = Registry("search", {
     "serper": "matbench.tools.search.serper:SerperSearch",

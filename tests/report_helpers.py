@@ -16,7 +16,8 @@ from matbench.predictions import read_predictions
 from matbench.protocols.resolve import resolve_protocol
 from matbench.records import RunDir, SampleRecord
 from matbench.runconfig import config_fingerprint, file_sha256
-from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.scoring.base import make_scorer
+from matbench.scoring.table import Scored, aggregate
 from matbench.tasks import get_task
 
 PRED = Path("predictions") / "visual-arft"
@@ -200,7 +201,7 @@ def make_coding_run(
     """A finished MAT-Coding run of the authors' predictions; ``errors`` ids fail (status error, no answer),
     ``overrides`` replace some predictions."""
     task = get_task("mat-coding")
-    scorer = get_scorer("visual-arft", cjk=task.cjk)
+    scorer = make_scorer("visual-arft", task.scoring)
     answers = coding_answers(fixtures)
     demos = demo_rows(fixtures)
     demo_by_id = {str(d["id"]): d for d in demos}

@@ -91,3 +91,13 @@ class RetrievalServer(LoopbackServer):
                 pass
 
         super().__init__(Handler)
+
+
+def main_eval(args: list[str], capsys) -> tuple[int, str, str]:
+    """`matbench eval ARGS` in this process (``matbench.cli.main``): exit status, stdout, stderr."""
+    from matbench.cli import main
+
+    capsys.readouterr()  # drop what came before
+    rc = main(["eval", "--no-progress", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err

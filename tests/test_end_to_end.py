@@ -272,7 +272,7 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
             return await inner(requests)
 
         model.generate = generate
-        plan = plan_task(settings, "bamboogle", model.config(), {})
+        plan = plan_task(settings, "bamboogle", model, {})
         (summary,) = asyncio.run(_evaluate([plan], model, settings))
     assert batches == [n, n]  # round 1: all live episodes; round 2: the same ones, then all are done
     assert summary["n"] == n and summary["run"]["calls"] == 2 * n

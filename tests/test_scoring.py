@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from matbench.predictions import score_file
-from matbench.scoring import normalize_answer, score_squad, score_visual_arft
+from matbench.scoring.rules import normalize_answer, score_squad, score_visual_arft
 from matbench.tasks import get_task
 
 # file, task, {split: (F1, EM)} in percent, from ../shared/fixtures/README.md
@@ -79,7 +79,7 @@ def test_score_cli_json(fixtures_dir, fname, task, expected):
         check=True,
     )
     result = json.loads(out.stdout)
-    assert set(result) == {"task", "scoring", "n", "missing", "f1", "em", "splits"}
+    assert set(result) == {"task", "scoring", "n", "missing", "errors", "f1", "em", "splits"}
     assert result["scoring"] == "visual-arft"
     _check(result, expected)
 

@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "List the models matbench knows (matbench/data/models.yaml): alias, backend, model id, API shape, "
             "reasoning, image input, native tool calls, output-token limit and the price per 1M input / cached "
             "input / output tokens with the date it was checked. Any other model: openai:NAME (OpenAI or, with "
-            "--base-url, any OpenAI-compatible server; Chat Completions defaults) or vllm:PATH_OR_HUB_ID "
-            "(in-process vLLM on a GPU). A vllm model given with --base-url is queried over HTTP, e.g. against "
+            "--base-url, any OpenAI-compatible server; Chat Completions defaults), vllm:PATH_OR_HUB_ID "
+            "(in-process vLLM on a GPU) or scripted:FILE (replays a script of replies in process: a dry run with "
+            "no endpoint, key or GPU). A vllm model given with --base-url is queried over HTTP, e.g. against "
             "`vllm serve HUB_ID`."
         ),
     )
@@ -30,10 +31,13 @@ def _yn(value: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     from matbench.models.capabilities import table
     from matbench.models.registry import alias_notes
+    from matbench.models.scripted import shipped_scripts
     from matbench.registry import MODELS
 
     t = table()
     rows = list(t.rows.values())
+    scripted = {f"scripted:{name}": path.name for name, path in shipped_scripts().items()}
+    dry_run = "dry run: replays a shipped script; no key, no GPU"
     if args.json:
         print(
             json.dumps(
@@ -61,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
                         "notes": alias_notes(r),
                     }
                     for r in rows
+                ]
+                + [
+                    {"alias": alias, "backend": "scripted", "model_id": file, "notes": dry_run}
+                    for alias, file in scripted.items()
                 ],
                 indent=2,
             )
@@ -82,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             r.checked,
         ]
         for r in rows
-    ]
+    ] + [[alias, "scripted", file, "-", "-", "yes", "yes", "-", "no calls (dry run)", "-"]
+         for alias, file in scripted.items()]
     widths = [max(len(str(x[i])) for x in [headers, *body]) for i in range(len(headers))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\nendpoints: {hosted}\n"
         f"backends: {', '.join(MODELS.names())}; other models: openai:NAME (Chat Completions defaults when not "
-        "in the table), vllm:PATH_OR_HUB_ID; with --base-url a vllm model is queried over the OpenAI protocol "
+        "in the table), vllm:PATH_OR_HUB_ID, scripted:FILE (a YAML/JSON script of replies); with --base-url a vllm model is queried over the OpenAI protocol "
         "(e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`). Prices: `unknown price` where none is published; "
         "sources in `matbench models --json`."
     )

@@ -99,7 +99,8 @@ class ModelOutput:
 
 # The one list of config() fields that say how or where a model is reached, not what it answers: left out of
 # a run's fingerprint (a resume may move to another port, change the concurrency) and out of the response
-# cache's identity (``Model.identity``). Owned here so that the run record and the cache cannot disagree.
+# cache's identity (``Model.identity``). Owned here (``Model.runtime_keys``, a backend may add to it) so that
+# the run record and the cache cannot disagree.
 RUNTIME_CONFIG_KEYS = frozenset(
     {
         "base_url",  # where the model is served (port, host, replicas) is not what it is
@@ -114,10 +115,12 @@ RUNTIME_CONFIG_KEYS = frozenset(
 )
 
 
-def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(what decides the answers, how the model is reached): config() cut along ``RUNTIME_CONFIG_KEYS``."""
-    semantic = {k: v for k, v in config.items() if k not in RUNTIME_CONFIG_KEYS}
-    runtime = {k: v for k, v in config.items() if k in RUNTIME_CONFIG_KEYS}
+def split_config(
+    config: dict[str, Any], keys: frozenset[str] = RUNTIME_CONFIG_KEYS
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what decides the answers, how the model is reached): config() cut along the runtime keys."""
+    semantic = {k: v for k, v in config.items() if k not in keys}
+    runtime = {k: v for k, v in config.items() if k in keys}
     return semantic, runtime
 
 
@@ -125,8 +128,8 @@ class Model(ABC):
     """A backend. Subclasses set ``name``, ``lockstep`` and ``max_concurrency``.
 
     Besides generating, a backend answers what the rest of matbench must not decide from its name: its
-    decoding defaults (``default_temperature``), what its requests carry (``sent_decoding`` /
-    ``effective_decoding``), whether it can make native tool calls, and its ``identity``.
+    decoding defaults (``decoding_defaults``), what its requests carry (``decoding_record``), whether it can
+    make native tool calls, which config fields are runtime only (``runtime_keys``) and its ``identity``.
     """
 
     name: str  # e.g. "openai:gpt-4o"
@@ -135,22 +138,22 @@ class Model(ABC):
         bool  # True: one generate() per round over all live episodes; False: single requests concurrently
     )
     max_concurrency: int
-    native_tools: bool = False  # can answer with tool calls (--protocol tools)
+    #: whether requests may carry tool declarations (``--protocol tools``); in-process engines have none
+    native_tool_calls: bool = False
+    #: config() fields that say where and how the model is reached, not what it answers: config.json keeps
+    #: them under ``model_runtime``, outside the fingerprint, so a resume may move to another port or replica
+    runtime_keys: frozenset[str] = RUNTIME_CONFIG_KEYS
 
-    @classmethod
-    def default_temperature(cls, model_id: str) -> float | None:
-        """The temperature a run gets when none is given (None: the server's or checkpoint's default)."""
-        return None
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Decoding values matbench sets when the command line leaves them unset (e.g. ``temperature``).
+        Default: none, so the server's or checkpoint's own defaults apply."""
+        return {}
 
-    @classmethod
-    def sent_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
-        """What every request sends besides the conversation (HTTP backends), for config.json."""
-        return None
-
-    @classmethod
-    def effective_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
-        """The sampling parameters an in-process engine applies to every request, for config.json."""
-        return None
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        """What config.json's ``decoding`` records of how ``request`` (a typical turn) reaches the model:
+        ``sent`` (the request body's fields besides the messages, HTTP backends; else None) and, for
+        in-process engines, ``effective`` (the sampling parameters the engine applies)."""
+        return {"sent": None}
 
     def notice(self) -> str | None:
         """One line the run prints when it starts, e.g. that the model is not in the model table."""
@@ -160,9 +163,9 @@ class Model(ABC):
         """What makes two instances give the same answers to the same request: the response cache's key.
 
         None means the backend cannot tell (e.g. a server that reports no checkpoint): its answers are then
-        never replayed from the cache. Default: config() without ``RUNTIME_CONFIG_KEYS``.
+        never replayed from the cache. Default: config() without ``runtime_keys``.
         """
-        return split_config(self.config())[0]
+        return split_config(self.config(), self.runtime_keys)[0]
 
     @abstractmethod
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:

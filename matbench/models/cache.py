@@ -104,6 +104,8 @@ class CachedModel(Model):
         self.name = model.name
         self.lockstep = model.lockstep
         self.max_concurrency = model.max_concurrency
+        self.native_tool_calls = model.native_tool_calls
+        self.runtime_keys = model.runtime_keys
         self._config = model.config()
         self._identity = model.identity()
         self._prefix = config_prefix(self._identity) if self._identity is not None else None
@@ -180,14 +182,16 @@ class CachedModel(Model):
         self._config = self.model.config()  # the served model is part of every key from now on
         self._identity = self.model.identity()
         self._prefix = config_prefix(self._identity) if self._identity is not None else None
-        if self._identity is None:
-            log.warning(
-                "%s: the server reports no checkpoint identity (no `root` in GET /models), so its answers are "
-                "neither stored in nor replayed from the response cache", self.model.name,
-            )
+
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        return self.model.decoding_defaults()
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        return self.model.decoding_record(request)
 
     def stats(self) -> dict[str, int]:
         stats = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}
@@ -198,7 +202,13 @@ class CachedModel(Model):
         return stats
 
     def notice(self) -> str | None:
-        return self.model.notice()
+        notes = [self.model.notice()]
+        if self._identity is None:
+            notes.append(
+                f"{self.model.name}: the server reports no checkpoint identity (no `root` in GET /models), so its "
+                "answers are neither stored in nor replayed from the response cache"
+            )
+        return "; ".join(n for n in notes if n) or None
 
     def identity(self) -> dict[str, Any] | None:
         return self._identity

@@ -113,6 +113,19 @@ def build_body(
     return params
 
 
+def sent_fields(config: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """The body fields an OpenAI-compatible endpoint is sent for ``request``, besides the messages (what is
+    not sent is the server's default, e.g. the checkpoint's generation config)."""
+    body = build_body(
+        str(config.get("model")),
+        request,
+        reasoning=bool(config.get("reasoning_model")),
+        reasoning_effort=config.get("reasoning_effort"),
+        extra_body=config.get("extra_body"),
+    )
+    return {k: v for k, v in body.items() if k not in ("messages", "model")}
+
+
 class AdaptiveLimiter:
     """A semaphore whose size halves on 429 and grows back by ~1 per window of successes, plus a
     shared cool-down: after a 429 with Retry-After nobody sends until that moment."""
@@ -189,6 +202,7 @@ class OpenAIModel(Model):
     )
     lockstep = False
     backend = "openai"
+    native_tool_calls = True
 
     def __init__(
         self,
@@ -450,6 +464,14 @@ class OpenAIModel(Model):
             )
             await asyncio.sleep(delay)
 
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Greedy for API models, so that reruns are reproducible and hit the response cache; reasoning
+        models take no temperature and stay sampled (and uncached)."""
+        return {} if self.reasoning else {"temperature": 0.0}
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        return {"sent": sent_fields(self.config(), request)}
+
     def config(self) -> dict[str, Any]:
         return {
             "backend": "openai",
@@ -479,26 +501,6 @@ class OpenAIModel(Model):
 
     # -- what the rest of matbench asks a backend (models/base.py) ----------------------------------------
 
-    native_tools = True
-
-    @classmethod
-    def default_temperature(cls, model_id: str) -> float | None:
-        """Greedy for API models, so that reruns are reproducible and can use the response cache; reasoning
-        models (per the model table) take no temperature and stay sampled."""
-        return None if info(model_id).reasoning else 0.0
-
-    @classmethod
-    def sent_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
-        """The body's fields besides the messages (what is not sent is the server's default)."""
-        body = build_body(
-            str(config.get("model")),
-            request,
-            reasoning=bool(config.get("reasoning_model")),
-            reasoning_effort=config.get("reasoning_effort"),
-            extra_body=config.get("extra_body"),
-        )
-        return {k: v for k, v in body.items() if k not in ("messages", "model")}
-
     def notice(self) -> str | None:
         return None if self.info.known else unknown_model_note(self.model_id)
 
@@ -507,7 +509,8 @@ class OpenAIModel(Model):
         own is known by what ``GET /models`` reports for the checkpoint (vLLM's ``root`` and
         ``max_model_len``). A server that reports no checkpoint (no ``root``) has no identity: its answers
         are never replayed, since another model could be served under the same name on the same port."""
-        semantic = {k: v for k, v in split_config(self.config())[0].items() if k not in ("alias", "served_by")}
+        semantic = split_config(self.config(), self.runtime_keys)[0]
+        semantic = {k: v for k, v in semantic.items() if k not in ("alias", "served_by")}  # names, not answers
         hosted = table().provider_of(self._effective_base_url()) if len(self.base_urls) <= 1 else None
         if hosted is not None:
             return {**semantic, "provider": hosted.name}
@@ -609,3 +612,4 @@ def _to_output(resp: Any, latency: float, retries: int) -> ModelOutput:
         retries=retries,
         tool_calls=chat_tool_calls(choice.message) if choice is not None else [],
     )
+

@@ -114,13 +114,6 @@ def resolve_spec(spec: str, base_url: str | None = None) -> ModelSpec:
                      provider=None if base_url else provider)
 
 
-def default_temperature(spec: str, base_url: str | None = None) -> float | None:
-    """The temperature a run of ``spec`` gets when none is given: the backend decides (None: the server's or
-    the checkpoint's own default)."""
-    resolved = resolve_spec(spec, base_url)
-    return backend_class(resolved.backend).default_temperature(resolved.model_id)
-
-
 def get_model(spec: str, **options: Any) -> Model:
     """Build the adapter for ``spec`` (alias, ``openai:NAME`` or ``vllm:PATH_OR_HUB_ID``).
 

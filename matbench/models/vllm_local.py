@@ -256,12 +256,6 @@ class VLLMModel(Model):
     lockstep = True
     backend = "vllm"
 
-    @classmethod
-    def effective_decoding(cls, config: dict[str, Any], request: ChatRequest) -> dict[str, Any] | None:
-        """The ``SamplingParams`` fields every request gets (the checkpoint's generation config, then these
-        options), e.g. temperature, top_p, top_k, repetition_penalty, max_tokens."""
-        return sampling_kwargs(config.get("default_sampling") or {}, request, config.get("seed"))
-
     def __init__(
         self,
         model_id: str,
@@ -351,6 +345,11 @@ class VLLMModel(Model):
                 else:
                     outputs[i] = to_output(result, latency)
         return [o if o is not None else ModelOutput(text=None, error="no output") for o in outputs]
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        config = self.config()  # the checkpoint's generation config, then the request's own values
+        effective = sampling_kwargs(config.get("default_sampling") or {}, request, config.get("seed"))
+        return {"sent": None, "effective": effective}
 
     def config(self) -> dict[str, Any]:
         engine = {k: v for k, v in self.engine_options.items() if k != "model"}

@@ -22,12 +22,14 @@ from matbench.protocols.authors_source import AUTHORS_COMMIT
 from matbench.protocols.authors_strings import EXPECTED
 from matbench.protocols.authors_strings import sha256 as strings_sha256
 from matbench.protocols.templates import load_templates
-from matbench.records import RunDir
+from matbench.records import PREDICTIONS_FILE, RunDir, check_schema_version
+from matbench.registry import SCORERS
 from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
 from matbench.report.intervals import with_intervals
 from matbench.report.official import unofficial_reason
 from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
-from matbench.scoring import SCORINGS, Scored, aggregate, get_scorer
+from matbench.scoring.reader import RunScorer
+from matbench.scoring.table import Scored
 from matbench.tasks import TaskSpec, get_task
 
 TOLERANCE = 1e-9
@@ -226,7 +228,7 @@ def check_trajectories(records: list[dict]) -> None:
 
 def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> tuple[dict, list]:
     """The ``matbench score --json`` object recomputed from the predictions; each record's own f1/em checked."""
-    scorer = get_scorer(scoring, cjk=spec.cjk)
+    scorer = RunScorer(spec, scoring)
     by_id = {s.id: s for s in samples}
     scored = []
     for rec in records:
@@ -244,8 +246,10 @@ def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring:
                     f"sample {sample.id}: predictions.jsonl records {metric}={shown} but its prediction "
                     f"scores {real} under {scoring}: the record was edited"
                 )
-        scored.append(Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None))
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}, scored
+        scored.append(
+            Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None, error=rec.get("status") == "error")
+        )
+    return scorer.result(scored), scored
 
 
 def check_summary(summary: dict | None, result: dict, counts: dict[str, int], model: str) -> None:
@@ -281,6 +285,7 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int], mo
 def _needed(rec: dict) -> dict:
     """The fields validation reads: a record without its trajectory (but its last turn's answer), question and
     metadata."""
+    check_schema_version(rec, file=PREDICTIONS_FILE, row=str(rec.get("id")))
     out = {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
     trajectory = rec.get("trajectory") or []
     last = trajectory[-1] if trajectory else None
@@ -306,7 +311,7 @@ def validate_run(
             f"the run used {spec.name} version {version}, the current task spec is version {spec.version}"
         )
     scoring = str(config.get("scoring") or spec.default_scoring)
-    if scoring not in SCORINGS:
+    if scoring not in SCORERS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
     check_config(config, spec)
     tally = CostTally()  # tokens add up as the records stream past

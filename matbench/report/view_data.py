@@ -18,23 +18,25 @@ from urllib.parse import quote
 
 from matbench.report.run_files import resolve_run_file
 from matbench.report.thumbs import Thumbnailer
+from matbench.scoring.table import Scored
 
 #: characters of the question and prediction kept in the index (the full text is in the detail)
 EXCERPT = 140
 
 
-def outcome(rec: dict) -> str:
+def outcome(rec: dict, score: Scored | None = None) -> str:
     """``correct`` = EM 1, ``error`` = status error or input_error, ``wrong`` = everything else."""
     if rec.get("status", "ok") != "ok":
         return "error"
-    return "correct" if _num(rec.get("em")) >= 1 else "wrong"
+    em = score.em if score is not None else _num(rec.get("em"))
+    return "correct" if em >= 1 else "wrong"
 
 
-def badge(rec: dict) -> str:
+def badge(rec: dict, score: Scored | None = None) -> str:
     """The one status word a sample shows: its outcome, or which kind of error it ended in."""
     status = str(rec.get("status") or "ok")
     if status == "ok":
-        return outcome(rec)
+        return outcome(rec, score)
     return status.replace("_", " ")
 
 
@@ -188,19 +190,20 @@ def detail(rec: dict, images: ImageLinker) -> dict:
     }
 
 
-def index_row(rec: dict) -> dict:
-    """The compact line the list, its filters and the summary need."""
+def index_row(rec: dict, score: Scored | None = None) -> dict:
+    """The compact line the list, its filters and the summary need; ``score`` is the record rescored by the
+    run's scorer (:class:`matbench.scoring.reader.RunScorer`), else the record's own numbers are shown."""
     calls = ", ".join(f"{k}×{v}" for k, v in _dict(rec.get("tool_calls")).items())
     return {
         "id": str(rec.get("id")),
-        "badge": badge(rec),
-        "outcome": outcome(rec),
-        "split": str(rec.get("split") or ""),
+        "badge": badge(rec, score),
+        "outcome": outcome(rec, score),
+        "split": str((score.split if score is not None else None) or rec.get("split") or ""),
         "types": types_of(rec),
         "tools": tools_used(rec),
         "calls": calls or "no tool calls",
-        "f1": _num(rec.get("f1")),
-        "em": _num(rec.get("em")),
+        "f1": score.f1 if score is not None else _num(rec.get("f1")),
+        "em": score.em if score is not None else _num(rec.get("em")),
         "missing": rec.get("prediction") is None,
         "turns": rec.get("turns") if isinstance(rec.get("turns"), int) else 0,
         "q": _excerpt(rec.get("question")),

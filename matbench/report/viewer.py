@@ -25,7 +25,8 @@ from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.run_files import check_not_special
 from matbench.report.view_data import ImageLinker, detail, id_order, index_row, stats_text
 from matbench.report.view_page import page
-from matbench.scoring import Scored, aggregate
+from matbench.scoring.reader import RunScorer
+from matbench.scoring.table import Scored, aggregate
 
 #: samples per detail chunk: small enough that opening one sample loads ~100 KB-1 MB
 CHUNK = 100
@@ -41,13 +42,25 @@ def _pct(x: object) -> str:
     return f"{100 * float(x):.2f}" if isinstance(x, (int, float)) else ""
 
 
-def header(rows: list[dict], config: dict, summary: dict | None) -> str:
-    """The config line, the run's numbers as text, the F1/EM table by split and the outcome counts."""
+def run_scorer(config: dict) -> RunScorer | None:
+    """The run's scorer (as score and submit build it); None for a task this matbench does not know, whose
+    records are shown with their own numbers."""
     from matbench.tasks import all_tasks
 
     task = config.get("task") if isinstance(config.get("task"), dict) else {}
     spec = all_tasks().get(str(task.get("name")))
-    scored = [Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"]) for r in rows]
+    return RunScorer.of_run(spec, config) if spec is not None else None
+
+
+def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScorer | None = None) -> str:
+    """The config line, the run's numbers as text, the F1/EM table by split and the outcome counts."""
+    task = config.get("task") if isinstance(config.get("task"), dict) else {}
+    spec = scorer.spec if scorer is not None else None
+    main, exact = scorer.labels if scorer is not None else ("F1", "EM")
+    scored = [
+        Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"], error=r.get("badge") == "error")
+        for r in rows
+    ]
     agg = aggregate(scored, spec.splits.names if spec else ())
     table = "".join(
         f"<tr><td>{_e(name)}</td><td>{part['n']}</td><td>{_pct(part['f1'])}</td><td>{_pct(part['em'])}</td></tr>"
@@ -68,7 +81,7 @@ def header(rows: list[dict], config: dict, summary: dict | None) -> str:
     return (
         meta
         + (f'<div class="meta run">{_e(" · ".join(stats))}</div>' if stats else "")
-        + '<table class="sum"><tr><th>split</th><th>n</th><th>F1</th><th>EM</th></tr>'
+        + f'<table class="sum"><tr><th>split</th><th>n</th><th>{_e(main)}</th><th>{_e(exact)}</th></tr>'
         + table
         + "</table>"
         + f'<div class="meta">{counts["correct"]} correct (EM 1), {counts["wrong"]} wrong, '
@@ -110,10 +123,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     data_name = f"{target.stem}_data"
     images = ImageLinker(run.path, target.parent)
 
+    scorer = run_scorer(config)
     rows: list[dict] = []
     blobs: dict[str, dict] = {}
-    for rec in run.iter_records():  # streamed: only the compact row and the detail are kept
-        row = index_row(rec)
+    for no, rec in enumerate(run.iter_records(), 1):  # streamed: only the compact row and the detail are kept
+        scorable = scorer is not None and "id" in rec and "gold" in rec  # else: the record's own numbers
+        score = scorer.score_record(rec, no, file=str(run.predictions_path)) if scorable else None
+        row = index_row(rec, score)
         rows.append(row)
         blobs[row["id"]] = detail(rec, images)
     rows.sort(key=lambda r: id_order(r["id"]))
@@ -135,5 +151,5 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise
     title = f"matbench report: {run.path.resolve().name}"
     index = {"data_dir": data_name, "page_size": PAGE_SIZE, "rows": rows}
-    _write_text(target, page(title, header(rows, config, run.read_summary()), rows, index))
+    _write_text(target, page(title, header(rows, config, run.read_summary(), scorer), rows, index))
     return target

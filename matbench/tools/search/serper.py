@@ -46,7 +46,8 @@ class SerperSearch(SearchBackend):
         if not key and not offline:
             raise ConfigError(
                 "SERPER_API_KEY is not set: export your serper.dev API key, "
-                "or use --search local (BM25 over a local corpus, no key needed)"
+                "or use --search local:INDEX_DIR (BM25 over a corpus indexed with `matbench index build`, "
+                "no key needed) or --search retriever:URL"
             )
         self._key = key
         base = base_url or os.environ.get("SERPER_BASE_URL") or DEFAULT_BASE_URL

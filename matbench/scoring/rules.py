@@ -1,4 +1,4 @@
-"""Answer scoring: pure functions, no I/O.
+"""The F1/EM rules: pure functions, no I/O.
 
 Two named variants, never mixed:
 
@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import re
 import string
-from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-SCORINGS = ("visual-arft", "squad")
+from matbench.scoring.base import Score, Scorer
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 # The full-width / CJK punctuation that the authors' MAT-Coding notebook strips besides ASCII punctuation
@@ -66,12 +65,6 @@ def _f1(pred_tokens: Sequence[str], gold_tokens: Sequence[str], *, set_overlap: 
     return 2 * precision * recall / (precision + recall)
 
 
-@dataclass(frozen=True)
-class Score:
-    f1: float
-    em: float
-
-
 def score_visual_arft(prediction: str | None, golds: Sequence[str], *, cjk: bool = False) -> Score:
     """The authors' rule. ``cjk=True`` for MAT-Coding (character-level comparison when either side has CJK)."""
     if prediction is None:
@@ -109,101 +102,29 @@ def score_squad(prediction: str | None, golds: Sequence[str]) -> Score:
     return Score(best_f1, best_em)
 
 
-Scorer = Callable[[str | None, Sequence[str]], Score]
 
 
-def get_scorer(scoring: str, *, cjk: bool = False) -> Scorer:
-    """The scorer for a task: ``cjk`` comes from the task spec (MAT-Coding's notebook)."""
-    if scoring == "visual-arft":
-        return lambda pred, golds: score_visual_arft(pred, golds, cjk=cjk)
-    if scoring == "squad":
-        return score_squad
-    raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+class VisualArft(Scorer):
+    """The authors' notebooks; the task spec's ``cjk: true`` selects MAT-Coding's character-level variant."""
+
+    name = "visual-arft"
+    params = ("cjk",)
+
+    def __init__(self, *, cjk: bool = False) -> None:
+        self.cjk = bool(cjk)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> VisualArft:
+        return cls(cjk=bool(params.get("cjk", False)))
+
+    def __call__(self, prediction: str | None, golds: Sequence[str]) -> Score:
+        return score_visual_arft(prediction, golds, cjk=self.cjk)
 
 
-@dataclass(frozen=True)
-class Scored:
-    """One scored sample as the aggregator needs it."""
+class Squad(Scorer):
+    """The official SQuAD v1.1 / HotpotQA F1 and EM (takes no parameters: CJK does not apply)."""
 
-    id: str
-    split: str | None
-    f1: float
-    em: float
-    missing: bool = False
+    name = "squad"
 
-
-def aggregate(rows: Iterable[Scored], split_order: Sequence[str] = ()) -> dict:
-    """Means over all rows and per split (by each row's split field), with n per split. Fractions in [0, 1].
-
-    One pass with running sums (rows may be a generator: nothing is held per row, at any number of samples).
-    """
-    n = missing = 0
-    f1 = em = 0.0
-    parts: dict[str, list] = {}  # split -> [n, f1 sum, em sum]
-    for r in rows:
-        n += 1
-        missing += r.missing
-        f1 += r.f1
-        em += r.em
-        if r.split is not None:
-            part = parts.get(r.split)
-            if part is None:
-                part = parts[r.split] = [0, 0.0, 0.0]
-            part[0] += 1
-            part[1] += r.f1
-            part[2] += r.em
-    out: dict = {
-        "n": n,
-        "missing": missing,
-        "f1": f1 / n if n else 0.0,
-        "em": em / n if n else 0.0,
-        "splits": {},
-    }
-    names = [s for s in split_order if s in parts]
-    names += sorted(s for s in parts if s not in names)
-    for name in names:
-        k, f, e = parts[name]
-        out["splits"][name] = {"n": k, "f1": f / k, "em": e / k}
-    return out
-
-
-class ScoreTable:
-    """Per-sample scores packed by row, in first-seen id order: ~100 bytes a sample at any size.
-
-    A later score for the same id replaces the earlier one in place (the latest line of a predictions file wins
-    and keeps its first place), so a streamed file aggregates exactly as its deduplicated rows would.
-    """
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}  # id -> row
-        self.f1 = array("d")
-        self.em = array("d")
-        self.missing = bytearray()
-        self.split = array("H")  # into self.splits; 0 is no split
-        self.splits: list[str | None] = [None]
-
-    def __len__(self) -> int:
-        return len(self.f1)
-
-    def put(self, sample_id: str, split: str | None, f1: float, em: float, missing: bool) -> int:
-        """Store a sample's scores; its row (new, or the one it already had)."""
-        row = self.index.get(sample_id)
-        if row is None:
-            row = self.index[sample_id] = len(self.f1)
-            self.f1.append(f1)
-            self.em.append(em)
-            self.missing.append(missing)
-            self.split.append(0)
-        else:
-            self.f1[row], self.em[row], self.missing[row] = f1, em, missing
-        if split not in self.splits:
-            self.splits.append(split)
-        self.split[row] = self.splits.index(split)
-        return row
-
-    def rows(self) -> Iterator[Scored]:
-        for sample_id, i in self.index.items():
-            yield Scored(sample_id, self.splits[self.split[i]], self.f1[i], self.em[i], bool(self.missing[i]))
-
-    def aggregate(self, split_order: Sequence[str] = ()) -> dict:
-        return aggregate(self.rows(), split_order)
+    def __call__(self, prediction: str | None, golds: Sequence[str]) -> Score:
+        return score_squad(prediction, golds)
