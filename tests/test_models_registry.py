@@ -204,17 +204,16 @@ def test_cli_models_lists_aliases(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_decoding_record_is_what_each_backend_applies() -> None:
-    """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams."""
+    """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams;
+    each backend module computes its own (no branching on backend names elsewhere)."""
     from matbench.episode import EpisodeOptions
-    from matbench.models.decoding import effective_decoding, sent_decoding
+    from matbench.models.openai_api import sent_fields
+    from matbench.models.vllm_local import sampling_kwargs
 
     ckpt = {"temperature": 0.1, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.05, "min_p": 0.0}
-    vllm_cfg = {"backend": "vllm", "model": "m", "default_sampling": ckpt, "seed": None}
     options = EpisodeOptions(max_new_tokens=1024)
-    assert effective_decoding(vllm_cfg, options) == {**ckpt, "max_tokens": 1024}
-    assert sent_decoding(vllm_cfg, options) is None
+    assert sampling_kwargs(ckpt, options.request()) == {**ckpt, "max_tokens": 1024}
     greedy = EpisodeOptions(max_new_tokens=2048, temperature=0.0, seed=7)
-    assert effective_decoding(vllm_cfg, greedy) == {**ckpt, "temperature": 0.0, "max_tokens": 2048, "seed": 7}
+    assert sampling_kwargs(ckpt, greedy.request()) == {**ckpt, "temperature": 0.0, "max_tokens": 2048, "seed": 7}
     api_cfg = {"backend": "openai", "model": "gpt-4o"}
-    assert effective_decoding(api_cfg, greedy) is None
-    assert sent_decoding(api_cfg, greedy) == {"max_tokens": 2048, "temperature": 0.0, "seed": 7}
+    assert sent_fields(api_cfg, greedy.request()) == {"max_tokens": 2048, "temperature": 0.0, "seed": 7}

