@@ -18,6 +18,7 @@ from matbench.errors import MatbenchError
 COMMANDS: list[str] = [
     "tasks",
     "score",
+    "judge",
     "eval",
     "models",
     "sandbox",
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a "rerun this to resume" line repeats
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -38,4 +38,14 @@ def score_table(result: dict) -> str:
     if errors:
         # API errors are not scores: F1/EM are over the scored samples only, and the table says so
         head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
-    return head + "\n" + table(["split", "n", *labels_of(str(result["scoring"]))], rows)
+    headers = ["split", "n", *labels_of(str(result["scoring"]))]
+    judge = result.get("judge")
+    if judge:  # the LLM judge's accuracy beside F1/EM (its own n: judged samples only)
+        cells = {**judge.get("by_split", {}), "all": {"accuracy": judge.get("accuracy"), "n": judge.get("n")}}
+        for row in rows:
+            cell = cells.get(row[0]) or {}
+            acc = cell.get("accuracy")
+            row.append("-" if acc is None else f"{pct(acc)} (n={cell.get('n')})")
+        headers.append("Judge")
+        head += f"  judge={judge.get('model')} prompt={judge.get('prompt')}"
+    return head + "\n" + table(headers, rows)

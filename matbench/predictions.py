@@ -11,6 +11,7 @@ from matbench.data.gold_index import GoldCheck
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
+from matbench.report.run_files import open_input
 from matbench.scoring.reader import PredRow, RunScorer
 from matbench.tasks import TaskSpec, get_task
 
@@ -22,7 +23,8 @@ def read_predictions(path: str | Path) -> list[PredRow]:
         rows = list(iter_jsonl_predictions(path))  # JSON Lines: read one line at a time
     else:
         try:
-            data = path.read_bytes()
+            with open_input(path) as fh:
+                data = fh.read()
         except OSError as exc:
             raise InputError(f"cannot read: {exc}", file=str(path)) from exc
         rows = _authors_rows(path, decode_utf8(data, path))  # the authors' format: one JSON list
@@ -207,7 +209,7 @@ def _predictions_path(path: str | Path) -> Path:
 def _is_jsonl(path: Path) -> bool:
     """JSON Lines unless the first non-blank byte opens a list (the authors' format); an empty file is JSONL."""
     try:
-        with path.open("rb") as fh:
+        with open_input(path) as fh:
             while chunk := fh.read(4096):
                 if stripped := chunk.lstrip():
                     return stripped[:1] != b"["
@@ -220,7 +222,7 @@ def _is_jsonl(path: Path) -> bool:
 
 def _record_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
     """(row, byte offset, record) of each line of a JSON Lines predictions file, each checked."""
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         offset = 0
         for no, raw in enumerate(fh, 1):
             start, offset = offset, offset + len(raw)
@@ -272,7 +274,7 @@ def iter_jsonl_predictions(path: Path) -> Iterator[PredRow]:
             yield PredRow.from_record(raw, no, file=str(path))
         return
     del index
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         for no, start in zip(rows, offsets, strict=True):
             fh.seek(start)
             yield PredRow.from_record(json.loads(fh.readline()), no, file=str(path))

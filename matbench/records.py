@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError, InputError, MatbenchError
+from matbench.report.run_files import open_input
 
 STATUSES = ("ok", "error", "input_error")
 #: the layout of config.json, summary.json, predictions.jsonl lines and leaderboard entries; absent = round 2
@@ -192,7 +193,7 @@ class RunDir:
 
         See :func:`iter_lines`: a damaged line is one clear error naming the row; a torn last line is skipped.
         """
-        if not self.predictions_path.is_file():
+        if not os.path.lexists(self.predictions_path):
             return
         yield from iter_lines(self.predictions_path)
 
@@ -208,9 +209,9 @@ class RunDir:
         """
         offsets: dict[str, int] = {}
         lines = 0
-        if not self.predictions_path.is_file():
+        if not os.path.lexists(self.predictions_path):
             return offsets, lines
-        with self.predictions_path.open("rb") as fh:
+        with open_input(self.predictions_path) as fh:
             offset = 0
             for line in fh:
                 start, offset = offset, offset + len(line)
@@ -249,7 +250,7 @@ class RunDir:
         del offsets
         for _ in self.lines():  # validate the file (a torn line in the middle is an error) before seeking
             pass
-        with self.predictions_path.open("rb") as fh:
+        with open_input(self.predictions_path) as fh:
             for off in wanted:
                 fh.seek(off)
                 yield json.loads(fh.readline())
@@ -308,7 +309,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
     short (a killed process, a full disk): it is skipped when it does not parse; a resume cuts it off.
     """
     try:
-        fh = path.open("rb")
+        fh = open_input(path)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     with fh:
@@ -328,7 +329,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
 def read_text_utf8(path: Path) -> str:
     """A whole text file as UTF-8, or one clear line naming the file, line and byte that are not UTF-8."""
     try:
-        data = path.read_bytes()
+        with open_input(path) as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise InputError("file not found", file=str(path)) from None
     except OSError as exc:

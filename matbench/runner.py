@@ -18,7 +18,7 @@ from pathlib import Path
 from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
-from matbench.errors import ConfigError
+from matbench.errors import ConfigError, Interrupted
 from matbench.records import DiskFull, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.run.plan import TaskPlan as TaskPlan
@@ -222,7 +222,9 @@ class _Progress:
             self.bar.close()
 
 
-async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
+async def _run_plan(
+    plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
+) -> None:
     scorer = RunScorer(plan.spec, plan.scoring)
     progress = _Progress(plan, settings.progress)
 
@@ -240,6 +242,8 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if judging is not None:
+            judging.on_record(plan.run.path, rec.to_dict())
         if plan.totals is not None:
             plan.totals.add(rec.to_dict())
         progress.update(rec)
@@ -263,6 +267,26 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
         progress.close()
 
 
+def _nothing_to_do(plan: TaskPlan) -> dict | None:
+    """A finished run resumed with nothing left to run keeps its summary as it was (duration, calls, time
+    split: rewriting them would report a 0.008 s run of zero calls); None when there is work to do."""
+    if plan.todo:
+        return None
+    old = plan.run.read_summary()
+    run = (old or {}).get("run") or {}
+    if not run.get("finished") or run.get("fingerprint") != plan.config["fingerprint"]:
+        return None  # no summary yet, or one of an unfinished run: write it
+    print(f"nothing to do: all {len(plan.samples)} samples are recorded; summary unchanged ({plan.run.path})",
+          file=sys.stderr)
+    return old
+
+
+def _saved(plan: TaskPlan) -> int:
+    if plan.totals is not None:
+        return len(plan.totals.ids())
+    return sum(1 for _ in plan.run.iter_records()) if plan.run.exists() else 0
+
+
 def evaluate(settings: EvalSettings) -> list[dict]:
     """Run every task of ``settings`` with one model load; return their summaries."""
     if settings.limit is not None and settings.limit < 1:
@@ -272,7 +296,14 @@ def evaluate(settings: EvalSettings) -> list[dict]:
     model = build_model(
         settings
     )  # an in-process engine loads here (once for every task), HTTP only preflights
+    judging = None
     try:
+        if getattr(settings, "judge", None):  # the judge's preflight and strings, before any run directory
+            from matbench.commands.judge import judge_settings
+            from matbench.judge.during_eval import EvalJudging
+            from matbench.judge.loop import Judge
+
+            judging = EvalJudging(Judge(judge_settings(settings)))
         for name in settings.tasks:
             plans.append(plan_task(settings, name, model, shared))
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
@@ -282,7 +313,9 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         meter = _spend_meter(settings, plans, model, price)
         if model.notice():  # e.g. a model the model table does not know: its defaults, said once
             log.warning(model.notice())
-        return asyncio.run(_evaluate(plans, model, settings, meter))
+        return asyncio.run(_evaluate(plans, model, settings, meter, judging))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
+        raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc
     finally:
         for plan in plans:
             if plan.lock is not None:
@@ -316,7 +349,7 @@ def _spend_meter(
 
 
 async def _evaluate(
-    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None
+    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
 ) -> list[dict]:
     loop = asyncio.get_running_loop()
     # Search and sandbox calls run in threads: enough of them for every episode in flight.
@@ -325,13 +358,27 @@ async def _evaluate(
     try:
         for plan in plans:
             open_run(plan)
+            if judging is not None:
+                judging.start(plan.run.path)
         for plan in plans:
+            unchanged = _nothing_to_do(plan) if judging is None else None
+            if unchanged is not None:
+                summaries.append(unchanged)
+                continue
             start = time.monotonic()
-            await _run_plan(plan, model, settings, meter)
-            summaries.append(summarize(plan, time.monotonic() - start, model, meter))
+            await _run_plan(plan, model, settings, meter, judging)
+            summary = summarize(plan, time.monotonic() - start, model, meter)
+            if judging is not None:
+                summary["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                plan.run.write_summary(summary)
+            summaries.append(summary)
     finally:
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
-        await model.aclose()
+        try:
+            await model.aclose()
+        finally:
+            if judging is not None:
+                await judging.judge.aclose()
     return summaries

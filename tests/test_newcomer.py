@@ -122,3 +122,26 @@ def test_shipped_gold_index_is_the_official_gold_set(fixtures_dir):
         spec = get_task(task)
         assert gold_digest(samples) == spec.data["gold_sha256"]
         assert gold_index(spec) == {s.id: answers_hash(s.answers) for s in samples}, task
+
+
+# --- 6. a resume that has nothing to do changes nothing ----------------------------------------------------------
+def _quickstart(tmp_path, *extra: str) -> list[str]:
+    demo = ROOT / "matbench" / "data" / "demo"
+    return ["eval", "--model", "scripted:quickstart", "--task", "hotpotqa", "--protocol", "matbench-wording",
+            "--data-dir", str(demo / "hotpotqa"), "--search", f"local:{demo / 'hotpotqa-paragraphs.jsonl'}",
+            "--limit", "5", "--no-progress", "--cache-dir", str(tmp_path / "cache"), *extra]
+
+
+def test_a_finished_run_resumed_keeps_its_summary(tmp_path, capsys):
+    from matbench.cli import main
+
+    argv = _quickstart(tmp_path, "--run-dir", str(tmp_path / "run"))
+    assert main(argv) == 0
+    summary = tmp_path / "run" / "summary.json"
+    before = summary.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert summary.read_bytes() == before  # not rewritten with a 0.008 s run of zero calls
+    captured = capsys.readouterr()
+    assert "nothing to do: all 5 samples are recorded" in captured.err
+    assert "hotpotqa" in captured.out  # the table is still printed, from the kept summary

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
-    from matbench.errors import ConfigError
+    from matbench.errors import ConfigError, Interrupted
     from matbench.run.options import settings_from_args
     from matbench.runner import evaluate
 
@@ -42,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    summaries = evaluate(settings)
+    try:
+        summaries = evaluate(settings)
+    except Interrupted as stop:
+        print(f"matbench: interrupted: {_saved_text(stop.saved)}; resume with: {resume_command(args.argv)}",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summaries))
         return _exit_code(summaries)
@@ -63,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
                 f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
                 f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
             )
+        if s.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(s["judge"])))
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 
@@ -70,11 +79,31 @@ def run(args: argparse.Namespace) -> int:
 def _exit_code(summaries: list[dict]) -> int:
     """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
     errors = sum(s["run"]["errors"] for s in summaries)
+    judge_errors = sum((s.get("judge") or {}).get("errors", 0) for s in summaries)
+    if judge_errors:
+        print(
+            f"matbench: {judge_errors} judgment(s) failed on the judge's API; rerun the same command (or "
+            "`matbench judge RUN_DIR --judge MODEL`) to judge them again",
+            file=sys.stderr,
+        )
     if not errors:
-        return 0
+        return 1 if judge_errors else 0
     print(
         f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
         "same command plus --retry-errors",
         file=sys.stderr,
     )
     return 1
+
+
+def _saved_text(saved: list[tuple[str, int, int]]) -> str:
+    if not saved:
+        return "nothing saved yet"
+    return ", ".join(f"{done}/{total} samples saved in {path}" for path, done, total in saved)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes this run: the same one, less what would start it over (--overwrite)."""
+    import shlex
+
+    return shlex.join(["matbench", *(a for a in argv if a != "--overwrite")])

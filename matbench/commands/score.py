@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from matbench.registry import SCORERS
 
@@ -39,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
         samples = load_samples(spec, data_dir=args.data_dir, data_file=args.data_file)
     result = score_file(args.predictions, spec, scoring, samples)
+    if config is not None:  # a run: its LLM judge's accuracy beside F1/EM, when it was judged
+        from matbench.judge.summary import run_judge_block
+
+        path = Path(args.predictions)
+        block = run_judge_block(path if path.is_dir() else path.parent)
+        if block is not None:
+            result["judge"] = block
     warning = size_warning(spec, result["n"] + result.get("errors", 0), str(args.predictions))
     if warning:
         print(warning, file=sys.stderr)
@@ -46,4 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(score_table(result))
+        if result.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(result["judge"])))
     return 0

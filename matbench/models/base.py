@@ -47,6 +47,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     carry: list[dict[str, Any]] = field(default_factory=list)
+    text_first: bool = False  # a user message's text before its images (a judge prompt written that way)
 
 
 @dataclass

@@ -34,7 +34,8 @@ def chat_message(m: Message) -> dict[str, Any]:
         {"type": "image_url", "image_url": {"url": image_data_url(p)}} for p in m.images
     ]
     if m.text:
-        parts.append({"type": "text", "text": m.text})
+        text = {"type": "text", "text": m.text}
+        parts = [text, *parts] if m.text_first else [*parts, text]
     return {"role": m.role, "content": parts}
 
 

@@ -1,9 +1,11 @@
-"""Where the authors' evaluation scripts come from: a local copy, matbench's cache, or one download.
+"""Where other authors' scripts come from: a local copy, matbench's cache, or one download.
 
-matbench ships none of the authors' sentences. It reads them from the authors' own scripts (Liuziyu77/Visual-RFT
-at a pinned commit): ``--authors-repo DIR`` / ``$MATBENCH_AUTHORS_REPO`` (the folder holding ``Visual-ARFT/``),
-else ``<cache>/authors/<commit>/<path>``, else the raw-file host once (then the cache, offline). A file is
-stored in the cache only after its strings passed their checks (``authors_strings.py``).
+matbench ships none of the authors' sentences. It reads them from the authors' own scripts at a pinned commit
+(an :class:`Upstream`: Liuziyu77/Visual-RFT for the agent protocol, OpenSenseNova/SenseNova-MARS for their
+LLM judge): a local copy (``--authors-repo DIR`` / ``$MATBENCH_AUTHORS_REPO`` for Visual-ARFT, the folder
+holding ``Visual-ARFT/``), else ``<cache>/authors/<owner>+<name>/<commit>/<path>``, else the raw-file host once
+(then the cache, offline). A file is stored in the cache only after its strings passed their checks
+(``authors_strings.py``, ``judge/sensenova.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,28 @@ TOP = "Visual-ARFT"
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """One pinned repository matbench reads strings from, and what to tell a user who has no copy of it."""
+
+    repo: str
+    commit: str
+    top: str  # the folder a local copy holds (the copy may also be given as that folder itself)
+    env: str  # the variable naming a local copy
+    flag: str  # the option naming a local copy
+    instead: str  # the way out that needs no copy at all
+
+
+VISUAL_ARFT = Upstream(
+    AUTHORS_REPO,
+    AUTHORS_COMMIT,
+    TOP,
+    REPO_ENV,
+    "--authors-repo",
+    "use --protocol matbench-wording for matbench's own wording",
+)
+
+
+@dataclass(frozen=True)
 class ScriptFile:
     """One of the authors' scripts: its path in their repository, its bytes, and how matbench got it."""
 
@@ -37,41 +61,41 @@ class ScriptFile:
     local: Path | None  # where it was read from (None: not stored yet, just downloaded)
 
 
-def _ways_out(relpath: str, why: str) -> ConfigError:
+def _ways_out(relpath: str, why: str, up: Upstream = VISUAL_ARFT) -> ConfigError:
     return ConfigError(
-        f"cannot read the authors' protocol strings ({relpath} of {AUTHORS_REPO} at {AUTHORS_COMMIT[:12]}): "
-        f"{why}; pass --authors-repo DIR (a copy of that repository, the folder holding {TOP}/, "
-        f"or set {REPO_ENV}), or use --protocol matbench-wording for matbench's own wording"
+        f"cannot read the authors' strings ({relpath} of {up.repo} at {up.commit[:12]}): "
+        f"{why}; pass {up.flag} DIR (a copy of that repository, the folder holding {up.top}/, "
+        f"or set {up.env}), or {up.instead}"
     )
 
 
-def _in_repo(root: Path, relpath: str) -> Path | None:
-    for cand in (root / relpath, root.parent / relpath if root.name == TOP else None):
+def _in_repo(root: Path, relpath: str, top: str = TOP) -> Path | None:
+    for cand in (root / relpath, root.parent / relpath if root.name == top else None):
         if cand is not None and cand.is_file():
             return cand
     return None
 
 
-def cache_path(cache_dir: Path, relpath: str) -> Path:
-    owner, name = AUTHORS_REPO.split("/")
-    return cache_dir / "authors" / f"{owner}+{name}" / AUTHORS_COMMIT / relpath
+def cache_path(cache_dir: Path, relpath: str, up: Upstream = VISUAL_ARFT) -> Path:
+    owner, name = up.repo.split("/")
+    return cache_dir / "authors" / f"{owner}+{name}" / up.commit / relpath
 
 
-def raw_url(relpath: str) -> str:
+def raw_url(relpath: str, up: Upstream = VISUAL_ARFT) -> str:
     base = (os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
-    return f"{base}/{AUTHORS_REPO}/{AUTHORS_COMMIT}/{urllib.parse.quote(relpath)}"
+    return f"{base}/{up.repo}/{up.commit}/{urllib.parse.quote(relpath)}"
 
 
-def _download(relpath: str, timeout: float) -> bytes:
-    url = raw_url(relpath)
+def _download(relpath: str, timeout: float, up: Upstream = VISUAL_ARFT) -> bytes:
+    url = raw_url(relpath, up)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a fixed https/http URL
             return resp.read()
     except urllib.error.HTTPError as exc:
-        raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.code}") from None
+        raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.code}", up) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({reason})") from None
+        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({reason})", up) from None
 
 
 def fetch_script(
@@ -81,24 +105,26 @@ def fetch_script(
     cache_dir: Path,
     check: Callable[[ScriptFile], object],
     timeout: float = 30.0,
+    upstream: Upstream = VISUAL_ARFT,
 ) -> tuple[ScriptFile, object]:
     """The script ``relpath`` and ``check(script)``'s result; a download is cached only once it checks out."""
-    repo = authors_repo if authors_repo is not None else os.environ.get(REPO_ENV) or None
+    up = upstream
+    repo = authors_repo if authors_repo is not None else os.environ.get(up.env) or None
     if repo is not None:
         root = Path(repo).expanduser()
-        found = _in_repo(root, relpath)
+        found = _in_repo(root, relpath, up.top)
         if found is None:
             raise ConfigError(
-                f"--authors-repo {root}: no {relpath} in it (give the folder that holds {TOP}/, "
-                f"a copy of {AUTHORS_REPO} at {AUTHORS_COMMIT[:12]})"
+                f"{up.flag} {root}: no {relpath} in it (give the folder that holds {up.top}/, "
+                f"a copy of {up.repo} at {up.commit[:12]})"
             )
         script = ScriptFile(relpath, found.read_bytes(), "authors-repo", found.resolve())
         return script, check(script)
-    cached = cache_path(cache_dir, relpath)
+    cached = cache_path(cache_dir, relpath, up)
     if cached.is_file():
         script = ScriptFile(relpath, cached.read_bytes(), "cache", cached)
         return script, check(script)
-    script = ScriptFile(relpath, _download(relpath, timeout), "download", None)
+    script = ScriptFile(relpath, _download(relpath, timeout, up), "download", None)
     result = check(script)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(cached.name + f".{os.getpid()}.part")

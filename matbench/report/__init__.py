@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 
-
 def leaderboard_dir(override: str | Path | None = None) -> Path:
     """``--leaderboard-dir``, else ``$MATBENCH_LEADERBOARD_DIR``, else the repository's ``leaderboard/`` (an
     installed wheel: its shipped entries)."""

@@ -20,6 +20,7 @@ import numpy as np
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
+from matbench.judge.compare import compare_judges, judge_text
 from matbench.predictions import check_ids, read_predictions, task_of
 from matbench.records import RunDir
 from matbench.report.bootstrap import bootstrap_means, confidence_interval
@@ -44,6 +45,7 @@ class Side:
         self.types: list[tuple[str, ...]] = []  # shared tuples
         self._shared: dict = {}
         self.cost: dict | None = None  # run directories: matbench.cost's block for the whole run
+        self.judge = None  # run directories with judgments.jsonl: a matbench.judge.compare.JudgeSide
 
     def _share(self, value):
         return self._shared.setdefault(value, value)
@@ -104,6 +106,7 @@ class Comparison:
     types: list[Group] = field(default_factory=list)
     cost_a: dict | None = None
     cost_b: dict | None = None
+    judge: dict | None = None  # the judge-accuracy difference (matbench/judge/compare.py), when judged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +133,9 @@ def load_side(
                 "holds no predictions (an empty run compares nothing)", file=str(run.predictions_path)
             )
         side.cost = tally.block(price_of_run(config, run.read_summary()))
+        from matbench.judge.compare import judge_side
+
+        side.judge = judge_side(run.path)
         return side
     scorer = RunScorer(spec, scoring)
     rows = read_predictions(path)
@@ -236,6 +242,7 @@ def compare(a: Side, b: Side, *, resamples: int = 10_000, seed: int = 0) -> Comp
         types=types,
         cost_a=a.cost,
         cost_b=b.cost,
+        judge=compare_judges(a.judge, b.judge, resamples=resamples, seed=seed),
     )
 
 
@@ -301,4 +308,4 @@ def to_text(c: Comparison) -> str:
             return cost_text(x) if x is not None else "n/a (not a run directory)"
 
         cost = f"\ncost (whole runs): A {side(c.cost_a)}; B {side(c.cost_b)}"
-    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost
+    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost + judge_text(c.judge)

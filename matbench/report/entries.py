@@ -58,6 +58,9 @@ class Entry:
     # shown apart, never ranked; ``unofficial`` says why.
     official: bool = True
     unofficial: str | None = None
+    # runs judged by an LLM judge: accuracy, n, ci95, model, prompt, prompt_source, unparsed, errors, by_split
+    # (matbench/judge/summary.py entry_field), recomputed from judgments.jsonl; never mixed with F1/EM
+    judge: dict | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict:

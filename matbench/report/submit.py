@@ -18,6 +18,7 @@ from pathlib import Path
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
+from matbench.judge.summary import entry_field, run_judge_block
 from matbench.protocols.authors_source import AUTHORS_COMMIT
 from matbench.protocols.authors_strings import EXPECTED
 from matbench.protocols.authors_strings import sha256 as strings_sha256
@@ -372,6 +373,7 @@ def validate_run(
         },
         official=unofficial is None,
         unofficial=unofficial,
+        judge=entry_field(run_judge_block(run.path)),
     )
 
 

@@ -91,6 +91,29 @@ def _id_list(text: str) -> list[str] | None:
 
 
 _VLLM = "vLLM (in-process)"
+_JUDGE = "LLM judge, beside F1/EM (`matbench judge RUN_DIR` takes the same options)"
+
+#: The judge's options: `matbench eval --judge MODEL` and `matbench judge RUN_DIR --judge MODEL`. None is
+#: recorded in config.json (a judge added to a resumed run does not change the run): judge.json records them.
+JUDGE_OPTIONS: tuple[Option, ...] = (
+    Option("judge", "the judge model, named as --model is: alias, openai:NAME, or a model of an "
+           "OpenAI-compatible server with --judge-base-url", metavar="MODEL", group=_JUDGE),
+    Option("judge_base_url", "the judge's OpenAI-compatible endpoint (repeat for replicas)", action="append",
+           metavar="URL", group=_JUDGE),
+    Option("judge_api_key_env", "variable holding the judge's API key (default OPENAI_API_KEY)", metavar="NAME",
+           group=_JUDGE),
+    Option("judge_prompt", "matbench (default): matbench's own wording; sensenova-mars: SenseNova-MARS's "
+           "validation judge, their strings read from their script at the pinned commit",
+           choices=("matbench", "sensenova-mars"), default="matbench", group=_JUDGE),
+    Option("judge_repo", "a copy of OpenSenseNova/SenseNova-MARS (the folder holding verl/) for "
+           "--judge-prompt sensenova-mars (default $MATBENCH_SENSENOVA_REPO, else the cache, else one download "
+           "at the pinned commit)", metavar="DIR", group=_JUDGE),
+    Option("judge_text_only", "the judge takes no images (default: it gets the image the model got)",
+           action="switch", default=False, group=_JUDGE),
+    Option("judge_overwrite", "replace the run's judgments (e.g. another judge's)", action="switch",
+           default=False, group=_JUDGE),
+    Option("judge_concurrency", "judge calls in flight (default 16)", type=int, default=16, group=_JUDGE),
+)
 
 EVAL_OPTIONS: tuple[Option, ...] = (
     Option("model", "alias (see `matbench models`), openai:NAME or vllm:PATH_OR_HUB_ID", required=True,
@@ -174,6 +197,7 @@ EVAL_OPTIONS: tuple[Option, ...] = (
     Option("dtype", "weights/activations dtype (auto, float32, bfloat16...; CPU: float32)", to="model",
            group=_VLLM, recorded="model.dtype"),
     Option("enforce_eager", "no CUDA graphs / compilation", action="switch", to="model", group=_VLLM),
+    *JUDGE_OPTIONS,
 )
 
 
@@ -240,6 +264,7 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
 
 __all__ = [
     "EVAL_OPTIONS",
+    "JUDGE_OPTIONS",
     "EvalSettings",
     "Option",
     "add_eval_arguments",

@@ -191,9 +191,10 @@ def _open_tools(
         tools.search = search_cache
         search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
     if "code" in spec.tools and not direct:
+        from matbench.tools.sandbox import DEFAULT_CODE_TIMEOUT
         from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
 
-        timeout = settings.code_timeout or float(spec.limits.get("code_timeout", 60))
+        timeout = settings.code_timeout or float(spec.limits.get("code_timeout", DEFAULT_CODE_TIMEOUT))
         key = ("sandbox", timeout)
         if key not in shared:
             workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox

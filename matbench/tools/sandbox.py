@@ -57,6 +57,7 @@ from matbench.tools.sandbox_files import (
 log = logging.getLogger(__name__)
 
 INPUT_PLACEHOLDER = "path_to_input_image.jpg"
+DEFAULT_CODE_TIMEOUT = 60.0  # seconds per snippet: eval's --code-timeout and `sandbox run --timeout`
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
@@ -401,7 +402,7 @@ class Sandbox:
 
     def __init__(
         self,
-        timeout: float = 20.0,
+        timeout: float = DEFAULT_CODE_TIMEOUT,
         memory_mb: int = 2048,
         workers: int = 2,
         isolation: Isolation = "auto",
@@ -810,6 +811,7 @@ __all__ = [
     "INPUT_PLACEHOLDER",
     "MAX_OUTPUT_PIXELS",
     "OUTPUT_PLACEHOLDER",
+    "DEFAULT_CODE_TIMEOUT",
     "CodeResult",
     "Sandbox",
     "SandboxError",
