@@ -82,7 +82,7 @@ def test_non_deterministic_requests_pass_through(tmp_path: Path) -> None:
 
 def test_cache_persists_across_instances_but_never_across_servers(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    with Session() as s, FakeOpenAIServer("remembered") as srv:
+    with Session() as s, FakeOpenAIServer("remembered", roots={"m": "/ckpt/m"}) as srv:
         m1 = cached(srv, path, max_concurrency=3)
         s.gen(m1, [ChatRequest("q", temperature=0.0)])
         s.close(m1)
@@ -95,11 +95,11 @@ def test_cache_persists_across_instances_but_never_across_servers(tmp_path: Path
         [out] = s.gen(m3, [ChatRequest("q", temperature=0.0)])
         s.close(m3)
     assert out.text == "fresh" and not out.cached and srv2.calls == 1
-    with Session() as s, FakeOpenAIServer("unused") as srv3:  # another port, the same checkpoint: same answers
+    with Session() as s, FakeOpenAIServer("own", roots={"m": "/ckpt/m"}) as srv3:  # same name and root, elsewhere
         m4 = cached(srv3, path)
         [out] = s.gen(m4, [ChatRequest("q", temperature=0.0)])
         s.close(m4)
-    assert out.text == "remembered" and out.cached and srv3.calls == 0
+    assert out.text == "own" and not out.cached and srv3.calls == 1  # another server of your own: its answers
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -177,8 +177,8 @@ def test_is_deterministic_uses_backend_default_temperature() -> None:
 
 
 def test_cache_key_ignores_operational_config_but_not_identity_or_request_fields() -> None:
-    """Where a model is served (base_url) is not what it is: the served checkpoint is (models/base.py's one
-    list of runtime fields, shared with the run's fingerprint)."""
+    """The key is over the model's identity() (models/base.py's one list of runtime fields left out; a backend
+    adds what identifies it, e.g. OpenAIModel its own server's URL) and the request."""
     base = {"backend": "openai", "model": "m", "max_concurrency": 4, "timeout": 10, "base_url": "http://a"}
     req = ChatRequest("q", temperature=0.0)
     assert cache_key(base, req) == cache_key({**base, "max_concurrency": 64, "timeout": 99}, req)

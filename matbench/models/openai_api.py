@@ -505,10 +505,11 @@ class OpenAIModel(Model):
         return None if self.info.known else unknown_model_note(self.model_id)
 
     def identity(self) -> dict[str, Any] | None:
-        """A hosted provider's model id names the model (its dated snapshots are other ids); a server of your
-        own is known by what ``GET /models`` reports for the checkpoint (vLLM's ``root`` and
-        ``max_model_len``). A server that reports no checkpoint (no ``root``) has no identity: its answers
-        are never replayed, since another model could be served under the same name on the same port."""
+        """A hosted provider's model id names the model (its dated snapshots are other ids). A server of your
+        own is its URL plus what ``GET /models`` reports for the checkpoint (vLLM's ``root`` and
+        ``max_model_len``): two servers may hold different weights under one name. A server that reports no
+        checkpoint (no ``root``) has no identity: its answers are never replayed, since a restart on the same
+        port could serve another model under the same name."""
         semantic = split_config(self.config(), self.runtime_keys)[0]
         semantic = {k: v for k, v in semantic.items() if k not in ("alias", "served_by")}  # names, not answers
         hosted = table().provider_of(self._effective_base_url()) if len(self.base_urls) <= 1 else None
@@ -516,7 +517,7 @@ class OpenAIModel(Model):
             return {**semantic, "provider": hosted.name}
         if self.served is None or not self.served.root:
             return None
-        return semantic
+        return {**semantic, "endpoint": sorted(self.base_urls) or [self._effective_base_url()]}
 
     def endpoint_stats(self) -> list[dict[str, Any]]:
         """Per endpoint: calls answered, failures, calls moved elsewhere, drained or not, calls/s."""
