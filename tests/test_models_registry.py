@@ -101,6 +101,8 @@ def test_vllm_alias_without_vllm_is_one_line_error() -> None:
     )
     assert "--base-url http://HOST:8000/v1" in msg and "`vllm serve Qwen/Qwen2.5-VL-7B-Instruct`" in msg
     assert "scripts/engine-venv.sh" in msg
+    # the distribution matbench publishes under (`matbench` on PyPI is an unrelated project)
+    assert "pip install 'vlm-matbench[vllm]'" in msg and "'matbench[vllm]'" not in msg
 
 
 def test_vllm_without_a_platform_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

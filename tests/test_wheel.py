@@ -40,6 +40,14 @@ def _clean_env(home: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_wheel_runs_outside_the_repository(tmp_path: Path, fixtures_dir: Path) -> None:
+    import importlib.util
+
+    import setuptools
+
+    has_bdist_wheel = importlib.util.find_spec("wheel") is not None or tuple(
+        int(x) for x in setuptools.__version__.split(".")[:2]
+    ) >= (70, 1)
+    assert has_bdist_wheel, "building the wheel offline needs `wheel` (pip install -e '.[dev]')"
     src, dist, where = tmp_path / "src", tmp_path / "dist", tmp_path / "elsewhere"
     src.mkdir()
     where.mkdir()
