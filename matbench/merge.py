@@ -237,5 +237,10 @@ def _write_merge(merged: RunDir, target: Path, parts: list[_Part], first: dict, 
     summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)
     summary["run"]["shard_duration_s"] = [round(float(d), 3) for d in durations]
+    from matbench.judge.records import merge_judgments
+    from matbench.judge.summary import run_judge_block
+
+    if merge_judgments([p.run.path for p in parts], merged.path):  # every shard judged by one judge
+        summary["judge"] = run_judge_block(merged.path)
     merged.write_summary(summary)
     return summary

@@ -303,6 +303,7 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
         j = rng.randrange(len(pool) - k)
         return " ".join(pool[j : j + k])
 
+    search_scorer = make_scorer("visual-arft")
     rd = RunDir(run)
     rd.create(
         {
@@ -353,6 +354,9 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
         gold, pred = text(2), (text(2) if rng.random() < 0.6 else None)
         em = float(rng.random() < 0.4)
         status = "ok" if rng.random() > 0.01 else "error"
+        if em:
+            pred = gold  # the record's numbers are what the run's scorer gives (view rescores them)
+        score = search_scorer(pred if status == "ok" else None, [gold])
         traj.append(
             {
                 "turn": n_search + 1,
@@ -375,8 +379,8 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                 question=f"Who is the {text(8)}?",
                 gold=[gold],
                 prediction=pred if status == "ok" else None,
-                f1=em or rng.random() * 0.5,
-                em=em,
+                f1=score.f1,
+                em=score.em,
                 status=status,
                 error=None if status == "ok" else "model server returned HTTP 500",
                 turns=len(traj),

@@ -41,6 +41,27 @@ class JudgeSettings:
     prices: str | None = None
     overwrite: bool = False
 
+    @classmethod
+    def of(cls, given: Any, *, max_cost: float | None = None) -> JudgeSettings | None:
+        """From parsed `matbench judge` arguments or an EvalSettings (the same option names, declared once in
+        run/options.py); None when no ``--judge`` was given."""
+        if not getattr(given, "judge", None):
+            return None
+        return cls(
+            model=given.judge,
+            base_url=given.judge_base_url,
+            api_key_env=given.judge_api_key_env,
+            prompt=given.judge_prompt,
+            judge_repo=given.judge_repo,
+            vision=not given.judge_text_only,
+            max_concurrency=given.judge_concurrency,
+            max_cost=max_cost,
+            response_cache=getattr(given, "response_cache", True),
+            cache_dir=getattr(given, "cache_dir", None),
+            prices=getattr(given, "prices", None),
+            overwrite=given.judge_overwrite,
+        )
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
@@ -86,6 +107,9 @@ class Judge:
             cache_dir.mkdir(parents=True, exist_ok=True)
             model = CachedModel(model, cache_dir / "responses.sqlite")
         self.model = model
+        # a reasoning model takes no temperature (it samples): sent unset, so the response cache, which keeps
+        # only answers that are a function of the request, never replays its verdicts
+        self.temperature = None if model.config().get("reasoning_model") else TEMPERATURE
         self.price: Price | None = find_price(
             load_prices(settings.prices), {"spec": settings.model, **model.config()}
         )
@@ -98,6 +122,7 @@ class Judge:
                 )
             self.meter = SpendMeter(settings.max_cost, self.price)
         self.skipped = 0
+        self.closed = False
         self._sem: asyncio.Semaphore | None = None
         self.config = self._config()
 
@@ -112,7 +137,7 @@ class Judge:
             "prompt": self.prompt.name,
             "source": self.prompt.source,
             "vision": self.settings.vision,
-            "decoding": {"temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS},
+            "decoding": {"temperature": self.temperature, "max_new_tokens": MAX_NEW_TOKENS},
             "deviations": self.prompt.deviations,
             "price": self.price.to_dict() if self.price else None,
         }
@@ -132,9 +157,11 @@ class Judge:
             id=item.id, split=item.split, method=plan.method, answer=cap_text(item.prediction), em=item.em
         )
         base["judge"] = self.config["fingerprint"]
-        if plan.verdict is not None:
-            why = "exact match" if plan.method == "em_match" else "no answer"
-            return Judgment(verdict=plan.verdict, reason=why, **base)
+        if plan.verdict is not None or not plan.calls:  # decided without a call (no gold answer: incorrect)
+            why = {"em_match": "exact match", "no_answer": "no answer"}.get(plan.method, "no gold answer")
+            return Judgment(verdict=plan.verdict or "incorrect", reason=why, **base)
+        for call in plan.calls:
+            call.request.temperature = self.temperature
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.settings.max_concurrency))
         async with self._sem:
@@ -198,10 +225,18 @@ class Judge:
         )
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             await self.model.aclose()
         finally:
             self._tmp.cleanup()
+
+    def close(self) -> None:
+        """From synchronous code (no event loop running): release what :meth:`aclose` releases, once."""
+        if not self.closed:
+            asyncio.run(self.aclose())
 
 
 def slim_record(record: dict) -> dict:

@@ -118,7 +118,8 @@ SENSENOVA_DEVIATIONS = [
     "of the raw reply",
     "image: the image the evaluated model got in its first turn, re-encoded as JPEG quality 85 (RGB) as their "
     "convert_hf_messages_to_openai does; their data pipeline may have resized it before",
-    f"decoding: temperature {TEMPERATURE:g}, max_tokens {MAX_NEW_TOKENS} (their llm_config is not in tool.py)",
+    f"decoding: temperature {TEMPERATURE:g} (unset for a reasoning model), max_tokens {MAX_NEW_TOKENS} (their "
+    "llm_config values are not in tool.py)",
     "a reply without <judge>Yes|No</judge> is 'unparsed' (counted apart, never correct); their loop scores it 0",
     "an API failure is 'error' (rerun by the same command); their loop raises",
 ]

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError
-from matbench.records import as_disk_full, iter_lines, read_text_utf8, repair_tail, write_json_atomic
+from matbench.records import (
+    SCHEMA_VERSION,
+    as_disk_full,
+    check_schema_version,
+    iter_lines,
+    read_text_utf8,
+    repair_tail,
+    versioned,
+    write_json_atomic,
+)
 
 JUDGMENTS_FILE = "judgments.jsonl"
 JUDGE_CONFIG_FILE = "judge.json"
@@ -45,7 +54,9 @@ class Judgment:
     judge: str = ""  # the judge's fingerprint (judge.json)
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out: dict = {"id": self.id, "schema_version": SCHEMA_VERSION}  # id first, as predictions lines
+        out.update((name, getattr(self, name)) for name in self.__dataclass_fields__)
+        return out
 
 
 class JudgmentsFile:
@@ -96,9 +107,11 @@ class JudgmentsFile:
         if not self.config_path.is_file():
             return None
         try:
-            return json.loads(read_text_utf8(self.config_path))
+            config = json.loads(read_text_utf8(self.config_path))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{self.config_path}: not valid JSON ({exc})") from None
+        check_schema_version(config, file=str(self.config_path))
+        return config
 
     def start(self, config: dict, *, overwrite: bool) -> None:
         """Before the first new line: the same judge continues its judgments; another is refused (or, with
@@ -114,4 +127,19 @@ class JudgmentsFile:
         if overwrite or (old is not None and old.get("fingerprint") != config["fingerprint"]):
             self.path.unlink(missing_ok=True)
         self.repair()
-        write_json_atomic(self.config_path, config)
+        write_json_atomic(self.config_path, versioned(config))
+
+
+def merge_judgments(parts: list[Path], merged: Path) -> bool:
+    """`matbench merge`: the shards' judgments joined into the merged run, when every shard was judged by the
+    same judge (else none are carried: `matbench judge` on the merged run judges it, from the response cache)."""
+    files = [JudgmentsFile(p) for p in parts]
+    configs = [f.read_config() if f.exists() else None for f in files]
+    if not configs or any(c is None for c in configs) or len({c.get("fingerprint") for c in configs}) != 1:
+        return False
+    out = JudgmentsFile(merged)
+    write_json_atomic(out.config_path, versioned(configs[0]))
+    for f in files:
+        for row in f.latest().values():
+            out.append(Judgment(**{k: v for k, v in row.items() if k in Judgment.__dataclass_fields__}))
+    return True

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from matbench.report.run_files import resolve_run_file
 from matbench.report.thumbs import Thumbnailer
 from matbench.scoring.table import Scored
+from matbench.tools.base import turn_calls
 
 #: characters of the question and prediction kept in the index (the full text is in the detail)
 EXCERPT = 140
@@ -123,9 +124,8 @@ def _tool(tool: object) -> dict | None:
 
 
 def _calls(turn: dict) -> list[dict]:
-    """The native tool calls of a ``--protocol tools`` turn (episode_tools.py), dicts only."""
-    calls = turn.get("tool_calls")
-    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    """A turn's tool calls, both protocols and every record shape (matbench/tools/base.py), dicts only."""
+    return turn_calls(turn)
 
 
 def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
@@ -134,7 +134,7 @@ def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
     for t in traj:
         if t.get("image") and str(t["image"]) not in seen:
             seen[str(t["image"])] = "input" if not seen else f"turn {t.get('turn')} input"
-        for call in [_dict(t.get("tool")), *_calls(t)]:  # tag-protocol tool, native tool calls
+        for call in _calls(t):
             out = call.get("output_image")
             if out and str(out) not in seen:
                 seen[str(out)] = f"turn {t.get('turn')} code output"
@@ -146,11 +146,10 @@ def detail(rec: dict, images: ImageLinker) -> dict:
     traj = [t for t in rec.get("trajectory") or [] if isinstance(t, dict)]
     turns = []
     for t in traj:
-        tool = _dict(t.get("tool"))
         imgs = []
         if t.get("image"):
             imgs.append(images(t["image"], "input" if t.get("turn") == 1 else f"turn {t.get('turn')} input"))
-        for call in [tool, *_calls(t)]:
+        for call in _calls(t):
             if call.get("output_image"):
                 imgs.append(images(call["output_image"], f"turn {t.get('turn')} code output"))
         tokens = _dict(t.get("tokens"))
@@ -163,11 +162,11 @@ def detail(rec: dict, images: ImageLinker) -> dict:
                 "cached": bool(t.get("cached")),
                 "think": _text(t.get("think")),
                 "answer": _text(t.get("answer")),
-                "tool": _tool(t.get("tool")),
-                # --protocol tools: each call shown like a tag-protocol tool, with its arguments and result
+                # every call as its tool shows it; a native call with its function, arguments and result
                 "tool_calls": [
                     {
                         **(_tool(c) or {}),
+                        "function": _text(c.get("function")),
                         "arguments": _text(c.get("arguments")),
                         "result": _text(c.get("result")),
                     }

@@ -125,11 +125,10 @@ function turn(t){
   if (t.think) add(d, kv('think'), pre(t.think));
   if (t.answer !== null && t.answer !== undefined) add(d, kv('answer', t.answer));
   (t.tool_calls || []).forEach(function(c){
-    add(d, kv('call', String(c.function) + '(' + (c.arguments || '') + ')'));
+    if (c.function) add(d, kv('call', String(c.function) + '(' + (c.arguments || '') + ')'));
     if (c.name) add(d, tool(c));
     if (c.result !== null && c.result !== undefined) add(d, kv('result'), pre(c.result));
   });
-  add(d, tool(t.tool));
   if (t.error) add(d, kv('error'), pre(t.error, 'err'));
   add(d, images(t.images));
   var raw = add(el('details'), el('summary', '', 'raw output'), pre(t.output));

@@ -35,6 +35,7 @@ from matbench.scoring.reader import RunScorer
 from matbench.shards import Shard, parse_shard
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
 from matbench.timesplit import TimeSplit
+from matbench.tools.base import ToolContext, open_tools
 from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
@@ -111,24 +112,6 @@ def _packages() -> dict[str, str]:
     return found
 
 
-def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
-    from matbench.tools.search import CachedSearch, get_search_backend
-
-    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
-    # --compat strict: every organic result Serper returns is used, as in the authors' script.
-    strict = (
-        {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
-    )
-    # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
-    backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
-    )
-    cached = CachedSearch(
-        backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
-    )
-    return cached, {"backend": backend.name, "spec": settings.search, "params": backend.params()}
-
-
 def _load_data(settings: EvalSettings, spec: TaskSpec) -> DataPlan:
     local = bool(settings.data_dir or settings.data_file)
     revision = None if local else (settings.data_revision or spec.data.get("revision"))
@@ -178,30 +161,13 @@ def _episode_options(
 
 
 def _open_tools(
-    settings: EvalSettings, spec: TaskSpec, direct: bool, exec_scope: str | None, shared: dict
-) -> tuple[Tools, Any, dict | None, dict | None]:
-    """The task's tools, opened once per invocation (``shared``); what the config records of each."""
-    tools = Tools()
-    search_info = sandbox_info = None
-    search_cache = None
-    if "search" in spec.tools and not direct:
-        if "search" not in shared:
-            shared["search"] = _search_tool(settings)
-        search_cache, search_info = shared["search"]
-        tools.search = search_cache
-        search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
-    if "code" in spec.tools and not direct:
-        from matbench.tools.sandbox import DEFAULT_CODE_TIMEOUT
-        from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
-
-        timeout = settings.code_timeout or float(spec.limits.get("code_timeout", DEFAULT_CODE_TIMEOUT))
-        key = ("sandbox", timeout)
-        if key not in shared:
-            workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
-            shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
-        tools.sandbox = shared[key]
-        sandbox_info = {**sandbox_config(tools.sandbox, timeout), "exec_scope": exec_scope}
-    return tools, search_cache, search_info, sandbox_info
+    settings: EvalSettings, spec: TaskSpec, templates: Templates, exec_scope: str | None, shared: dict
+) -> Tools:
+    """The task's tools from the TOOLS registry (none for a direct run); back-ends opened once per
+    invocation are kept in ``shared``."""
+    if templates.layout == "direct":
+        return {}
+    return open_tools(spec.tools, ToolContext(settings, spec, templates, shared, exec_scope))
 
 
 def _run_config(
@@ -214,8 +180,6 @@ def _run_config(
     exec_scope: str | None,
     tools: Tools,
     scoring: str,
-    search_info: dict | None,
-    sandbox_info: dict | None,
 ) -> dict:
     """config.json: what the run was (fingerprinted part) and where and with what it ran (the rest)."""
     templates = resolved.templates
@@ -251,8 +215,10 @@ def _run_config(
         # Where the authors' script was read from (not part of the fingerprint: any copy at the commit).
         "protocol_source": ({k: templates.source[k] for k in ("via", "path")} if templates.source else None),
         "scoring": scoring,
-        "search": search_info,
-        "sandbox": sandbox_info,
+        "search": None,
+        "sandbox": None,
+        # each tool's record under its key (search, sandbox, ...)
+        **{tool.config_key or tool.name: tool.config() for tool in tools.values()},
         "options": {
             "crop_assist": options.crop_assist,
             "max_calls": options.max_calls,
@@ -271,6 +237,7 @@ def _run_config(
             **model.decoding_record(request),
         },
         "seed": settings.seed,
+        "request_timeout": settings.request_timeout,  # None: each call's default (model 600 s, search 30/60 s)
         "selection": {
             "limit": settings.limit,
             "ids": settings.ids,
@@ -296,6 +263,7 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
         settings.protocol_file,
         authors_repo=settings.authors_repo,
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else default_cache_dir(),
+        download_timeout=settings.request_timeout or 30.0,
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
@@ -304,20 +272,19 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
             "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
             "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
         )
-    direct = templates.layout == "direct"
     scoring = RunScorer(spec, settings.scoring).name  # an unknown scoring fails here, before any call
     data = _load_data(settings, spec)
     options, exec_scope = _episode_options(settings, spec, resolved, model)
-    tools, search_cache, search_info, sandbox_info = _open_tools(settings, spec, direct, exec_scope, shared)
-    config = _run_config(
-        settings, spec, data, resolved, model, options, exec_scope, tools, scoring, search_info, sandbox_info
-    )
+    tools = _open_tools(settings, spec, templates, exec_scope, shared)
+    config = _run_config(settings, spec, data, resolved, model, options, exec_scope, tools, scoring)
     shard_label = config["selection"]["shard"]
     run = resolve_run_dir(settings, spec, shard_label)
     if run.exists() and settings.overwrite:
         run = overwrite_run(run, settings, spec, shard_label)
+    search = tools.get("search")
     plan = TaskPlan(
-        spec, templates, data.samples, list(data.samples), run, config, options, scoring, tools, search_cache
+        spec, templates, data.samples, list(data.samples), run, config, options, scoring, tools,
+        getattr(search, "cache", None),
     )
     if native:
         from matbench.episode_tools import ToolsEpisode
@@ -326,20 +293,20 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
     if not run.exists():
         plan.totals = RunTotals(spec, scoring)
         return plan
-    _resume(plan, settings, data, sandbox_info)
+    _resume(plan, settings, data)
     return plan
 
 
-def _resume(plan: TaskPlan, settings: EvalSettings, data: DataPlan, sandbox_info: dict | None) -> None:
+def _resume(plan: TaskPlan, settings: EvalSettings, data: DataPlan) -> None:
     """An existing run: under its lock, check the configuration, cut a torn last line, load the totals."""
     run, spec = plan.run, plan.spec
     plan.lock = RunLock(run.path).acquire()
     try:
         old = run.read_config()
-        if sandbox_info is not None:
+        if plan.config.get("sandbox") is not None:
             from matbench.tools.sandbox_policy import check_resume as check_sandbox
 
-            check_sandbox(old, sandbox_info, run.path)
+            check_sandbox(old, plan.config["sandbox"], run.path)
         check_resume(run, old, plan.config, data.all, spec)
         cut = run.repair()
         if cut:
@@ -357,8 +324,7 @@ def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions,
     """What config.json records of a native tool-calling run: functions, how it ends, budget, API shape."""
     from matbench.protocols.native_tools import declare
 
-    task_tools = tuple(t for t, on in (("search", tools.search), ("code", tools.sandbox)) if on)
-    declared = declare(templates, task_tools)
+    declared = declare(templates, tools.values())
     return {
         "functions": [t.name for t in declared.specs],
         "final": declared.final,
@@ -369,6 +335,8 @@ def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions,
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
+    from matbench.caches.location import default_cache_dir as location
+
+    return location()
 
 
