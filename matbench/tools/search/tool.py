@@ -39,6 +39,7 @@ class SearchTool(Tool):
     function = "search"
     argument = "query"
     tag = "search"
+    parsed_by_layout = True  # the authors' <search> rules (protocols/visual_arft.py)
 
     def __init__(self, cache: Any, spec: str) -> None:
         self.cache = cache  # CachedSearch: search_with_source(query, k) -> (hits, cached)
