@@ -191,10 +191,10 @@ class Episode:
         return result
 
     def _tagged_call(self, output: str) -> tuple[Tool, str] | None:
-        """The first of the task's other tools whose ``<tag>...</tag>`` the reply holds (search and code
-        are parsed by the authors' rules above), with the text inside its tags."""
+        """The first of the task's tools not parsed by the layout's own rules whose ``<tag>...</tag>`` the
+        reply holds, with the text inside its tags."""
         for tool in self.tools.values():
-            if tool.name in ("search", "code"):
+            if tool.parsed_by_layout:
                 continue
             value = tool.find(output)
             if value is not None:

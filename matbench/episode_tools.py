@@ -24,6 +24,7 @@ from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
 from matbench.protocols import native_tools as nt
 from matbench.protocols.replay import messages_sha256
 from matbench.protocols.templates import fill
+from matbench.records import cap_text, put_text
 from matbench.tools.base import Tool
 
 
@@ -62,9 +63,7 @@ class ToolsEpisode(Episode):
             "turn": len(self.turns) + 1,
             "protocol": "tools",
             "image": self._rel(self.image),
-            "output": out.text,
             "action": None,
-            "think": out.reasoning,
             "answer": None,
             "tokens": usage,
             "request_sha256": self.request_digest(),
@@ -72,9 +71,11 @@ class ToolsEpisode(Episode):
             "cached": out.cached,
             "error": out.error,
             "finish_reason": out.finish_reason,
-            "tool": None,
             "tool_calls": [],
         }
+        # every stored text capped, its true length beside it, as the tag protocols store replies
+        put_text(turn, "output", out.text)
+        put_text(turn, "think", out.reasoning)
         self.turns.append(turn)
         add_usage(self.tokens, usage)
         if out.error is not None or out.text is None:
@@ -85,7 +86,8 @@ class ToolsEpisode(Episode):
         )
         if not out.tool_calls:
             if self.declared.final == "message":
-                turn["action"], turn["answer"] = "answer", out.text.strip()
+                turn["action"] = "answer"
+                put_text(turn, "answer", out.text.strip())
                 self._finish(turn["answer"])
                 return
             turn["action"] = "message"
@@ -102,38 +104,42 @@ class ToolsEpisode(Episode):
         images: list[Message] = []
         answered: str | None = None
         for call in calls:
-            entry: dict = {"call_id": call.id, "function": call.name, "arguments": call.arguments}
+            entry: dict = {"call_id": cap_text(call.id), "function": cap_text(call.name)}
+            put_text(entry, "arguments", call.arguments)
             turn["tool_calls"].append(entry)
+            result: str | None = None  # the text sent back (whole); the entry keeps it capped
             tool = self.declared.by_name.get(call.name)
             if answered is not None:
-                entry["result"] = nt.result(self.templates, "not_run")
+                result = nt.result(self.templates, "not_run")
             elif tool is None:
                 names = ", ".join(self.declared.by_name)
-                entry["result"] = fill(nt.result(self.templates, "unknown_tool"), name=call.name, names=names)
+                result = fill(nt.result(self.templates, "unknown_tool"), name=call.name, names=names)
                 self.tool_errors += 1
             elif tool is nt.ANSWER:
                 value, problem = nt.parse_argument(self.templates, call, nt.ANSWER.argument)
                 if problem is None:
                     answered = value
-                    entry["result"] = None
                 else:
-                    entry["result"] = problem
+                    result = problem
                     self.tool_errors += 1
             else:
-                image = await self._call(tool, call, entry)
+                result, image = await self._call(tool, call, entry)
                 if image is not None:
                     text = fill(nt.result(self.templates, "image_message"), call_id=call.id)
                     images.append(Message("user", text, images=[image]))
-            if entry.get("result") is not None:
-                replies.append(Message("tool", entry["result"], tool_call_id=call.id))
+            put_text(entry, "result", result)
+            if result is not None:
+                replies.append(Message("tool", result, tool_call_id=call.id))
         if answered is not None:
-            turn["action"], turn["answer"] = "answer", answered.strip()
+            turn["action"] = "answer"
+            put_text(turn, "answer", answered.strip())
             self._finish(turn["answer"])
             return
         self.messages += replies + images
 
-    async def _call(self, tool: Tool, call: ToolCall, entry: dict) -> Path | None:
-        """One call through its Tool; the image it made (None: none), which the next call reads."""
+    async def _call(self, tool: Tool, call: ToolCall, entry: dict) -> tuple[str | None, Path | None]:
+        """One call through its Tool: the text sent back, and the image it made (None: none), which the
+        next call reads."""
         if self.budget_used >= self.options.max_calls:
             budget = fill(nt.result(self.templates, "budget"), budget=self.options.max_calls)
             result = tool.refused(None, "tool-call budget used up: not run", text=budget)
@@ -147,5 +153,4 @@ class ToolsEpisode(Episode):
             else:
                 result = await self.call_tool(tool, value)
         entry.update(result.record)
-        entry["result"] = result.text
-        return result.image
+        return result.text, result.image

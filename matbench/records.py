@@ -99,6 +99,13 @@ def cap_text(text: str | None, limit: int = MAX_TEXT_BYTES) -> str | None:
     return data[:limit].decode("utf-8", "ignore")
 
 
+def put_text(record: dict, key: str, text: str | None) -> None:
+    """Store ``text`` in ``record[key]`` capped (:func:`cap_text`) and its true length in ``key_chars``: a
+    reply, argument or tool output of any size never makes a predictions line unbounded."""
+    record[key] = cap_text(text)
+    record[f"{key}_chars"] = None if text is None else len(text)
+
+
 def utc_stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 

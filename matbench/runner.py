@@ -13,12 +13,13 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from matbench.caches.location import usable_cache_dir
 from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
 from matbench.errors import ConfigError, Interrupted
+from matbench.net.transport import Notice, listening
 from matbench.records import DiskFull, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.run.plan import TaskPlan as TaskPlan
@@ -38,17 +39,19 @@ def build_model(settings: EvalSettings):
     from matbench.models import get_model
     from matbench.models.cache import CachedModel
 
+    options = dict(settings.model_options)
+    if settings.request_timeout is not None:  # HTTP backends: each request's deadline, the whole reply read
+        options.setdefault("timeout", settings.request_timeout)
     model = get_model(
         settings.model,
         base_url=settings.base_url,
         api_key_env=settings.api_key_env,
         max_concurrency=settings.max_concurrency,
-        **settings.model_options,
+        **options,
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
     if settings.response_cache:
-        cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir = usable_cache_dir(settings.cache_dir or default_cache_dir())
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
 
@@ -59,12 +62,13 @@ async def run_concurrent(
     model,
     limit: int,
     on_done,
-    on_output=None,
+    meter: SpendMeter | None = None,
     split: TimeSplit | None = None,
 ) -> None:
     """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
     an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
-    A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
+    A maker returning None leaves its sample unstarted (``--max-cost`` reached); with ``meter``, every model
+    call is admitted by it first, and an episode it refuses stops unrecorded (a resume redoes it)."""
     makers = iter(episodes)
     clock = time.perf_counter
 
@@ -75,11 +79,19 @@ async def run_concurrent(
                 continue
             try:
                 while not ep.done:
+                    request = ep.request()
+                    ticket = await meter.admit() if meter is not None else None
+                    if meter is not None and ticket is None:
+                        meter.stopped += 1
+                        break
                     t0 = clock()
-                    (out,) = await model.generate([ep.request()])
+                    out = None
+                    try:
+                        (out,) = await model.generate([request])
+                    finally:
+                        if ticket is not None:
+                            await meter.settle(ticket, out, request.max_new_tokens)
                     t1 = clock()
-                    if on_output is not None:
-                        on_output(out)
                     await ep.advance(out)
                     if split is not None:
                         split.add_call(t1 - t0, clock() - t1)
@@ -88,7 +100,8 @@ async def run_concurrent(
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
-            on_done(ep)
+            if ep.done:
+                on_done(ep)
 
     await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
@@ -167,11 +180,7 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
     run = summary["run"]
     run["cost"] = totals.cost(plan.price)
     if meter is not None:
-        run["max_cost"] = {
-            "limit_usd": meter.limit,
-            "spent_usd": round(meter.spent, 6),
-            "not_started": meter.skipped,
-        }
+        run["max_cost"] = meter.block()
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
@@ -186,11 +195,13 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
 
 
 class _Progress:
-    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress)."""
+    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress), and what
+    the transport is waiting for (``wait``: status, attempt, next try) while an endpoint fails."""
 
     def __init__(self, plan: TaskPlan, enabled: bool):
         self.n = self.f1 = self.em = 0.0
         self.calls = self.tool_errors = self.failures = 0
+        self.postfix: dict[str, object] = {}
         self.bar = None
         if enabled:
             from tqdm import tqdm
@@ -207,15 +218,27 @@ class _Progress:
         self.tool_errors += rec.tool_errors
         self.failures += rec.status != "ok"
         if self.bar is not None:
-            self.bar.set_postfix(
+            self.postfix.update(
                 F1=f"{100 * self.f1 / self.n:.1f}",
                 EM=f"{100 * self.em / self.n:.1f}",
                 calls=self.calls,
                 tool_err=self.tool_errors,
                 fail=self.failures,
-                refresh=False,
             )
+            self.bar.set_postfix(self.postfix, refresh=False)
             self.bar.update(1)
+
+    def notice(self, notice: Notice) -> None:
+        """A retry or a recovery seen by the transport: shown at once (the bar may not move for a while)."""
+        if self.bar is None:
+            return
+        if notice.kind == "retry":
+            self.postfix["wait"] = (
+                f"{notice.error[:40]} try {notice.attempt + 1}/{notice.max_attempts} in {notice.delay:.1f}s"
+            )
+        else:
+            self.postfix.pop("wait", None)
+        self.bar.set_postfix(self.postfix, refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -252,17 +275,13 @@ async def _run_plan(
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
         makers = (make(s) for s in plan.todo)
-        if lockstep:
-            await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
-        else:
-            await run_concurrent(
-                makers,
-                model,
-                settings.max_concurrency,
-                on_done,
-                meter.add if meter is not None else None,
-                split=plan.time_split,
-            )
+        with listening(progress.notice):  # retries and backoff show in the bar while they happen
+            if lockstep:
+                await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
+            else:
+                await run_concurrent(
+                    makers, model, settings.max_concurrency, on_done, meter, split=plan.time_split
+                )
     finally:
         progress.close()
 
@@ -293,17 +312,21 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
     plans: list[TaskPlan] = []
-    model = build_model(
-        settings
-    )  # an in-process engine loads here (once for every task), HTTP only preflights
     judging = None
-    try:
-        if getattr(settings, "judge", None):  # the judge's preflight and strings, before any run directory
-            from matbench.commands.judge import judge_settings
-            from matbench.judge.during_eval import EvalJudging
-            from matbench.judge.loop import Judge
+    if getattr(settings, "judge", None):  # the judge's preflight and strings first: before a model loads
+        from matbench.judge.during_eval import EvalJudging
+        from matbench.judge.loop import Judge, JudgeSettings
 
-            judging = EvalJudging(Judge(judge_settings(settings)))
+        judging = EvalJudging(Judge(JudgeSettings.of(settings)))
+    try:
+        model = build_model(
+            settings
+        )  # an in-process engine loads here (once for every task), HTTP only preflights
+    except BaseException:
+        if judging is not None:
+            judging.judge.close()
+        raise
+    try:
         for name in settings.tasks:
             plans.append(plan_task(settings, name, model, shared))
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
@@ -311,10 +334,14 @@ def evaluate(settings: EvalSettings) -> list[dict]:
             plan.price = price
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
+        if model.notice():  # e.g. a model the model table does not know: its defaults, said once
+            log.warning(model.notice())
         return asyncio.run(_evaluate(plans, model, settings, meter, judging))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
         raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc
     finally:
+        if judging is not None:
+            judging.judge.close()  # when no run started (a refusal while planning); else closed already
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
@@ -359,8 +386,11 @@ async def _evaluate(
             if judging is not None:
                 judging.start(plan.run.path)
         for plan in plans:
-            unchanged = _nothing_to_do(plan) if judging is None else None
+            unchanged = _nothing_to_do(plan)
             if unchanged is not None:
+                if judging is not None:  # the finished run's judgments: only the judge block changes
+                    unchanged["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                    plan.run.write_summary(unchanged)
                 summaries.append(unchanged)
                 continue
             start = time.monotonic()

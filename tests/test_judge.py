@@ -439,3 +439,57 @@ def test_merge_carries_the_shards_judgments(env, fixtures_dir, capsys):
     block = json.loads((env / "merged" / "summary.json").read_text())["judge"]
     em1 = block["agreement_with_em"]["n"]
     assert block["n"] == 125 and block["correct"] == em1 and block["model"] == "openai:judge"
+
+
+def test_eval_with_a_dead_judge_fails_before_the_model_is_called(env, fixtures_dir, capsys):
+    with FakeOpenAIServer(model_policy) as model:
+        args = eval_args(
+            model, env, fixtures_dir, "--judge", "openai:judge", "--judge-base-url", "http://127.0.0.1:9"
+        )
+        assert main(args) == 2
+        assert model.calls == 0 and model.models_calls == 0
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (env / "runs").exists()
+
+
+def test_their_script_is_downloaded_once_at_the_pinned_commit(tmp_path, monkeypatch, fixtures_dir):
+    """No copy: one download from the raw-file host at the pinned commit, cached only once it checks out; then
+    offline from the cache."""
+    from http.server import BaseHTTPRequestHandler
+
+    from runtime_helpers import LoopbackServer
+
+    from matbench.errors import ConfigError
+    from matbench.protocols.authors_source import cache_path
+
+    paths: list[str] = []
+    body = {"data": (fixtures_dir / "sensenova-mars-repo" / SCRIPT).read_bytes()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            paths.append(self.path)
+            data = body["data"]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.delenv("MATBENCH_SENSENOVA_REPO", raising=False)
+    with LoopbackServer(Handler) as host:
+        monkeypatch.setenv("MATBENCH_AUTHORS_BASE_URL", host.url)
+        original = body["data"]
+        system = their_strings(fixtures_dir)[0][0].encode()  # their vision system message, one byte changed
+        body["data"] = original.replace(system, system[:-1] + b"?")
+        with pytest.raises(ConfigError, match="differs from the one matbench checked"):
+            sensenova.load_strings(judge_repo=None, cache_dir=tmp_path)
+        assert not cache_path(tmp_path, SCRIPT, sensenova.SENSENOVA).exists()
+        body["data"] = original
+        got = sensenova.load_strings(judge_repo=None, cache_dir=tmp_path)
+    assert paths[-1] == f"/OpenSenseNova/SenseNova-MARS/{sensenova.SENSENOVA.commit}/{SCRIPT}"
+    assert got.source["via"] == "download" and got.source["file_sha256"] == sensenova.FILE_SHA256
+    monkeypatch.setenv("MATBENCH_AUTHORS_BASE_URL", "http://127.0.0.1:9")
+    again = sensenova.load_strings(judge_repo=None, cache_dir=tmp_path)
+    assert again.source["via"] == "cache" and again.system == got.system and again.prompt == got.prompt

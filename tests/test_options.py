@@ -10,7 +10,8 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from matbench.cli import main
-from matbench.models.registry import BACKEND_MODULES, backend_class
+from matbench.models.registry import backend_class
+from matbench.registry import MODELS
 from matbench.run import options as opts
 from matbench.run.options import EVAL_OPTIONS, EvalSettings, Option, options_to, settings_from_args
 
@@ -39,18 +40,18 @@ def test_flags_parse_into_settings_and_model_options():
 
 
 def test_adding_an_option_is_one_entry(monkeypatch):
-    extra = Option("request_timeout", "seconds per call", type=float, default=30.0, recorded="model_runtime.x")
+    extra = Option("example_seconds", "seconds per example", type=float, default=30.0, recorded="model_runtime.x")
     monkeypatch.setattr(opts, "EVAL_OPTIONS", (*EVAL_OPTIONS, extra))
     settings_cls = opts.make_settings_class()
     monkeypatch.setattr(opts, "EvalSettings", settings_cls)
-    args = _parse("--request-timeout", "7")
-    assert settings_from_args(args).request_timeout == 7.0
-    assert settings_from_args(_parse()).request_timeout == 30.0
+    args = _parse("--example-seconds", "7")
+    assert settings_from_args(args).example_seconds == 7.0
+    assert settings_from_args(_parse()).example_seconds == 30.0
     assert not extra.fingerprinted
 
 
 def test_every_model_option_is_accepted_by_a_backend():
-    accepted = set().union(*(getattr(backend_class(n), "OPTIONS", frozenset()) for n in BACKEND_MODULES))
+    accepted = set().union(*(getattr(backend_class(n), "OPTIONS", frozenset()) for n in MODELS.names()))
     assert {o.name for o in options_to("model")} <= accepted
 
 

@@ -26,6 +26,9 @@ samples:
   jp:
     - "<think> Look it up. </think>\\n<search> capital of Japan </search>"
     - "<think> Found it. </think>\\n<answer> Tokyo </answer>"
+  ch:
+    - "<think> What is a federal city? </think>\\n<define> federal city </define>"
+    - "<think> Bern is the seat of government. </think>\\n<answer> Bern </answer>"
 default: ["<think> I do not know. </think>\\n<answer> Lyon </answer>"]
 """
 PASSAGES = [
@@ -58,7 +61,7 @@ def plugin_path(tmp_path, monkeypatch):
 def _data(tmp_path: Path) -> tuple[Path, Path, Path]:
     data = tmp_path / "capitals.tsv"
     data.write_text("fr\tWhat is the capital of France?\tParis\njp\tcapital of Japan?\tTokyo\n"
-                    "ch\tcapital of Switzerland?\tBern\n", encoding="utf-8")
+                    "ch\tcapital of Switzerland?\tBern\nit\tcapital of Italy?\tRome\n", encoding="utf-8")
     passages = tmp_path / "passages.jsonl"
     passages.write_text("".join(json.dumps(p) + "\n" for p in PASSAGES), encoding="utf-8")
     script = tmp_path / "script.yaml"
@@ -85,22 +88,28 @@ def test_each_kind_through_the_command_line(plugin_path, tmp_path, capsys):
     run = run_dir_of(out)
     rows = {r["id"]: r for r in read_jsonl(run / "predictions.jsonl")}
     # the data format read the file, the search backend answered, the task's scorer scored
-    assert sorted(rows) == ["ch", "fr", "jp"]
+    assert sorted(rows) == ["ch", "fr", "it", "jp"]
     (call,) = rows["fr"]["trajectory"][0]["tool_calls"]
     hits = call["results"]
     assert hits[0]["title"] == "Paris" and len(hits) == 2  # the task's top_k
     assert (rows["fr"]["f1"], rows["fr"]["em"]) == (1.0, 0.0)  # "It is Paris" contains the answer
     assert (rows["jp"]["f1"], rows["jp"]["em"]) == (1.0, 1.0)
-    assert (rows["ch"]["f1"], rows["ch"]["em"]) == (0.0, 0.0)
+    assert (rows["it"]["f1"], rows["it"]["em"]) == (0.0, 0.0)
+    # the tool: called by its tag, its record in the one trajectory shape
+    assert rows["ch"]["tool_calls"] == {"define": 1} and rows["ch"]["em"] == 1.0
+    (call,) = rows["ch"]["trajectory"][0]["tool_calls"]
+    assert call["name"] == "define" and call["input"] == "federal city" and call["error"] is None
+    assert call["definition"].startswith("Bern is the federal city")
     config = json.loads((run / "config.json").read_text())
     assert config["scoring"] == "contains" and config["search"]["params"] == {"file": "passages.jsonl",
                                                                              "passages": 3}
+    assert config["define"] == {"glossary": "glossary.json", "terms": 1}
     capsys.readouterr()
     assert main(["score", str(run)]) == 0  # the run's own scorer, read back from its config
     table = capsys.readouterr().out
-    assert "scoring=contains" in table and "Contains" in table and "66.67" in table
+    assert "scoring=contains" in table and "Contains" in table and "75.00" in table
     assert main(["score", str(run), "--scoring", "squad", "--json"]) == 0  # a built-in on a plug-in task
-    assert json.loads(capsys.readouterr().out)["em"] == pytest.approx(1 / 3)
+    assert json.loads(capsys.readouterr().out)["em"] == pytest.approx(2 / 4)
 
 
 def test_a_plugin_cannot_replace_a_builtin(plugin_path, tmp_path, caplog):

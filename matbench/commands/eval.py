@@ -62,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
         )
         tokens = " ".join(f"{k}={v}" for k, v in run["tokens"].items())
         print(f"tokens: {tokens}  cost: {cost_text(run.get('cost'))}")
-        if run.get("max_cost") and run["max_cost"]["not_started"]:
-            mc = run["max_cost"]
+        mc = run.get("max_cost") or {}
+        if mc.get("halted"):
+            print(f"stopped by --max-cost ${mc['limit_usd']:g}: {mc['halted']}")
+        if mc.get("not_started") or mc.get("stopped_in_flight"):
             print(
                 f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
-                f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
+                f"{mc['not_started']} sample(s) not started, {mc.get('stopped_in_flight', 0)} stopped mid-sample "
+                "(not recorded); rerun with a higher --max-cost to resume"
             )
         if s.get("judge"):
             from matbench.judge.summary import judge_lines

@@ -24,28 +24,6 @@ def add_judge_arguments(p: argparse.ArgumentParser) -> None:
         (replace(opt, required=True) if opt.name == "judge" else opt).add_to(group)
 
 
-def judge_settings(given, *, max_cost: float | None = None):
-    """A JudgeSettings from parsed ``judge`` arguments or an EvalSettings (same option names); None: no judge."""
-    from matbench.judge.loop import JudgeSettings
-
-    if not getattr(given, "judge", None):
-        return None
-    return JudgeSettings(
-        model=given.judge,
-        base_url=given.judge_base_url,
-        api_key_env=given.judge_api_key_env,
-        prompt=given.judge_prompt,
-        judge_repo=given.judge_repo,
-        vision=not given.judge_text_only,
-        max_concurrency=given.judge_concurrency,
-        max_cost=max_cost,
-        response_cache=getattr(given, "response_cache", True),
-        cache_dir=getattr(given, "cache_dir", None),
-        prices=getattr(given, "prices", None),
-        overwrite=given.judge_overwrite,
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "judge",
@@ -94,11 +72,11 @@ def read_run(run_dir: str) -> tuple[object, list[dict]]:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from matbench.judge.loop import Judge
+    from matbench.judge.loop import Judge, JudgeSettings
     from matbench.runlock import RunLock
 
     run_dir, records = read_run(args.run_dir)
-    judge = Judge(judge_settings(args, max_cost=args.max_cost))  # preflight and strings before anything
+    judge = Judge(JudgeSettings.of(args, max_cost=args.max_cost))  # preflight and strings before anything
 
     async def main() -> dict:
         try:

@@ -41,6 +41,27 @@ class JudgeSettings:
     prices: str | None = None
     overwrite: bool = False
 
+    @classmethod
+    def of(cls, given: Any, *, max_cost: float | None = None) -> JudgeSettings | None:
+        """From parsed `matbench judge` arguments or an EvalSettings (the same option names, declared once in
+        run/options.py); None when no ``--judge`` was given."""
+        if not getattr(given, "judge", None):
+            return None
+        return cls(
+            model=given.judge,
+            base_url=given.judge_base_url,
+            api_key_env=given.judge_api_key_env,
+            prompt=given.judge_prompt,
+            judge_repo=given.judge_repo,
+            vision=not given.judge_text_only,
+            max_concurrency=given.judge_concurrency,
+            max_cost=max_cost,
+            response_cache=getattr(given, "response_cache", True),
+            cache_dir=getattr(given, "cache_dir", None),
+            prices=getattr(given, "prices", None),
+            overwrite=given.judge_overwrite,
+        )
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
@@ -101,6 +122,7 @@ class Judge:
                 )
             self.meter = SpendMeter(settings.max_cost, self.price)
         self.skipped = 0
+        self.closed = False
         self._sem: asyncio.Semaphore | None = None
         self.config = self._config()
 
@@ -203,10 +225,18 @@ class Judge:
         )
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             await self.model.aclose()
         finally:
             self._tmp.cleanup()
+
+    def close(self) -> None:
+        """From synchronous code (no event loop running): release what :meth:`aclose` releases, once."""
+        if not self.closed:
+            asyncio.run(self.aclose())
 
 
 def slim_record(record: dict) -> dict:

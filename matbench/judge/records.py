@@ -54,7 +54,7 @@ class Judgment:
     judge: str = ""  # the judge's fingerprint (judge.json)
 
     def to_dict(self) -> dict:
-        out: dict = {"id": self.id, "schema_version": SCHEMA_VERSION}  # as predictions lines: id, then version
+        out: dict = {"id": self.id, "schema_version": SCHEMA_VERSION}  # id first, as predictions lines
         out.update((name, getattr(self, name)) for name in self.__dataclass_fields__)
         return out
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from matbench.errors import ConfigError
 from matbench.protocols.authors_source import ScriptFile, Upstream, fetch_script
 
+SCRIPT = "verl/verl/utils/reward_score/tool.py"
+FILE_SHA256 = "bc47d8d8aa2a0ffffbd92dd7de130b90c9553b618a988ee3d74bf18ba8bd2f74"
 SENSENOVA = Upstream(
     repo="OpenSenseNova/SenseNova-MARS",
     commit="c26a3e00c883bcdd2515633ec45a2b188ce2815e",
@@ -32,10 +34,9 @@ SENSENOVA = Upstream(
     env="MATBENCH_SENSENOVA_REPO",
     flag="--judge-repo",
     instead="use --judge-prompt matbench for matbench's own wording",
+    pinned=((SCRIPT, FILE_SHA256),),
 )
-SCRIPT = "verl/verl/utils/reward_score/tool.py"
 FUNCTION = "compute_score_llm"
-FILE_SHA256 = "bc47d8d8aa2a0ffffbd92dd7de130b90c9553b618a988ee3d74bf18ba8bd2f74"
 STRINGS_SHA256 = {
     "system.vision": "81db28959260ddb77455b78165203f0cc3bb6223e5e4ab8ced5d2d8f4b67cb1a",
     "system.text": "481981f9428b09d514de4b50bde9f4a2b841c65a982e3d38ebe8ad903d4b6f8c",

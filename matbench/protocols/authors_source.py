@@ -4,16 +4,19 @@ matbench ships none of the authors' sentences. It reads them from the authors' o
 (an :class:`Upstream`: Liuziyu77/Visual-RFT for the agent protocol, OpenSenseNova/SenseNova-MARS for their
 LLM judge): a local copy (``--authors-repo DIR`` / ``$MATBENCH_AUTHORS_REPO`` for Visual-ARFT, the folder
 holding ``Visual-ARFT/``), else ``<cache>/authors/<owner>+<name>/<commit>/<path>``, else the raw-file host once
-(then the cache, offline). A file is stored in the cache only after its strings passed their checks
-(``authors_strings.py``, ``judge/sensenova.py``).
+(then the cache, offline).
+
+A downloaded file is the pinned file: its whole sha256 (``Upstream.pinned``) is checked before anything reads
+it and before it is cached, and again each time it is read from the cache; a file with no pinned hash is
+never downloaded. A local copy is checked string by string (``authors_strings.py``, ``judge/sensenova.py``)
+and its file hash is recorded, so that ``submit`` can tell a run made from the pinned file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +42,39 @@ class Upstream:
     env: str  # the variable naming a local copy
     flag: str  # the option naming a local copy
     instead: str  # the way out that needs no copy at all
+    pinned: tuple[tuple[str, str], ...] = ()  # (path, sha256 of the whole file at ``commit``)
 
+    def pinned_sha256(self, relpath: str) -> str | None:
+        return dict(self.pinned).get(relpath)
+
+
+# sha256 of each script matbench reads, whole, at AUTHORS_COMMIT
+_ARFT_FILES = {
+    "evaluation_coding/evaluation_mat_coding_ngpu_7b_df.py":
+        "252a2cc492092b78297764be3e31d15b49fdf5b23f5e59a4cf27fc508c088f0b",
+    "evaluation_coding/evaluation_mat_coding_visual_arft.py":
+        "8f5a754d8dee6f7df760ab2cb218d8793aa0a281ed0706914c1235793109b588",
+    "evaluation_search/MAT-Search-Benchmark/evaluation_mat_search_ngpu_7b_df.py":
+        "5d18968e2dcbe2026096fbe0ae000128c7688ae24522b22c607403ccf0c5a4fc",
+    "evaluation_search/MAT-Search-Benchmark/evaluation_mat_search_ngpu_7b_visual_arft.py":
+        "e20aa13efb3450aa13c6cb343474f57722e360ab91f4ad3d6e17977c78e44c49",
+    "evaluation_search/traditional_benchmark/evaluation_bamboogle_ngpu_7b_df.py":
+        "2887ac66fd456e0888e6169731168821940c97fe9f5330357913b52b9bcb611e",
+    "evaluation_search/traditional_benchmark/evaluation_bamboogle_ngpu_7b_visual_arft.py":
+        "f623f544d6d4657ecf9a95459010128ff5616dfae4cdc173f4b9b046896441cc",
+    "evaluation_search/traditional_benchmark/evaluation_2wikimultihopqa_ngpu_7b_df.py":
+        "bbe54615d8ede90a8dcf7426308b3cc8d0ac44a809e9ca91bd0823dc2d91cba1",
+    "evaluation_search/traditional_benchmark/evaluation_2wikimultihopqa_ngpu_7b_visual_arft.py":
+        "3ac849185d166727e98f320a673caf2167ca2c3426b224d15cb0250e1c93391d",
+    "evaluation_search/traditional_benchmark/evaluation_hotpotqa_ngpu_7b_df.py":
+        "f9bb4106a04b7d5c53e1c25e4c68a026c2bda689a812faac338e07a88d446fbb",
+    "evaluation_search/traditional_benchmark/evaluation_hotpotqa_ngpu_7b_visual_arft.py":
+        "e1a260e0b6f3d11b4e4e2c2f124401aa29e447053486847dd5946e80f404ee0d",
+    "evaluation_search/traditional_benchmark/evaluation_musique_ngpu_7b_df.py":
+        "9f8ae179e025dde99f51440fc28a4eab1fe56dcc63a4cbacbabe7a182ea37d78",
+    "evaluation_search/traditional_benchmark/evaluation_musique_ngpu_7b_visual_arft.py":
+        "17baa99ec8b03461602596087c6541ddc61191d422e950e438959fff1da7ad7e",
+}
 
 VISUAL_ARFT = Upstream(
     AUTHORS_REPO,
@@ -48,6 +83,7 @@ VISUAL_ARFT = Upstream(
     REPO_ENV,
     "--authors-repo",
     "use --protocol matbench-wording for matbench's own wording",
+    tuple((f"{TOP}/{path}", digest) for path, digest in _ARFT_FILES.items()),
 )
 
 
@@ -87,15 +123,23 @@ def raw_url(relpath: str, up: Upstream = VISUAL_ARFT) -> str:
 
 
 def _download(relpath: str, timeout: float, up: Upstream = VISUAL_ARFT) -> bytes:
+    """One GET through the shared transport: ``timeout`` bounds the whole download (a host that trickles
+    cannot hold the run), no retry, at most 16 MiB."""
+    from matbench.net.retry import RetryPolicy
+    from matbench.net.service import GaveUp, JsonService
+
     url = raw_url(relpath, up)
+    service = JsonService(
+        url, what="download", timeout=timeout, retry=RetryPolicy(max_attempts=1), max_body=16 << 20
+    )
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a fixed https/http URL
-            return resp.read()
-    except urllib.error.HTTPError as exc:
-        raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.code}", up) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({reason})", up) from None
+        return service.fetch("GET").body
+    except GaveUp as exc:
+        if exc.status is not None and exc.status >= 400:
+            raise _ways_out(relpath, f"no local copy, and {url} answered HTTP {exc.status}", up) from None
+        raise _ways_out(relpath, f"no local copy, and {url} is unreachable ({exc.last.error})", up) from None
+    finally:
+        service.close()
 
 
 def fetch_script(
@@ -121,13 +165,55 @@ def fetch_script(
         script = ScriptFile(relpath, found.read_bytes(), "authors-repo", found.resolve())
         return script, check(script)
     cached = cache_path(cache_dir, relpath, up)
+    pinned = up.pinned_sha256(relpath)
+    if pinned is None:  # a bug of matbench's: every file it may download has its hash recorded
+        raise AssertionError(f"no pinned sha256 for {relpath} of {up.repo}")
     if cached.is_file():
-        script = ScriptFile(relpath, cached.read_bytes(), "cache", cached)
+        data = cached.read_bytes()
+        if _sha256(data) != pinned:
+            raise ConfigError(
+                f"{cached}: the cached copy of {relpath} is not the file pinned at {up.repo}@{up.commit[:12]} "
+                f"(sha256 {_sha256(data)[:16]}..., expected {pinned[:16]}...): it was altered; remove it "
+                f"(matbench downloads it again) or pass {up.flag} DIR"
+            )
+        script = ScriptFile(relpath, data, "cache", cached)
         return script, check(script)
-    script = ScriptFile(relpath, _download(relpath, timeout, up), "download", None)
+    data = _download(relpath, timeout, up)
+    if _sha256(data) != pinned:  # before anything reads it, and never cached
+        raise _ways_out(
+            relpath,
+            f"the downloaded file is not the one pinned at {up.commit[:12]} (sha256 {_sha256(data)[:16]}..., "
+            f"expected {pinned[:16]}...); nothing was cached",
+            up,
+        )
+    script = ScriptFile(relpath, data, "download", None)
     result = check(script)
-    cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(cached.name + f".{os.getpid()}.part")
-    tmp.write_bytes(script.data)
-    os.replace(tmp, cached)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(script.data)
+        os.replace(tmp, cached)
+    except OSError as exc:
+        from matbench.caches.location import cache_problem
+
+        raise cache_problem(cache_dir, exc) from None
     return ScriptFile(relpath, script.data, "download", cached), result
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pinned_file_problem(source: dict, up: Upstream = VISUAL_ARFT) -> str | None:
+    """Why a run's recorded ``protocol.source`` (or judge source) was not read from the pinned file, or None:
+    the repository, the commit and the whole file's sha256 must be the pinned ones."""
+    relpath = str(source.get("file"))
+    pinned = up.pinned_sha256(relpath)
+    if source.get("repo") != up.repo or source.get("commit") != up.commit:
+        return f"its source is {source.get('repo')}@{str(source.get('commit'))[:12]}, not {up.repo}@{up.commit[:12]}"
+    if pinned is None:
+        return f"{relpath} is not a file matbench pins in {up.repo}"
+    got = str(source.get("file_sha256"))
+    if got != pinned:
+        return f"{relpath} had sha256 {got[:16]}..., not the pinned file's {pinned[:16]}..."
+    return None

@@ -23,7 +23,7 @@ from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.judge.summary import entry_field, run_judge_block
 from matbench.protocols.authors_source import AUTHORS_COMMIT
-from matbench.protocols.authors_strings import EXPECTED
+from matbench.protocols.authors_strings import EXPECTED, pinned_run_problem
 from matbench.protocols.authors_strings import sha256 as strings_sha256
 from matbench.protocols.replay import request_digests
 from matbench.protocols.templates import Templates, load_templates
@@ -154,6 +154,7 @@ def check_config(config: dict, spec: TaskSpec) -> None:
     name = str(_get(config, "protocol.name"))
     layout = _get(config, "protocol.layout", required=False)
     protocol_tokens, reasoning_tokens = check_protocol(config, spec, name)
+    check_pinned(config)
     expected = spec_limits(spec, layout == "direct" or name == "direct", protocol_tokens)
     checked = ["options.max_calls", "options.top_k"]
     if name != "custom":  # a custom protocol file may set its own token limit
@@ -170,6 +171,14 @@ def check_config(config: dict, spec: TaskSpec) -> None:
             allowed.add(reasoning_tokens)  # native tool calling gives a reasoning model room to think
         if got not in allowed:
             raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
+
+
+def check_pinned(config: dict) -> None:
+    """The authors' script the run read is the pinned file (whole-file sha256), and model code ran in the
+    exec scope that file gives (issue 20.6)."""
+    problem = pinned_run_problem(config)
+    if problem:
+        raise Refused(f"config.json: {problem}; rerun with the pinned files (a download, or a copy at that commit)")
 
 
 def check_protocol(config: dict, spec: TaskSpec, name: str) -> tuple[int | None, int | None]:

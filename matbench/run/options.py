@@ -183,9 +183,14 @@ EVAL_OPTIONS: tuple[Option, ...] = (
            choices=("chat", "responses"), to="model", recorded="model.api"),
     Option("reasoning_effort", "reasoning models only", choices=("minimal", "low", "medium", "high"),
            to="model", recorded="model.reasoning_effort"),
+    Option("request_timeout", "seconds one network request may take IN ALL (connect, upload, the whole reply, "
+           "however slowly a server sends): model calls, searches, the authors'-scripts download (default: 600 "
+           "for model calls, 30 for searches and the download; retries are new requests)", type=float,
+           metavar="S", recorded="request_timeout"),
     Option("prices", "a price table (YAML) adding to or replacing the shipped one"),
-    Option("max_cost", "start no new sample once the run has spent this much (finished samples kept; "
-           "resumable)", type=float, metavar="USD"),
+    Option("max_cost", "spend at most this much: checked before every model call (samples in flight stop, "
+           "unrecorded; a call that reports no usable token counts stops the run); finished samples kept, "
+           "resumable", type=float, metavar="USD"),
     Option("progress", "no progress bar", action="off", default=True),
     Option("json", "print the summaries as one JSON list on stdout", action="switch", default=False,
            to="command"),

@@ -237,6 +237,7 @@ def _run_config(
             **model.decoding_record(request),
         },
         "seed": settings.seed,
+        "request_timeout": settings.request_timeout,  # None: each call's default (model 600 s, search 30/60 s)
         "selection": {
             "limit": settings.limit,
             "ids": settings.ids,
@@ -262,6 +263,7 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
         settings.protocol_file,
         authors_repo=settings.authors_repo,
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else default_cache_dir(),
+        download_timeout=settings.request_timeout or 30.0,
     )
     templates = resolved.templates
     native = templates.layout == "tools"  # native function calling (episode_tools.py)
@@ -333,6 +335,8 @@ def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions,
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
+    from matbench.caches.location import default_cache_dir as location
+
+    return location()
 
 

@@ -38,6 +38,7 @@ from matbench.tools.sandbox_bwrap import (
     SANDBOX_MOUNT,
     bwrap_args,
     find_bwrap,
+    inside_path,
     minimal_env,
     module_dirs,
 )
@@ -255,6 +256,9 @@ class _Worker:
             config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
+        if isolation == "bwrap":  # python and its packages as the job sees them (see sandbox_bwrap.RELOCATED)
+            command[0] = inside_path(sb.python)
+            config["paths"] = [inside_path(p) for p in config["paths"]]
         if sb.as_root:
             config["drop_to"] = [NOBODY, NOBODY]
             if "nproc" in config["limits"]:
@@ -487,7 +491,7 @@ class Sandbox:
         command = [
             *bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
-            self.python,
+            inside_path(self.python),
             "-I",
             "-c",
             "pass",

@@ -424,6 +424,9 @@ def ensure_corpus_index(
         lock = _build_locks.setdefault(str(out), threading.Lock())
     with lock:
         if not (out / META_NAME).is_file():
+            from matbench.caches.location import usable_cache_dir
+
+            usable_cache_dir(root)  # one line naming it, and how to move it, if it cannot be written
             try:  # never replace: another process may be searching the index it just installed
                 build_index(corpus, out, show_progress=show_progress, overwrite=False)
             except ConfigError:

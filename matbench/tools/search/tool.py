@@ -26,8 +26,10 @@ def open_search(settings: Any) -> Any:
         {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
     )
     # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
+    # --request-timeout bounds each search request in all (else the backend's default: 30 s serper, 60 s retriever)
+    timeout = {"timeout": settings.request_timeout} if getattr(settings, "request_timeout", None) else {}
     backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
+        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict, **timeout
     )
     return CachedSearch(backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache)
 
@@ -37,6 +39,7 @@ class SearchTool(Tool):
     function = "search"
     argument = "query"
     tag = "search"
+    parsed_by_layout = True  # the authors' <search> rules (protocols/visual_arft.py)
 
     def __init__(self, cache: Any, spec: str) -> None:
         self.cache = cache  # CachedSearch: search_with_source(query, k) -> (hits, cached)
@@ -72,7 +75,9 @@ class SearchTool(Tool):
             hits, record["cached"] = await asyncio.to_thread(
                 self.cache.search_with_source, query, state.options.top_k
             )
-            record["results"] = [h.to_dict() for h in hits]
+            record["results"] = [
+                {k: cap_text(v) if isinstance(v, str) else v for k, v in h.to_dict().items()} for h in hits
+            ]
             if state.strict and any(not h.snippet for h in hits):
                 raise ValueError("a search result has no snippet")
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text

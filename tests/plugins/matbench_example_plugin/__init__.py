@@ -1,6 +1,6 @@
-"""An example matbench plug-in (README "Extending matbench"): a scorer, a search backend, a data format, a task
-and a command, each announced by an entry point in ``matbench_example_plugin-0.1.dist-info/entry_points.txt``
-(what ``pip install`` writes from a ``[project.entry-points."matbench.<kind>"]`` table)."""
+"""An example matbench plug-in (README "Extending matbench"): a scorer, a search backend, a tool, a data
+format, a task and a command, each announced by an entry point in the ``.dist-info/entry_points.txt`` beside
+this package (what ``pip install`` writes from ``[project.entry-points."matbench.<kind>"]`` tables)."""
 
 from pathlib import Path
 
