@@ -24,3 +24,12 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture()
+def fast_search_retries(monkeypatch):
+    """Search backends retry a dead server as in a real run (every attempt is made) without the backoff's
+    seconds of waiting: for tests where a search failure is the input, not the thing timed."""
+    from matbench.tools.search.base import RetryPolicy
+
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, retry_after=None: 0.001)
