@@ -17,7 +17,7 @@ import numpy as np
 
 from matbench.predictions import read_predictions
 from matbench.report.bootstrap import bootstrap_means, confidence_interval
-from matbench.scoring import get_scorer
+from matbench.scoring.base import make_scorer
 
 N_RESAMPLES = 10_000
 DEFAULT_DIR = (
@@ -29,7 +29,7 @@ def scores(pred_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     rows = read_predictions(pred_dir / "7b_step200_2wiki_web_n4.json")
     out = []
     for name in ("visual-arft", "squad"):
-        scorer = get_scorer(name)
+        scorer = make_scorer(name)
         out.append(np.array([[s.f1, s.em] for s in (scorer(r.prediction, r.gold) for r in rows)]))
     return out[0], out[1]
 

@@ -66,7 +66,7 @@ def run(urls: list[str], samples: int, tmp: Path, on_progress=None) -> tuple[dic
         model_options={"max_retries": 3, "retry_base_delay": 0.05},
     )
     model = runner.build_model(settings)
-    plan = runner.plan_task(settings, "2wikimultihopqa", model.config(), {})
+    plan = runner.plan_task(settings, "2wikimultihopqa", model, {})
     if on_progress is not None:
         threading.Thread(target=on_progress, args=(plan, model), daemon=True).start()
     t0 = time.perf_counter()

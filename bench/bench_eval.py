@@ -95,7 +95,7 @@ def overhead(episodes: int, tmp: Path) -> list[float]:
 
         model.generate = generate
         shared: dict = {}
-        plan = runner.plan_task(settings, "2wikimultihopqa", model.config(), shared)
+        plan = runner.plan_task(settings, "2wikimultihopqa", model, shared)
         search = plan.tools.search
         inner_search = search.search_with_source
 

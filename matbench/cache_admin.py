@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.display import plural
 from matbench.errors import ConfigError
 
 
@@ -138,7 +139,7 @@ def prune(directory: Path, *, older_than: float | None = None, max_size: int | N
         finally:
             conn.close()
         lines.append(
-            f"{path}: {n_before - n_after:,} of {n_before:,} rows removed, "
+            f"{path}: {n_before - n_after:,} of {plural(n_before, 'row')} removed, "
             f"{human_size(before)} -> {human_size(file_size(path))}"
         )
     return lines

@@ -64,7 +64,9 @@ class CacheDB:
                     self._conn.execute(stmt)
             self._conn.execute("PRAGMA busy_timeout=30000")
         except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"cannot use cache {path}: {exc}") from None
+            from matbench.caches.location import HOW_TO_MOVE
+
+            raise ConfigError(f"cannot use cache {path}: {exc}: {HOW_TO_MOVE}") from None
 
     @classmethod
     def open(cls, path: str | Path, schema: str, *, readonly: bool = False) -> CacheDB:

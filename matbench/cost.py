@@ -27,15 +27,48 @@ UNKNOWN = "unknown price"
 _FIELDS = ("input", "cached_input", "output")
 
 
+#: no model reads or writes this many tokens in one call: a count above it is a server's error, not usage
+ABSURD_TOKENS = 10_000_000
+
+
+def usage_problem(out: ModelOutput, max_new_tokens: int | None = None) -> str | None:
+    """Why ``out``'s token counts cannot be priced (not reported, not a count, negative, absurd), or None.
+    A failed call or a response-cache hit has nothing to price."""
+    if out.error is not None or out.cached:
+        return None
+    return _count_problem(out, max_new_tokens)
+
+
+def _count_problem(out: ModelOutput, max_new_tokens: int | None = None) -> str | None:
+    counts = {"input": out.input_tokens, "output": out.output_tokens}
+    for name, extra in (("cached_input", out.cached_input_tokens), ("reasoning", out.reasoning_tokens)):
+        if extra is not None:
+            counts[name] = extra
+    for name, value in counts.items():
+        if value is None:
+            return f"the endpoint reported no {name} token count"
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"the endpoint reported {name} tokens as {value!r}, not a count"
+        if value < 0:
+            return f"the endpoint reported {value} {name} tokens"
+        if value > ABSURD_TOKENS:
+            return f"the endpoint reported {value} {name} tokens (more than any model handles in one call)"
+    # output (reasoning included) is bounded by the request's limit; a little slack for servers counting EOS
+    if max_new_tokens and counts["output"] > 2 * max_new_tokens + 100:
+        return f"the endpoint reported {counts['output']} output tokens for a limit of {max_new_tokens}"
+    return None
+
+
 def usage_of(out: ModelOutput) -> dict[str, int]:
-    """One call's token usage; keys for details only when reported."""
+    """One call's token usage; keys for details only when reported. Counts that cannot be priced (missing,
+    negative, absurd) are ``unreported`` (the run's cost becomes a lower bound), never $0 or a refund."""
+    if out.error is None and _count_problem(out) is not None:
+        return {"input": 0, "output": 0, "unreported": 1}
     usage = {"input": out.input_tokens or 0, "output": out.output_tokens or 0}
     if out.cached_input_tokens is not None:
         usage["cached_input"] = out.cached_input_tokens
     if out.reasoning_tokens is not None:
         usage["reasoning"] = out.reasoning_tokens
-    if out.error is None and (out.input_tokens is None or out.output_tokens is None):
-        usage["unreported"] = 1
     return usage
 
 
@@ -198,19 +231,81 @@ def cost_text(cost: dict[str, Any] | None) -> str:
     return text
 
 
+@dataclass
+class Ticket:
+    """One admitted model call: the spend reserved for it until it settles."""
+
+    reserved: float
+
+
 class SpendMeter:
-    """``--max-cost``: adds up what each API call costs; no new sample starts once the limit is reached."""
+    """``--max-cost``, checked before EVERY model call, not only when a sample starts.
+
+    A call is admitted only while what was spent plus what the calls in flight may still cost stays under the
+    limit: each call in flight reserves the dearest call seen so far (the first call runs alone, to learn
+    it). So 32 samples in flight cannot spend 32 calls past the limit: at most one call's worth. Once the
+    limit is reached no call is admitted: new samples are not started (``skipped``) and samples in flight
+    stop where they are (``stopped``: not recorded, a resume redoes them). A call whose usage cannot be
+    priced (not reported, negative, absurd) halts the run at once: a capped run never counts it as $0."""
 
     def __init__(self, limit: float, price: Price, already: float = 0.0) -> None:
         self.limit = float(limit)
         self.price = price
         self.spent = float(already)
         self.skipped = 0
-
-    def add(self, out: ModelOutput) -> None:
-        if not out.cached:
-            self.spent += self.price.cost(usage_of(out))
+        self.stopped = 0
+        self.halted: str | None = None
+        self.reserved = 0.0
+        self.in_flight = 0
+        self.dearest: float | None = None
+        self._changed: Any = None
 
     @property
     def exhausted(self) -> bool:
-        return self.spent >= self.limit
+        return self.halted is not None or self.spent >= self.limit
+
+    async def admit(self) -> Ticket | None:
+        """A ticket for one call, waiting while the calls in flight might reach the limit; None: stop."""
+        import asyncio
+
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            while True:
+                if self.exhausted:
+                    return None
+                guess = self.dearest
+                if self.in_flight == 0 or (
+                    guess is not None and self.spent + self.reserved + guess < self.limit
+                ):
+                    self.in_flight += 1
+                    self.reserved += guess or 0.0
+                    return Ticket(guess or 0.0)
+                await self._changed.wait()
+
+    async def settle(
+        self, ticket: Ticket, out: ModelOutput | None, max_new_tokens: int | None = None
+    ) -> None:
+        """The call is over: count what it cost (or halt on usage that cannot be priced)."""
+        async with self._changed:
+            self.in_flight -= 1
+            self.reserved -= ticket.reserved
+            if out is not None and not out.cached:
+                problem = usage_problem(out, max_new_tokens)
+                if problem is not None:
+                    self.halted = f"{problem}: --max-cost cannot count this call, so the run stopped"
+                else:
+                    cost = self.price.cost(usage_of(out))
+                    self.spent += cost
+                    self.dearest = max(self.dearest or 0.0, cost)
+            self._changed.notify_all()
+
+    def block(self) -> dict[str, Any]:
+        """summary.json's ``run.max_cost``."""
+        return {
+            "limit_usd": self.limit,
+            "spent_usd": round(self.spent, 6),
+            "not_started": self.skipped,
+            "stopped_in_flight": self.stopped,
+            "halted": self.halted,
+        }

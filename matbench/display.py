@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from matbench.scoring.base import labels_of
+
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -18,6 +20,11 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,024 rows``: counts read as English."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -31,4 +38,14 @@ def score_table(result: dict) -> str:
     if errors:
         # API errors are not scores: F1/EM are over the scored samples only, and the table says so
         head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
-    return head + "\n" + table(["split", "n", "F1", "EM"], rows)
+    headers = ["split", "n", *labels_of(str(result["scoring"]))]
+    judge = result.get("judge")
+    if judge:  # the LLM judge's accuracy beside F1/EM (its own n: judged samples only)
+        cells = {**judge.get("by_split", {}), "all": {"accuracy": judge.get("accuracy"), "n": judge.get("n")}}
+        for row in rows:
+            cell = cells.get(row[0]) or {}
+            acc = cell.get("accuracy")
+            row.append("-" if acc is None else f"{pct(acc)} (n={cell.get('n')})")
+        headers.append("Judge")
+        head += f"  judge={judge.get('model')} prompt={judge.get('prompt')}"
+    return head + "\n" + table(headers, rows)

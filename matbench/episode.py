@@ -7,7 +7,6 @@ the model: concurrently over HTTP, or in lock-step batches for an in-process eng
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
 from matbench.protocols.templates import Templates, fill
 from matbench.records import SampleRecord, as_disk_full, cap_text
-from matbench.scoring import Scorer
+from matbench.scoring.base import ScoreFn
+from matbench.tools.base import Tool, ToolResult, ToolState
 
 
 @dataclass
@@ -46,13 +46,8 @@ class EpisodeOptions:
         )
 
 
-@dataclass
-class Tools:
-    """What an episode may call: ``search`` is a ``CachedSearch`` (``search_with_source(query, k)``),
-    ``sandbox`` a ``Sandbox`` (``arun(code, image)``)."""
-
-    search: object | None = None
-    sandbox: object | None = None
+#: What an episode may call: its task's tools by name (matbench/tools/base.py), opened by the plan.
+Tools = dict[str, Tool]
 
 
 @dataclass
@@ -125,7 +120,7 @@ class Episode:
             "latency": round(out.latency, 4),
             "cached": out.cached,
             "error": out.error,
-            "tool": None,
+            "tool_calls": [],  # one record per tool call (matbench/tools/base.py), the native protocol's shape
         }
         self.turns.append(turn)
         add_usage(self.tokens, turn["tokens"])
@@ -146,7 +141,10 @@ class Episode:
             self.text = fill(after, text=self.text, output=out.text)
             self._finish(turn["answer"])
             return
-        if layout == "search":
+        extra = None if act.steps else self._tagged_call(out.text)
+        if extra is not None:  # a tool the layout's own parser does not know answers its tag
+            await self._tag_step(*extra, out.text, turn)
+        elif layout == "search":
             await self._search_step(act, turn)
         else:
             await self._coding_step(act, turn)
@@ -164,121 +162,97 @@ class Episode:
         self.tool_calls[tool] = self.tool_calls.get(tool, 0) + 1
         self.tool_errors += int(failed)
 
+    def tool_state(self) -> ToolState:
+        """What a tool sees of this episode while it runs."""
+        return ToolState(
+            templates=self.templates,
+            native=self.templates.layout == "tools",
+            options=self.options,
+            image=self.image,
+            question=self.sample.question,
+            problems=self.problems,
+            keep_image=self._keep_image,
+            relative=self._rel,
+        )
+
+    async def call_tool(self, tool: Tool, value: str | None) -> ToolResult:
+        """Run one call through its Tool, count it, and take the image it made as the current one."""
+        result = await tool.run({tool.argument: value}, self.tool_state())
+        self._count(tool.name, result.failed)
+        if result.image is not None:
+            self.image = result.image  # a new image REPLACES the current one in the next turn
+        return result
+
+    def _tagged_call(self, output: str) -> tuple[Tool, str] | None:
+        """The first of the task's other tools whose ``<tag>...</tag>`` the reply holds (search and code
+        are parsed by the authors' rules above), with the text inside its tags."""
+        for tool in self.tools.values():
+            if tool.name in ("search", "code"):
+                continue
+            value = tool.find(output)
+            if value is not None:
+                return tool, value
+        return None
+
+    async def _tag_step(self, tool: Tool, value: str, output: str, turn: dict) -> None:
+        """Run a tag-protocol call of ``tool``: the prompt file's ``after_<tag>`` builds the next text from
+        the text so far, the reply and the tool's text (``{result}``)."""
+        turn["action"] = tool.tag
+        result = await self.call_tool(tool, value)
+        turn["tool_calls"].append(result.record)
+        after = self.templates.data.get(f"after_{tool.tag}", self.templates["after_other"])
+        self.text = fill(after, text=self.text, output=output, result=result.text or "")
+
     async def _search_step(self, act: va.Action, turn: dict) -> None:
         out = act.output
-        strict = self.options.compat == "strict"
         if "search" not in act.steps:
             self.text = fill(self.templates["after_other"], text=self.text, output=out)
             return
-        from matbench.tools.search.base import format_search_error
-
+        tool = self.tools["search"]
         query = act.query if act.query is not None else self.last_query
-        info: dict = {
-            "name": "search",
-            "input": cap_text(query),
-            "results": [],
-            "error": None,
-            "cached": False,
-        }
-        turn["tool"] = info
         if query is None:  # an unclosed <search> before any query: theirs reused another sample's, or crashed
-            info["error"] = "no query: <search> is not closed and no earlier query to repeat"
-            if strict:
+            turn["tool_calls"].append(
+                tool.blank(None, "no query: <search> is not closed and no earlier query to repeat")
+            )
+            if self.options.compat == "strict":
                 self._finish(None)
             else:
                 self.text = fill(self.templates["after_other"], text=self.text, output=out)
             return
         self.last_query = query
-        try:
-            hits, info["cached"] = await asyncio.to_thread(
-                self.tools.search.search_with_source, query, self.options.top_k
-            )
-            info["results"] = [h.to_dict() for h in hits]
-            if strict and any(not h.snippet for h in hits):
-                raise ValueError("a search result has no snippet")
-            block = va.information_block(self.templates, [h.snippet for h in hits])
-        except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
-            info["error"] = format_search_error(exc)
-            self._count("search", True)
-            if strict:  # the authors' loop ended the sample on any exception, with no prediction
-                self._finish(None)
-                return
-            block = va.information_block(self.templates, None, error=info["error"])
-        else:
-            self._count("search", False)
-        self.text = fill(self.templates["after_search"], text=self.text, output=out, information=block)
+        result = await self.call_tool(tool, query)
+        turn["tool_calls"].append(result.record)
+        if result.failed and self.options.compat == "strict":
+            self._finish(None)  # the authors' loop ended the sample on any exception, with no prediction
+            return
+        self.text = fill(self.templates["after_search"], text=self.text, output=out, information=result.text)
 
     async def _coding_step(self, act: va.Action, turn: dict) -> None:
         out = act.output
         if not act.steps:
             self.text = fill(self.templates["after_other"], text=self.text, output=out)
             return
-        if "problem" in act.steps:
+        if "problem" in act.steps:  # the protocol's own step (tips from the prompt file), not a tool
             if not act.problems and self.options.compat == "strict":  # their script crashed here
-                turn["tool"] = {"name": "problem", "problems": [], "tips": None}
+                turn["tool_calls"].append({"name": "problem", "problems": [], "tips": None})
                 self._finish(None)
                 return
             self.problems = act.problems or []
             tips = va.tips_for(self.templates, self.problems)
-            turn["tool"] = {"name": "problem", "problems": self.problems, "tips": tips}
+            turn["tool_calls"].append({"name": "problem", "problems": self.problems, "tips": tips})
             self.text = fill(self.templates["after_problem"], text=self.text, output=out, tips=tips)
         if "code" in act.steps:
-            turn["tool"] = await self._run_code(act)
+            tool = self.tools["code"]
+            if act.code is None:
+                result = tool.refused(None, "code is not extracted: expected <code> ```python ... ``` </code>")
+                self._count(tool.name, True)
+            else:
+                result = await self.call_tool(tool, act.code)
+            turn["tool_calls"].append(result.record)
             self.text = fill(self.templates["after_code"], text=self.text, output=out)
 
-    async def _run_code(self, act: va.Action) -> dict:
-        info: dict = {
-            "name": "code",
-            "input": act.code,
-            "ok": False,
-            "stdout": "",
-            "stderr": "",
-            "error": None,
-            "wall_time": 0.0,
-            "output_image": None,
-            "crop_box": None,
-        }
-        if act.code is None:
-            info["error"] = "code is not extracted: expected <code> ```python ... ``` </code>"
-            self._count("code", True)
-            return info
-        code = act.code
-        if (
-            self.options.crop_assist
-            and self.problems
-            and self.problems[0] == "crop"
-            and self.image is not None
-        ):
-            from PIL import Image
-
-            with Image.open(self.image) as img:
-                width, height = img.size
-            code, box = va.crop_rewrite(code, self.sample.question, width, height)
-            info["crop_box"] = list(box) if box else None
-        info["input"] = cap_text(code)
-        try:
-            scope = {"globals": self.options.exec_globals} if self.options.exec_globals is not None else None
-            res = await self.tools.sandbox.arun(code, self.image, scope=scope)
-        except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this step, not the run
-            info["error"] = f"sandbox failure: {exc}"
-            self._count("code", True)
-            return info
-        info.update(
-            ok=res.ok,
-            stdout=cap_text(res.stdout),
-            stderr=cap_text(res.stderr),
-            error=res.error,
-            wall_time=res.wall_time,
-        )
-        if res.ok and res.output_image is not None:
-            kept = self._keep_image(Path(res.output_image))
-            info["output_image"] = self._rel(kept)
-            self.image = kept  # the output image REPLACES the image in the next turn
-        self._count("code", not res.ok)
-        return info
-
     # --- result ------------------------------------------------------------------------------------------
-    def record(self, scorer: Scorer) -> SampleRecord:
+    def record(self, scorer: ScoreFn) -> SampleRecord:
         s = scorer(self.prediction, self.sample.answers) if self.status == "ok" else None
         return SampleRecord(
             id=self.sample.id,

@@ -15,7 +15,6 @@ record (search: ``input``/``results``/``cached``/``error``; code: ``input``/``ok
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from matbench.episode import Episode
 from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
 from matbench.protocols import native_tools as nt
 from matbench.protocols.templates import fill
+from matbench.records import cap_text, put_text
+from matbench.tools.base import Tool
 
 
 @dataclass
@@ -34,17 +35,13 @@ class ToolsEpisode(Episode):
 
     def __post_init__(self) -> None:
         super().__post_init__()  # input errors, the first text, the input image kept in the run directory
-        self.declared = nt.declare(self.templates, self.task_tools)
+        self.declared = nt.declare(self.templates, list(self.tools.values()))
         if self.done:
             return
         self.messages = [
             Message("system", self.templates["instructions"]),
             Message("user", self.text, images=[self.image] if self.image is not None else []),
         ]
-
-    @property
-    def task_tools(self) -> tuple[str, ...]:
-        return tuple(t for t, on in (("search", self.tools.search), ("code", self.tools.sandbox)) if on)
 
     def request(self) -> ChatRequest:
         assert self.declared is not None
@@ -62,18 +59,18 @@ class ToolsEpisode(Episode):
             "turn": len(self.turns) + 1,
             "protocol": "tools",
             "image": self._rel(self.image),
-            "output": out.text,
             "action": None,
-            "think": out.reasoning,
             "answer": None,
             "tokens": usage,
             "latency": round(out.latency, 4),
             "cached": out.cached,
             "error": out.error,
             "finish_reason": out.finish_reason,
-            "tool": None,
             "tool_calls": [],
         }
+        # every stored text capped, its true length beside it, as the tag protocols store replies
+        put_text(turn, "output", out.text)
+        put_text(turn, "think", out.reasoning)
         self.turns.append(turn)
         add_usage(self.tokens, usage)
         if out.error is not None or out.text is None:
@@ -84,7 +81,8 @@ class ToolsEpisode(Episode):
         )
         if not out.tool_calls:
             if self.declared.final == "message":
-                turn["action"], turn["answer"] = "answer", out.text.strip()
+                turn["action"] = "answer"
+                put_text(turn, "answer", out.text.strip())
                 self._finish(turn["answer"])
                 return
             turn["action"] = "message"
@@ -101,88 +99,53 @@ class ToolsEpisode(Episode):
         images: list[Message] = []
         answered: str | None = None
         for call in calls:
-            entry: dict = {"call_id": call.id, "function": call.name, "arguments": call.arguments}
+            entry: dict = {"call_id": cap_text(call.id), "function": cap_text(call.name)}
+            put_text(entry, "arguments", call.arguments)
             turn["tool_calls"].append(entry)
-            target = self.declared.by_name.get(call.name)
+            result: str | None = None  # the text sent back (whole); the entry keeps it capped
+            tool = self.declared.by_name.get(call.name)
             if answered is not None:
-                entry["result"] = nt.result(self.templates, "not_run")
-            elif target is None:
+                result = nt.result(self.templates, "not_run")
+            elif tool is None:
                 names = ", ".join(self.declared.by_name)
-                entry["result"] = fill(nt.result(self.templates, "unknown_tool"), name=call.name, names=names)
+                result = fill(nt.result(self.templates, "unknown_tool"), name=call.name, names=names)
                 self.tool_errors += 1
-            else:
-                tool, arg = target
-                value, problem = nt.parse_argument(self.templates, call, arg)
-                if tool == "answer":
-                    if problem is None:
-                        answered = value
-                        entry["result"] = None
-                    else:
-                        entry["result"] = problem
-                        self.tool_errors += 1
-                elif self.budget_used >= self.options.max_calls:
-                    entry["result"] = fill(nt.result(self.templates, "budget"), budget=self.options.max_calls)
-                    entry["name"] = "search" if tool == "search" else "code"
-                    entry["error"] = "tool-call budget used up: not run"
-                    self._count(entry["name"], True)
+            elif tool is nt.ANSWER:
+                value, problem = nt.parse_argument(self.templates, call, nt.ANSWER.argument)
+                if problem is None:
+                    answered = value
                 else:
-                    self.budget_used += 1
-                    if tool == "search":
-                        await self._search(entry, value, problem)
-                    else:
-                        image = await self._run_python(entry, value, problem)
-                        if image is not None:
-                            text = fill(nt.result(self.templates, "image_message"), call_id=call.id)
-                            images.append(Message("user", text, images=[image]))
-            if entry.get("result") is not None:
-                replies.append(Message("tool", entry["result"], tool_call_id=call.id))
+                    result = problem
+                    self.tool_errors += 1
+            else:
+                result, image = await self._call(tool, call, entry)
+                if image is not None:
+                    text = fill(nt.result(self.templates, "image_message"), call_id=call.id)
+                    images.append(Message("user", text, images=[image]))
+            put_text(entry, "result", result)
+            if result is not None:
+                replies.append(Message("tool", result, tool_call_id=call.id))
         if answered is not None:
-            turn["action"], turn["answer"] = "answer", answered.strip()
+            turn["action"] = "answer"
+            put_text(turn, "answer", answered.strip())
             self._finish(turn["answer"])
             return
         self.messages += replies + images
 
-    async def _search(self, entry: dict, query: str | None, problem: str | None) -> None:
-        from matbench.tools.search.base import format_search_error
-
-        entry.update(name="search", input=query, results=[], error=problem, cached=False)
-        if problem is None:
-            try:
-                hits, entry["cached"] = await asyncio.to_thread(
-                    self.tools.search.search_with_source, query, self.options.top_k
-                )
-                entry["results"] = [h.to_dict() for h in hits]
-                entry["result"] = nt.search_text(self.templates, [h.snippet for h in hits])
-            except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model as text
-                entry["error"] = format_search_error(exc)
-        if entry["error"] is not None:
-            entry["result"] = entry["error"] if problem is not None else f"Error: {entry['error']}"
-        self._count("search", entry["error"] is not None)
-
-    async def _run_python(self, entry: dict, code: str | None, problem: str | None) -> Path | None:
-        """Run the code on the current image; a new image replaces it and is returned (None: no image)."""
-        entry.update(name="code", input=code, ok=False, stdout="", stderr="", error=problem, wall_time=0.0)
-        entry["output_image"] = None
-        if problem is not None:
-            entry["result"] = problem
-            self._count("code", True)
-            return None
-        try:
-            res = await self.tools.sandbox.arun(code, self.image)
-        except Exception as exc:  # noqa: BLE001 - a broken sandbox fails this call, not the run
-            entry["error"] = f"sandbox failure: {exc}"
-            entry["result"] = f"Error: {entry['error']}"
-            self._count("code", True)
-            return None
-        entry.update(
-            ok=res.ok, stdout=res.stdout, stderr=res.stderr, error=res.error, wall_time=res.wall_time
-        )
-        entry["result"] = res.feedback()
-        self._count("code", not res.ok)
-        if not (res.ok and res.output_image is not None):
-            return None
-        kept = self._keep_image(Path(res.output_image))
-        entry["output_image"] = self._rel(kept)
-        entry["result"] += "\n" + nt.result(self.templates, "image_follows")
-        self.image = kept  # the next run_python reads the latest image, as in the tag protocol
-        return kept
+    async def _call(self, tool: Tool, call: ToolCall, entry: dict) -> tuple[str | None, Path | None]:
+        """One call through its Tool: the text sent back, and the image it made (None: none), which the
+        next call reads."""
+        if self.budget_used >= self.options.max_calls:
+            budget = fill(nt.result(self.templates, "budget"), budget=self.options.max_calls)
+            result = tool.refused(None, "tool-call budget used up: not run", text=budget)
+            self._count(tool.name, True)
+        else:
+            self.budget_used += 1  # a malformed call spends the budget too
+            value, problem = nt.parse_argument(self.templates, call, tool.argument)
+            if problem is not None:
+                result = tool.refused(value, problem)
+                self._count(tool.name, True)
+            else:
+                result = await self.call_tool(tool, value)
+        entry.update(result.record)
+        return result.text, result.image

@@ -22,3 +22,11 @@ class InputError(MatbenchError):
 
 class ConfigError(MatbenchError):
     """A missing key, an unknown model/task/backend, a changed configuration on resume."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: ``saved`` lists (run directory, samples saved, samples planned)."""
+
+    def __init__(self, saved: list[tuple[str, int, int]]):
+        super().__init__()
+        self.saved = saved

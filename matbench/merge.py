@@ -9,19 +9,25 @@ Only ids and byte offsets are held in memory; records are copied line by line.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from matbench.cost import price_of_run
-from matbench.errors import ConfigError
-from matbench.records import RunDir, safe_name, utc_stamp, write_json_atomic
+from matbench.errors import ConfigError, InputError
+from matbench.records import RunDir, safe_name, utc_stamp
+from matbench.report.run_files import open_input
+from matbench.run.outputs import check_dir, install_dir, new_dir_beside
 from matbench.shards import Shard, parse_shard, shard_of
 from matbench.tasks import get_task
 from matbench.totals import RunTotals
 
 LIST_AT_MOST = 10
+MERGE_KIND = "merge"  # the outputs marker of a merged run directory
 
 
 @dataclass
@@ -99,20 +105,56 @@ def _check_coverage(parts: list[_Part], sample_ids: list[str]) -> None:
 
 
 def _copy_images(src: Path, dst: Path) -> None:
-    """The union of the shards' images (content-addressed names: the same name is the same bytes)."""
-    if not src.is_dir():
+    """The union of the shards' images. Their names are their content (``images/<2 hex>/<sha256><suffix>``):
+    each file is read once, without following links, hashed while it is copied and kept only if its bytes
+    are its name, so a shard cannot slip in another image under a name a record uses, nor a host file."""
+    try:
+        info = os.lstat(src)
+    except FileNotFoundError:
         return
-    for root, _dirs, files in os.walk(src):
-        target = dst / Path(root).relative_to(src)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            out = target / name
-            if out.exists():
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise InputError("is a symbolic link or not a folder; merge never follows links", file=str(src))
+    for sub in sorted(os.scandir(src), key=lambda e: e.name):
+        if sub.name.startswith("."):
+            continue  # a temporary file of an interrupted write
+        if sub.is_symlink() or not sub.is_dir(follow_symlinks=False) or not _BUCKET.fullmatch(sub.name):
+            raise InputError("not a content-addressed image folder (images/<2 hex>/)", file=sub.path)
+        for entry in sorted(os.scandir(sub.path), key=lambda e: e.name):
+            if entry.name.startswith("."):
                 continue
-            try:
-                os.link(Path(root) / name, out)  # same file system: no copy
-            except OSError:
-                shutil.copyfile(Path(root) / name, out)
+            m = _IMAGE_NAME.fullmatch(entry.name)
+            if m is None or m.group(1)[:2] != sub.name:
+                raise InputError("not a content-addressed image name (<sha256><suffix>)", file=entry.path)
+            out = dst / sub.name / entry.name
+            if os.path.lexists(out):
+                continue  # the same name, already verified: the same bytes
+            _copy_verified(Path(entry.path), out, m.group(1))
+
+
+_BUCKET = re.compile(r"[0-9a-f]{2}")
+_IMAGE_NAME = re.compile(r"([0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?")
+
+
+def _copy_verified(src: Path, out: Path, digest: str) -> None:
+    fh = open_input(src)  # no link, no FIFO or device
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    hasher = hashlib.sha256()
+    try:
+        with fh, open(tmp, "xb") as dst:
+            while chunk := fh.read(1 << 20):
+                hasher.update(chunk)
+                dst.write(chunk)
+        if hasher.hexdigest() != digest:
+            raise InputError(
+                f"its content has sha256 {hasher.hexdigest()[:16]}..., not the one its name says: "
+                "the shard's images were altered",
+                file=str(src),
+            )
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def merge_runs(
@@ -138,9 +180,20 @@ def merge_runs(
 
     if out is None:
         out = Path(paths[0]).parent / f"{utc_stamp()}_{safe_name(first['model']['spec'])}_{spec.name}"
-    merged = RunDir(out)
-    if merged.path.exists() and any(merged.path.iterdir()):
-        raise ConfigError(f"{merged.path} exists and is not empty: give --out a new directory")
+    target = Path(out)
+    check_dir(target, MERGE_KIND)  # only an empty folder or an earlier merge is replaced
+    merged = RunDir(new_dir_beside(target))
+    try:
+        summary = _write_merge(merged, target, parts, first, spec, sample_ids)
+    except BaseException:
+        shutil.rmtree(merged.path, ignore_errors=True)
+        raise
+    install_dir(merged.path, target, MERGE_KIND)
+    return target, summary
+
+
+def _write_merge(merged: RunDir, target: Path, parts: list[_Part], first: dict, spec, sample_ids: list[str]) -> dict:
+    """Write the merged run into ``merged`` (a fresh folder, installed at ``target`` afterwards)."""
     config = {
         **first,
         "created": utc_stamp(),
@@ -158,7 +211,7 @@ def merge_runs(
     }
     merged.create(config)
     with merged.predictions_path.open("wb") as dst:
-        handles = {id(p): p.run.predictions_path.open("rb") for p in parts}
+        handles = {id(p): open_input(p.run.predictions_path) for p in parts}
         try:
             for sid in sample_ids:  # the task's order, as an unsharded run of the same task would mostly be
                 part = parts[shard_of(sid, len(parts))]  # sorted by index: shard i is parts[i]
@@ -176,7 +229,7 @@ def merge_runs(
     totals = RunTotals.from_run(merged, spec, scoring)
     summary = totals.summary(
         model=first["model"]["spec"],
-        run_dir=str(merged.path),
+        run_dir=str(target),
         fingerprint=first["fingerprint"],
         sample_ids=sample_ids,
         duration=float(max(durations)),
@@ -184,5 +237,10 @@ def merge_runs(
     summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)
     summary["run"]["shard_duration_s"] = [round(float(d), 3) for d in durations]
-    write_json_atomic(merged.summary_path, summary)
-    return merged.path, summary
+    from matbench.judge.records import merge_judgments
+    from matbench.judge.summary import run_judge_block
+
+    if merge_judgments([p.run.path for p in parts], merged.path):  # every shard judged by one judge
+        summary["judge"] = run_judge_block(merged.path)
+    merged.write_summary(summary)
+    return summary

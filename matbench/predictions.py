@@ -5,38 +5,15 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from matbench.data.gold_index import GoldCheck
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
-from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.report.run_files import open_input
+from matbench.scoring.reader import PredRow, RunScorer
 from matbench.tasks import TaskSpec, get_task
-
-
-@dataclass
-class PredRow:
-    id: str
-    gold: list[str]
-    prediction: str | None
-    split: str | None
-    row: int
-    positional: bool = False  # the id is the row's 1-based position (authors' files without ids)
-    status: str = "ok"
-
-    @classmethod
-    def from_record(cls, raw: dict, row: int) -> PredRow:
-        """A line of matbench's ``predictions.jsonl`` (already checked to hold id, gold and prediction)."""
-        gold = raw["gold"]
-        return cls(
-            id=str(raw["id"]),
-            gold=[str(g) for g in gold] if isinstance(gold, list) else [str(gold)],
-            prediction=None if raw["prediction"] is None else str(raw["prediction"]),
-            split=raw.get("split"),
-            row=row,
-            status=str(raw.get("status", "ok")),
-        )
 
 
 def read_predictions(path: str | Path) -> list[PredRow]:
@@ -46,7 +23,8 @@ def read_predictions(path: str | Path) -> list[PredRow]:
         rows = list(iter_jsonl_predictions(path))  # JSON Lines: read one line at a time
     else:
         try:
-            data = path.read_bytes()
+            with open_input(path) as fh:
+                data = fh.read()
         except OSError as exc:
             raise InputError(f"cannot read: {exc}", file=str(path)) from exc
         rows = _authors_rows(path, decode_utf8(data, path))  # the authors' format: one JSON list
@@ -128,8 +106,13 @@ def check_ids(rows: list[PredRow], spec: TaskSpec, samples: list[Sample] | None,
             raise InputError(f"duplicate id {r.id} (also row {seen[r.id]})", file=source, row=r.row)
         seen[r.id] = r.row
     check = IdCheck(spec, samples, source)
+    golds = GoldCheck(spec) if samples is None else None
     for r in rows:
         check(r)
+        if golds is not None:
+            golds(r.row, r.id, r.gold, r.positional)
+    if golds is not None and (refusal := golds.refusal(source)):
+        raise InputError(refusal)
 
 
 class IdCheck:
@@ -172,31 +155,16 @@ class IdCheck:
         return r
 
 
-def scored_rows(
-    rows: Iterable[PredRow],
-    spec: TaskSpec,
-    scoring: str,
-    samples: list[Sample] | None = None,
-) -> Iterator[Scored]:
-    """Each row's F1/EM and split, one row at a time."""
-    scorer = get_scorer(scoring, cjk=spec.cjk)
-    split_of_sample = {s.id: s.split for s in samples} if samples is not None else {}
-    for r in rows:
-        split = r.split or split_of_sample.get(r.id) or spec.splits.split_of(r.id)
-        s = scorer(r.prediction, r.gold)
-        yield Scored(r.id, split, s.f1, s.em, missing=r.prediction is None, error=r.status == "error")
-
-
 def score_rows(
     rows: Iterable[PredRow],
     spec: TaskSpec,
-    scoring: str,
+    scoring: str | None,
     samples: list[Sample] | None = None,
 ) -> dict:
     """The ``matbench score --json`` object: task, scoring, n, missing, f1, em, splits (fractions); aggregate
     keeps running sums, so rows stream."""
-    scored = scored_rows(rows, spec, scoring, samples)
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}
+    scorer = RunScorer(spec, scoring)
+    return scorer.result(scorer.rows(rows, samples))
 
 
 def score_file(
@@ -208,16 +176,29 @@ def score_file(
     """Score a file streamed: JSON Lines hold one row in memory at a time (the authors' JSON list is read whole,
     as it must be), so a 12,576-sample run scores in the memory of a small one."""
     path = _predictions_path(path)
+    golds = None
     if _is_jsonl(path):
         check = IdCheck(spec, samples, str(path))  # ids are unique: the reader keeps the latest line of each
         rows: Iterable[PredRow] = (check(r) for r in iter_jsonl_predictions(path))
+        # A plain file (not a run, whose config names its task) scored without the data: the task's
+        # shipped gold hashes tell whether these answers are the task's at all.
+        if samples is None and run_config_of(path) is None:
+            rows = _gold_checked(rows, golds := GoldCheck(spec))
     else:
         rows = read_predictions(path)
-        check_ids(rows, spec, samples, str(path))
-    result = score_rows(rows, spec, scoring or spec.default_scoring, samples)
+        check_ids(rows, spec, samples, str(path))  # the gold check too
+    result = score_rows(rows, spec, scoring, samples)
+    if golds is not None and (refusal := golds.refusal(str(path))):
+        raise InputError(refusal)
     if result["n"] == 0 and not result["errors"]:
         raise InputError(EMPTY, file=str(path))
     return result
+
+
+def _gold_checked(rows: Iterable[PredRow], check: GoldCheck) -> Iterator[PredRow]:
+    for r in rows:
+        check(r.row, r.id, r.gold, r.positional)
+        yield r
 
 
 def _predictions_path(path: str | Path) -> Path:
@@ -228,7 +209,7 @@ def _predictions_path(path: str | Path) -> Path:
 def _is_jsonl(path: Path) -> bool:
     """JSON Lines unless the first non-blank byte opens a list (the authors' format); an empty file is JSONL."""
     try:
-        with path.open("rb") as fh:
+        with open_input(path) as fh:
             while chunk := fh.read(4096):
                 if stripped := chunk.lstrip():
                     return stripped[:1] != b"["
@@ -241,7 +222,7 @@ def _is_jsonl(path: Path) -> bool:
 
 def _record_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
     """(row, byte offset, record) of each line of a JSON Lines predictions file, each checked."""
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         offset = 0
         for no, raw in enumerate(fh, 1):
             start, offset = offset, offset + len(raw)
@@ -290,10 +271,10 @@ def iter_jsonl_predictions(path: Path) -> Iterator[PredRow]:
     if len(index) == lines:  # no id repeats (the usual case): every line, in one more sequential pass
         del index, rows, offsets
         for no, _, raw in _record_lines(path):
-            yield PredRow.from_record(raw, no)
+            yield PredRow.from_record(raw, no, file=str(path))
         return
     del index
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         for no, start in zip(rows, offsets, strict=True):
             fh.seek(start)
-            yield PredRow.from_record(json.loads(fh.readline()), no)
+            yield PredRow.from_record(json.loads(fh.readline()), no, file=str(path))

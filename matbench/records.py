@@ -3,6 +3,10 @@
 ``runs/<utc-timestamp>_<model>_<task>/`` holds ``config.json`` (the full resolved configuration),
 ``predictions.jsonl`` (one line per finished sample, appended and flushed as it completes, so a killed run
 loses at most the samples in flight) and ``summary.json`` (written atomically).
+
+Each of the three carries ``schema_version`` (:data:`SCHEMA_VERSION`; every predictions line too). Files
+without it are round-2 runs, read as before; a version above this matbench's is refused in one line, since
+its fields may mean something this version does not know.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError, InputError, MatbenchError
+from matbench.report.run_files import open_input
 
 STATUSES = ("ok", "error", "input_error")
+#: the layout of config.json, summary.json, predictions.jsonl lines and leaderboard entries; absent = round 2
+SCHEMA_VERSION = 1
 # The most of one text a record stores per turn (a reply, an answer, a tool input): a runaway 64 MiB reply
 # must not become a record of hundreds of MiB; the turn keeps the true length beside it.
 MAX_TEXT_BYTES = 256 * 1024
@@ -54,8 +61,32 @@ class SampleRecord:
 
     def to_dict(self) -> dict:
         # Shallow on purpose: the record is serialised at once, and asdict's deep copy of the trajectory
-        # cost about a millisecond per sample on the event loop's thread.
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        # cost about a millisecond per sample on the event loop's thread. The id stays the first key (the
+        # fast id scan reads it from the start of the line), the schema version second.
+        out: dict = {"id": self.id, "schema_version": SCHEMA_VERSION}
+        out.update((name, getattr(self, name)) for name in self.__dataclass_fields__)
+        return out
+
+
+def versioned(obj: dict) -> dict:
+    """``obj`` with ``schema_version`` first (what every file written for a run carries)."""
+    return {"schema_version": SCHEMA_VERSION, **{k: v for k, v in obj.items() if k != "schema_version"}}
+
+
+def check_schema_version(obj: object, *, file: str | None = None, row: int | None = None) -> None:
+    """Refuse a record written by a newer matbench; one without a version (round 2) reads as before."""
+    version = obj.get("schema_version") if isinstance(obj, dict) else None
+    if version is None:
+        return
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(f"schema_version {version!r} is not a positive integer", file=file, row=row)
+    if version > SCHEMA_VERSION:
+        raise InputError(
+            f"written with schema_version {version}, newer than this matbench reads ({SCHEMA_VERSION}): "
+            "upgrade matbench to read it",
+            file=file,
+            row=row,
+        )
 
 
 def cap_text(text: str | None, limit: int = MAX_TEXT_BYTES) -> str | None:
@@ -66,6 +97,13 @@ def cap_text(text: str | None, limit: int = MAX_TEXT_BYTES) -> str | None:
     if len(data) <= limit:
         return text
     return data[:limit].decode("utf-8", "ignore")
+
+
+def put_text(record: dict, key: str, text: str | None) -> None:
+    """Store ``text`` in ``record[key]`` capped (:func:`cap_text`) and its true length in ``key_chars``: a
+    reply, argument or tool output of any size never makes a predictions line unbounded."""
+    record[key] = cap_text(text)
+    record[f"{key}_chars"] = None if text is None else len(text)
 
 
 def utc_stamp() -> str:
@@ -123,19 +161,21 @@ class RunDir:
     # --- config ----------------------------------------------------------------------------------------
     def create(self, config: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.config_path, config)
+        write_json_atomic(self.config_path, versioned(config))
         self.predictions_path.touch()
 
     def write_config(self, config: dict) -> None:
-        write_json_atomic(self.config_path, config)
+        write_json_atomic(self.config_path, versioned(config))
 
     def read_config(self) -> dict:
         if not self.config_path.is_file():
             raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})")
         try:
-            return json.loads(read_text_utf8(self.config_path))
+            config = json.loads(read_text_utf8(self.config_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.config_path)) from exc
+        check_schema_version(config, file=str(self.config_path))
+        return config
 
     # --- predictions -----------------------------------------------------------------------------------
     def append(self, record: SampleRecord) -> None:
@@ -160,7 +200,7 @@ class RunDir:
 
         See :func:`iter_lines`: a damaged line is one clear error naming the row; a torn last line is skipped.
         """
-        if not self.predictions_path.is_file():
+        if not os.path.lexists(self.predictions_path):
             return
         yield from iter_lines(self.predictions_path)
 
@@ -176,9 +216,9 @@ class RunDir:
         """
         offsets: dict[str, int] = {}
         lines = 0
-        if not self.predictions_path.is_file():
+        if not os.path.lexists(self.predictions_path):
             return offsets, lines
-        with self.predictions_path.open("rb") as fh:
+        with open_input(self.predictions_path) as fh:
             offset = 0
             for line in fh:
                 start, offset = offset, offset + len(line)
@@ -217,7 +257,7 @@ class RunDir:
         del offsets
         for _ in self.lines():  # validate the file (a torn line in the middle is an error) before seeking
             pass
-        with self.predictions_path.open("rb") as fh:
+        with open_input(self.predictions_path) as fh:
             for off in wanted:
                 fh.seek(off)
                 yield json.loads(fh.readline())
@@ -241,15 +281,17 @@ class RunDir:
 
     # --- summary ---------------------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:
-        write_json_atomic(self.summary_path, summary)
+        write_json_atomic(self.summary_path, versioned(summary))
 
     def read_summary(self) -> dict | None:
         if not self.summary_path.is_file():
             return None
         try:
-            return json.loads(read_text_utf8(self.summary_path))
+            summary = json.loads(read_text_utf8(self.summary_path))
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", file=str(self.summary_path)) from exc
+        check_schema_version(summary, file=str(self.summary_path))
+        return summary
 
 
 # --- reading and repairing JSON Lines ---------------------------------------------------------------------------
@@ -274,7 +316,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
     short (a killed process, a full disk): it is skipped when it does not parse; a resume cuts it off.
     """
     try:
-        fh = path.open("rb")
+        fh = open_input(path)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     with fh:
@@ -285,6 +327,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
                 continue
             row, why = _parse_line(raw)
             if row is not None:
+                check_schema_version(row, file=str(path), row=no)
                 yield no, start, row
             elif raw.endswith(b"\n"):
                 raise InputError(why or "unreadable", file=str(path), row=no)
@@ -293,7 +336,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, int, dict]]:
 def read_text_utf8(path: Path) -> str:
     """A whole text file as UTF-8, or one clear line naming the file, line and byte that are not UTF-8."""
     try:
-        data = path.read_bytes()
+        with open_input(path) as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise InputError("file not found", file=str(path)) from None
     except OSError as exc:

@@ -9,6 +9,7 @@ code can also add one with :meth:`Registry.register` (a decorator or a plain cal
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Iterator
@@ -76,7 +77,7 @@ class Registry:
             return
         self._entry_points_read = True
         try:
-            eps = metadata.entry_points(group=self.group)
+            eps = _group(self.group)
         except Exception as exc:  # a broken distribution on the path must not break matbench
             log.warning("could not read entry points %s: %s", self.group, exc)
             return
@@ -89,6 +90,16 @@ class Registry:
                 continue  # registered in code, which wins
             self._targets[ep.name] = ep.value
             self._origin[ep.name] = _dist_name(ep)
+
+    def rescan(self) -> None:
+        """Forget the plug-ins read so far and read the entry points again on next use (a plug-in installed
+        into a running process, a test that puts one on ``sys.path``); built-ins and code entries stay."""
+        for name in [n for n, origin in self._origin.items() if origin not in ("matbench", "code")]:
+            self._targets.pop(name, None)
+            self._loaded.pop(name, None)
+            self._origin.pop(name, None)
+        self._entry_points_read = False
+        _all_entry_points.cache_clear()
 
     # -- reading -----------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -140,6 +151,16 @@ class Registry:
         return ConfigError(f"unknown {self.noun} {name!r}; choose one of: {', '.join(self.names())}")
 
 
+@functools.cache
+def _all_entry_points() -> Any:
+    """Every installed entry point from ONE scan of the distributions (a scan per kind cost seven)."""
+    return metadata.entry_points()
+
+
+def _group(group: str) -> list[metadata.EntryPoint]:
+    return list(_all_entry_points().select(group=group))
+
+
 def _dist_name(ep: metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return getattr(dist, "name", None) or "a plug-in"
@@ -155,9 +176,16 @@ MODELS = Registry("models", {
     "scripted": "matbench.models.scripted:ScriptedModel",
 }, noun="model backend")
 
-TOOLS = Registry("tools", {}, noun="tool")
+TOOLS = Registry("tools", {
+    "search": "matbench.tools.search.tool:SearchTool",
+    "code": "matbench.tools.code:CodeTool",
+}, noun="tool")
 
-SCORERS = Registry("scorers", {}, noun="scorer")
+SCORERS = Registry("scorers", {
+    "visual-arft": "matbench.scoring.rules:VisualArft",
+    "squad": "matbench.scoring.rules:Squad",
+    "anls": "matbench.scoring.anls:Anls",
+}, noun="scorer")
 
 SEARCH = Registry("search", {
     "serper": "matbench.tools.search.serper:SerperSearch",
@@ -167,9 +195,17 @@ SEARCH = Registry("search", {
 
 TASKS = Registry("tasks", {}, noun="task")
 
-LOADERS = Registry("loaders", {}, noun="data format")
+LOADERS = Registry("loaders", {
+    "mat-search": "matbench.data.loaders:load_mat_search",
+    "mat-coding": "matbench.data.loaders:load_mat_coding",
+    "flashrag": "matbench.data.loaders:load_flashrag",
+}, noun="data format")
 
-COMMANDS = Registry("commands", {}, noun="command")
+COMMANDS = Registry("commands", {
+    name: f"matbench.commands.{name}:register"
+    for name in ("tasks", "score", "judge", "eval", "models", "sandbox", "search", "index", "submit", "leaderboard",
+                 "compare", "view", "cache", "merge")
+}, noun="command")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (MODELS, TOOLS, SCORERS, SEARCH, TASKS, LOADERS, COMMANDS)

@@ -1,4 +1,4 @@
-"""`matbench eval`: resolve a configuration, run every sample as an episode, record, resume, summarise.
+"""`matbench eval`: run every planned sample as an episode, record, summarise (planning: matbench/run/plan.py).
 
 Schedulers: HTTP models get every episode concurrently, bounded by ``--max-concurrency``; an in-process engine
 (``model.lockstep``) gets ONE batched call per round over all live episodes, then the round's tool calls run
@@ -9,430 +9,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
-from matbench import __version__
+from matbench.caches.location import usable_cache_dir
 from matbench.cost import Price, SpendMeter, find_price, load_prices
-from matbench.data.hub import is_commit, resolve_commit
-from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
-from matbench.episode import Episode, EpisodeOptions, Tools
-from matbench.errors import ConfigError, InputError
-from matbench.models.decoding import effective_decoding, sent_decoding
-from matbench.protocols.resolve import exec_scope_for, resolve_protocol
-from matbench.protocols.templates import Templates
-from matbench.records import DiskFull, RunDir, SampleRecord, safe_name, utc_stamp
+from matbench.episode import Episode
+from matbench.errors import ConfigError, Interrupted
+from matbench.net.transport import Notice, listening
+from matbench.records import DiskFull, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
+from matbench.run.plan import TaskPlan as TaskPlan
+from matbench.run.plan import default_cache_dir
+from matbench.run.plan import plan_task as plan_task
+from matbench.run.rundir import open_run
 from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
-from matbench.runconfig import changed_keys, config_fingerprint, file_sha256, spec_limits
-from matbench.runlock import RunLock
-from matbench.scoring import get_scorer
-from matbench.shards import parse_shard
-from matbench.tasks import REPO_ROOT, TaskSpec, get_task
+from matbench.scoring.reader import RunScorer
 from matbench.timesplit import TimeSplit
 from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
-# Model config fields that do not change what the model answers.
-_MODEL_NON_SEMANTIC = {
-    "base_url",  # where the model is served (port, host, replicas) is not what it is: a resume may move
-    "max_concurrency",
-    "timeout",
-    "max_retries",
-    "retry_base_delay",
-    "retry_max_delay",
-    "http_transport",
-    "api_key_env",
-}
 
-
-@dataclass
-class TaskPlan:
-    """One task, fully resolved before the model is loaded, so that configuration errors fail fast."""
-
-    spec: TaskSpec
-    templates: Templates
-    samples: list[Sample]
-    todo: list[Sample]
-    run: RunDir
-    config: dict
-    options: EpisodeOptions
-    scoring: str
-    tools: Tools
-    search_cache: object | None = None
-    totals: RunTotals | None = None
-    lock: RunLock | None = None
-    episode_cls: type[Episode] = Episode
-    price: Price | None = None
-    time_split: TimeSplit | None = None  # filled while the plan runs; recorded in summary.json
-
-
-# --- configuration -------------------------------------------------------------------------------------------
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
-def _packages() -> dict[str, str]:
-    from importlib import metadata
-
-    names = [
-        "openai",
-        "datasets",
-        "huggingface_hub",
-        "bm25s",
-        "opencv-python-headless",
-        "numpy",
-        "pillow",
-        "vllm",
-        "torch",
-        "transformers",
-    ]
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    found["python"] = sys.version.split()[0]
-    return found
-
-
-def _select(samples: list[Sample], ids: list[str] | None, limit: int | None, spec: TaskSpec) -> list[Sample]:
-    if ids:
-        by_id = {s.id: s for s in samples}
-        unknown = [i for i in ids if i not in by_id]
-        if unknown:
-            raise ConfigError(f"--ids: {', '.join(unknown)} not in task {spec.name}")
-        samples = [by_id[i] for i in ids]
-    return samples[:limit] if limit is not None else samples
-
-
-def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bool:
-    """A previous run directory of this model, task and shard (the name alone can be ambiguous)."""
-    try:
-        cfg = RunDir(path).read_config()
-    except (ConfigError, InputError):
-        return False
-    return (
-        cfg.get("model", {}).get("spec") == model
-        and cfg.get("task", {}).get("name") == task
-        and (cfg.get("selection") or {}).get("shard") == shard
-    )
-
-
-def _run_path(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> Path:
-    model_part = safe_name(settings.model)
-    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
-    return Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}"
-
-
-def _resolve_run_dir(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
-    """The run directory: ``--run-dir``, else the latest previous run of this model, task and shard, else new."""
-    model_part = safe_name(settings.model)
-    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
-    if settings.run_dir:
-        path = Path(settings.run_dir)
-        if len(settings.tasks) > 1:
-            path = path / spec.name
-    else:
-        root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
-        path = previous[-1] if previous else _run_path(settings, spec, shard)
-    return RunDir(path)
-
-
-def _overwrite(run: RunDir, settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
-    """Remove an existing run (under its lock, so that a running `eval` is never pulled from under)."""
-    with RunLock(run.path):
-        shutil.rmtree(run.path)
-    return run if settings.run_dir else RunDir(_run_path(settings, spec, shard))
-
-
-def _check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
-    """Refuse a changed configuration naming each changed key; accept an extended selection (and record it)."""
-    hint = "pass --run-dir DIR for a new run, or --overwrite to replace it"
-    old_sel, new_sel = old.get("selection") or {}, config.get("selection") or {}
-    if old_sel.get("shard") != new_sel.get("shard"):
-        raise ConfigError(
-            f"{run.path} holds shard {old_sel.get('shard') or 'none (all samples)'}, "
-            f"not {new_sel.get('shard') or 'all samples'}: pass another --run-dir"
-        )
-    changed = changed_keys(old, config)
-    old_commit = (old.get("task") or {}).get("revision_resolved")
-    if changed == ["task.revision_resolved"] and old_commit:  # the hub moved under an unpinned run
-        hint = f"--data-revision {old_commit} finishes it on the data it started with; {hint}"
-    if changed:
-        raise ConfigError(
-            f"{run.path} was run with a different configuration (changed: {', '.join(changed)}); {hint}"
-        )
-    if all(old_sel.get(k) == new_sel.get(k) for k in ("limit", "ids")):
-        return
-    try:
-        before = {s.id for s in _select(samples_all, old_sel.get("ids"), old_sel.get("limit"), spec)}
-    except ConfigError:
-        before = set()
-    now = {s.id for s in _select(samples_all, new_sel.get("ids"), new_sel.get("limit"), spec)}
-    if not before <= now:
-        keys = [f"selection.{k}" for k in ("limit", "ids") if old_sel.get(k) != new_sel.get(k)]
-        raise ConfigError(
-            f"{run.path} was run on a larger selection (changed: {', '.join(keys)}; "
-            f"{len(before - now)} of its samples would be left out); {hint}"
-        )
-    kept = {k: old[k] for k in ("created",) if k in old}
-    run.write_config({**config, **kept})  # an extended run: the same run, more samples
-
-
-def _search_tool(settings: EvalSettings) -> tuple[object, dict]:
-    from matbench.tools.search import CachedSearch, get_search_backend
-
-    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
-    # --compat strict: every organic result Serper returns is used, as in the authors' script.
-    strict = (
-        {"all_results": True} if settings.compat == "strict" and settings.search.strip() == "serper" else {}
-    )
-    # A replay (`--search-cache read`) needs no API key: every answer must come from the cache.
-    backend = get_search_backend(
-        settings.search, offline=settings.search_cache == "read", cache_dir=cache_dir, **strict
-    )
-    cached = CachedSearch(
-        backend, (cache_dir / "search.sqlite") if cache_dir else None, mode=settings.search_cache
-    )
-    return cached, {"backend": backend.name, "spec": settings.search, "params": backend.params()}
-
-
-def plan_task(settings: EvalSettings, name: str, model_config: dict, shared: dict) -> TaskPlan:
-    spec = get_task(name)
-    resolved = resolve_protocol(
-        spec,
-        settings.protocol,
-        settings.protocol_file,
-        authors_repo=settings.authors_repo,
-        cache_dir=Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir(),
-    )
-    templates = resolved.templates
-    native = templates.layout == "tools"  # native function calling (episode_tools.py)
-    if native and model_config.get("backend") not in ("openai", "scripted"):  # backends with tool calls
-        raise ConfigError(
-            "--protocol tools needs an OpenAI-compatible endpoint (an API model, or `vllm serve "
-            "--enable-auto-tool-choice` with --base-url); the in-process engine has no tool calls"
-        )
-    direct = templates.layout == "direct"
-    scoring = settings.scoring or spec.default_scoring
-    get_scorer(scoring)  # unknown scoring fails here, before any call
-    local = bool(settings.data_dir or settings.data_file)
-    revision = None if local else (settings.data_revision or spec.data.get("revision"))
-    data_commit = None if local else resolve_commit(spec, revision)  # load exactly this commit, record it
-    samples_all = load_samples(
-        spec, data_dir=settings.data_dir, data_file=settings.data_file, revision=data_commit or revision
-    )
-    samples = _select(samples_all, settings.ids, settings.limit, spec)
-    n_selected = len(samples)  # all shards' samples: the same in every shard's configuration
-    shard = parse_shard(settings.shard) if settings.shard else None
-    if shard is not None:
-        samples = shard.select(samples)
-    limits = spec.limits
-    crop_assist = (
-        bool(spec.options.get("crop_assist", False)) if settings.crop_assist is None else settings.crop_assist
-    )
-    exec_scope = (
-        exec_scope_for(settings.exec_scope, templates) if "code" in spec.tools and not direct else None
-    )
-    fixed = spec_limits(spec, direct, resolved.max_new_tokens)
-    max_new_tokens = fixed["max_new_tokens"]
-    if native and model_config.get("reasoning_model"):  # room for the reasoning the tokens limit also counts
-        max_new_tokens = int(templates.data.get("max_new_tokens_reasoning", max_new_tokens))
-    if settings.max_new_tokens:  # --max-new-tokens wins over the protocol's and the task's limit
-        max_new_tokens = int(settings.max_new_tokens)
-    options = EpisodeOptions(
-        max_calls=fixed["max_calls"],
-        max_new_tokens=max_new_tokens,
-        top_k=fixed["top_k"],
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        crop_assist=crop_assist and spec.kind == "coding" and not direct and not native,
-        compat=settings.compat,
-        exec_globals=templates["imports"] if exec_scope == "authors" else None,
-    )
-    tools = Tools()
-    search_info = sandbox_info = None
-    search_cache = None
-    if "search" in spec.tools and not direct:
-        if "search" not in shared:
-            shared["search"] = _search_tool(settings)
-        search_cache, search_info = shared["search"]
-        tools.search = search_cache
-        search_info = {**search_info, "cache": search_cache.mode}  # "auto" resolved: off for local BM25
-    if "code" in spec.tools and not direct:
-        from matbench.tools.sandbox_policy import open_code_sandbox, sandbox_config
-
-        timeout = settings.code_timeout or float(limits.get("code_timeout", 60))
-        key = ("sandbox", timeout)
-        if key not in shared:
-            workers, unsafe = settings.sandbox_workers, settings.unsafe_no_sandbox
-            shared[key] = open_code_sandbox(spec.name, timeout, workers, unsafe)
-        tools.sandbox = shared[key]
-        sandbox_info = {**sandbox_config(tools.sandbox, timeout), "exec_scope": exec_scope}
-    semantic_model = {k: v for k, v in model_config.items() if k not in _MODEL_NON_SEMANTIC}
-    config = {
-        "matbench_version": __version__,
-        "git_commit": _git_commit(),
-        "created": utc_stamp(),
-        "task": {
-            "name": spec.name,
-            "version": spec.version,
-            "source": spec.source_label() if not (settings.data_dir or settings.data_file) else "local",
-            "data_dir": os.path.abspath(settings.data_dir) if settings.data_dir else None,
-            "data_file": os.path.abspath(settings.data_file) if settings.data_file else None,
-            "n_samples": n_selected,
-            "spec_sha256": file_sha256(spec.path),
-            "revision": revision,
-            # A 40-hex hub commit: the exact data. Anything else (none, a branch) can move under the run.
-            "revision_pinned": None if local else bool(revision and is_commit(revision)),
-        },
-        "model": {"spec": settings.model, **semantic_model},
-        "model_runtime": {k: v for k, v in model_config.items() if k in _MODEL_NON_SEMANTIC},
-        "protocol": {
-            **resolved.config(custom=bool(settings.protocol_file)),
-            **({"tools": _tools_protocol(templates, tools, options, model_config)} if native else {}),
-        },
-        # Where the authors' script was read from (not part of the fingerprint: any copy at the commit).
-        "protocol_source": ({k: templates.source[k] for k in ("via", "path")} if templates.source else None),
-        "scoring": scoring,
-        "search": search_info,
-        "sandbox": sandbox_info,
-        "options": {
-            "crop_assist": options.crop_assist,
-            "max_calls": options.max_calls,
-            "top_k": options.top_k,
-            "compat": options.compat,
-            "exec_scope": exec_scope,
-            "exec_globals": options.exec_globals,
-        },
-        "decoding": {
-            "temperature": options.temperature,
-            "top_p": options.top_p,
-            "max_new_tokens": options.max_new_tokens,
-            "seed": options.seed,
-            # OpenAI-compatible endpoints: exactly what every request body carries besides the messages
-            # (what is not sent is the server's default, e.g. the checkpoint's generation config).
-            "sent": sent_decoding(model_config, options),
-        },
-        "seed": settings.seed,
-        "selection": {
-            "limit": settings.limit,
-            "ids": settings.ids,
-            "shard": str(shard) if shard else None,
-            "shard_samples": len(samples) if shard else None,
-        },
-        "packages": _packages(),
-    }
-    if not local:  # the commit the hub data was loaded from (None: neither the hub nor the cache could tell)
-        config["task"]["revision_resolved"] = data_commit
-    effective = effective_decoding(model_config, options)
-    if effective is not None:  # in-process engines: the SamplingParams every request gets
-        config["decoding"]["effective"] = effective
-    config["fingerprint"] = config_fingerprint(config)
-    shard_label = config["selection"]["shard"]
-    run = _resolve_run_dir(settings, spec, shard_label)
-    if run.exists() and settings.overwrite:
-        run = _overwrite(run, settings, spec, shard_label)
-    plan = TaskPlan(
-        spec, templates, samples, list(samples), run, config, options, scoring, tools, search_cache
-    )
-    if native:
-        from matbench.episode_tools import ToolsEpisode
-
-        plan.episode_cls = ToolsEpisode
-    if not run.exists():
-        plan.totals = RunTotals(spec, scoring)
-        return plan
-    plan.lock = RunLock(run.path).acquire()  # resume: under the run's lock, after cutting a torn last line
-    try:
-        old = run.read_config()
-        if sandbox_info is not None:
-            from matbench.tools.sandbox_policy import check_resume
-
-            check_resume(old, sandbox_info, run.path)
-        _check_resume(run, old, config, samples_all, spec)
-        cut = run.repair()
-        if cut:
-            log.warning("%s: cut a torn last line (%d bytes) before resuming", run.predictions_path, cut)
-        plan.totals = RunTotals.from_run(run, spec, scoring)  # one pass over the file, small rows per id
-    except BaseException:
-        plan.lock.release()
-        raise
-    plan.todo = [s for s in samples if not plan.totals.finished(s.id, retry_errors=settings.retry_errors)]
-    print(f"resuming: {len(samples) - len(plan.todo)}/{len(samples)} done ({run.path})", file=sys.stderr)
-    return plan
-
-
-def open_run(plan: TaskPlan) -> None:
-    """Create a new run's directory (only once every task is planned, so a refusal leaves nothing behind)."""
-    if plan.lock is not None:
-        return
-    plan.run.path.mkdir(parents=True, exist_ok=True)
-    plan.lock = RunLock(plan.run.path).acquire()
-    if plan.run.exists():  # another `eval` made it since this one planned: resume it instead, never twice
-        plan.lock.release()
-        raise ConfigError(f"{plan.run.path} was just started by another `matbench eval`; rerun to resume it")
-    plan.run.create(plan.config)
-
-
-def _tools_protocol(templates: Templates, tools: Tools, options: EpisodeOptions, model_config: dict) -> dict:
-    """What config.json records of a native tool-calling run: functions, how it ends, budget, API shape."""
-    from matbench.protocols.native_tools import declare
-
-    task_tools = tuple(t for t, on in (("search", tools.search), ("code", tools.sandbox)) if on)
-    declared = declare(templates, task_tools)
-    return {
-        "functions": [t.name for t in declared.specs],
-        "final": declared.final,
-        "max_model_calls": options.max_calls,
-        "tool_call_budget": options.max_calls,
-        "api": model_config.get("api"),
-    }
-
-
+# --- the model ----------------------------------------------------------------------------------------------
 def build_model(settings: EvalSettings):
     from matbench.models import get_model
     from matbench.models.cache import CachedModel
 
+    options = dict(settings.model_options)
+    if settings.request_timeout is not None:  # HTTP backends: each request's deadline, the whole reply read
+        options.setdefault("timeout", settings.request_timeout)
     model = get_model(
         settings.model,
         base_url=settings.base_url,
         api_key_env=settings.api_key_env,
         max_concurrency=settings.max_concurrency,
-        **settings.model_options,
+        **options,
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
     if settings.response_cache:
-        cache_dir = Path(settings.cache_dir) if settings.cache_dir else _default_cache_dir()
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir = usable_cache_dir(settings.cache_dir or default_cache_dir())
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
-
-
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("MATBENCH_CACHE_DIR") or Path.home() / ".cache" / "matbench")
 
 
 # --- scheduling ----------------------------------------------------------------------------------------------
@@ -441,12 +62,13 @@ async def run_concurrent(
     model,
     limit: int,
     on_done,
-    on_output=None,
+    meter: SpendMeter | None = None,
     split: TimeSplit | None = None,
 ) -> None:
     """HTTP models: ``limit`` workers take episodes from one iterator, so at most ``limit`` are in flight and
     an episode (and its task) exists only while it runs: memory does not grow with the number of samples.
-    A maker returning None leaves its sample unstarted (``--max-cost`` reached)."""
+    A maker returning None leaves its sample unstarted (``--max-cost`` reached); with ``meter``, every model
+    call is admitted by it first, and an episode it refuses stops unrecorded (a resume redoes it)."""
     makers = iter(episodes)
     clock = time.perf_counter
 
@@ -457,11 +79,19 @@ async def run_concurrent(
                 continue
             try:
                 while not ep.done:
+                    request = ep.request()
+                    ticket = await meter.admit() if meter is not None else None
+                    if meter is not None and ticket is None:
+                        meter.stopped += 1
+                        break
                     t0 = clock()
-                    (out,) = await model.generate([ep.request()])
+                    out = None
+                    try:
+                        (out,) = await model.generate([request])
+                    finally:
+                        if ticket is not None:
+                            await meter.settle(ticket, out, request.max_new_tokens)
                     t1 = clock()
-                    if on_output is not None:
-                        on_output(out)
                     await ep.advance(out)
                     if split is not None:
                         split.add_call(t1 - t0, clock() - t1)
@@ -470,7 +100,8 @@ async def run_concurrent(
             except Exception as exc:  # noqa: BLE001 - one broken episode must not end the run
                 log.exception("sample %s failed in the harness", ep.sample.id)
                 ep.fail(exc)
-            on_done(ep)
+            if ep.done:
+                on_done(ep)
 
     await asyncio.gather(*(worker() for _ in range(max(1, limit))))
 
@@ -549,11 +180,7 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
     run = summary["run"]
     run["cost"] = totals.cost(plan.price)
     if meter is not None:
-        run["max_cost"] = {
-            "limit_usd": meter.limit,
-            "spent_usd": round(meter.spent, 6),
-            "not_started": meter.skipped,
-        }
+        run["max_cost"] = meter.block()
     if plan.search_cache is not None and hasattr(plan.search_cache, "stats"):
         run["search_cache"] = plan.search_cache.stats()
     if model is not None and hasattr(model, "stats"):
@@ -568,11 +195,13 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
 
 
 class _Progress:
-    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress)."""
+    """A tqdm bar with live F1/EM, calls, tool errors and failures (stderr; off with --no-progress), and what
+    the transport is waiting for (``wait``: status, attempt, next try) while an endpoint fails."""
 
     def __init__(self, plan: TaskPlan, enabled: bool):
         self.n = self.f1 = self.em = 0.0
         self.calls = self.tool_errors = self.failures = 0
+        self.postfix: dict[str, object] = {}
         self.bar = None
         if enabled:
             from tqdm import tqdm
@@ -589,23 +218,37 @@ class _Progress:
         self.tool_errors += rec.tool_errors
         self.failures += rec.status != "ok"
         if self.bar is not None:
-            self.bar.set_postfix(
+            self.postfix.update(
                 F1=f"{100 * self.f1 / self.n:.1f}",
                 EM=f"{100 * self.em / self.n:.1f}",
                 calls=self.calls,
                 tool_err=self.tool_errors,
                 fail=self.failures,
-                refresh=False,
             )
+            self.bar.set_postfix(self.postfix, refresh=False)
             self.bar.update(1)
+
+    def notice(self, notice: Notice) -> None:
+        """A retry or a recovery seen by the transport: shown at once (the bar may not move for a while)."""
+        if self.bar is None:
+            return
+        if notice.kind == "retry":
+            self.postfix["wait"] = (
+                f"{notice.error[:40]} try {notice.attempt + 1}/{notice.max_attempts} in {notice.delay:.1f}s"
+            )
+        else:
+            self.postfix.pop("wait", None)
+        self.bar.set_postfix(self.postfix, refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None) -> None:
-    scorer = get_scorer(plan.scoring, cjk=plan.spec.cjk)
+async def _run_plan(
+    plan: TaskPlan, model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
+) -> None:
+    scorer = RunScorer(plan.spec, plan.scoring)
     progress = _Progress(plan, settings.progress)
 
     def make(sample: Sample) -> Callable[[], Episode | None]:
@@ -622,6 +265,8 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     def on_done(ep: Episode) -> None:
         rec = ep.record(scorer)
         plan.run.append(rec)
+        if judging is not None:
+            judging.on_record(plan.run.path, rec.to_dict())
         if plan.totals is not None:
             plan.totals.add(rec.to_dict())
         progress.update(rec)
@@ -630,19 +275,35 @@ async def _run_plan(plan: TaskPlan, model, settings: EvalSettings, meter: SpendM
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
     try:
         makers = (make(s) for s in plan.todo)
-        if lockstep:
-            await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
-        else:
-            await run_concurrent(
-                makers,
-                model,
-                settings.max_concurrency,
-                on_done,
-                meter.add if meter is not None else None,
-                split=plan.time_split,
-            )
+        with listening(progress.notice):  # retries and backoff show in the bar while they happen
+            if lockstep:
+                await run_lockstep(makers, model, on_done, plan.time_split, max(1, settings.lockstep_window))
+            else:
+                await run_concurrent(
+                    makers, model, settings.max_concurrency, on_done, meter, split=plan.time_split
+                )
     finally:
         progress.close()
+
+
+def _nothing_to_do(plan: TaskPlan) -> dict | None:
+    """A finished run resumed with nothing left to run keeps its summary as it was (duration, calls, time
+    split: rewriting them would report a 0.008 s run of zero calls); None when there is work to do."""
+    if plan.todo:
+        return None
+    old = plan.run.read_summary()
+    run = (old or {}).get("run") or {}
+    if not run.get("finished") or run.get("fingerprint") != plan.config["fingerprint"]:
+        return None  # no summary yet, or one of an unfinished run: write it
+    print(f"nothing to do: all {len(plan.samples)} samples are recorded; summary unchanged ({plan.run.path})",
+          file=sys.stderr)
+    return old
+
+
+def _saved(plan: TaskPlan) -> int:
+    if plan.totals is not None:
+        return len(plan.totals.ids())
+    return sum(1 for _ in plan.run.iter_records()) if plan.run.exists() else 0
 
 
 def evaluate(settings: EvalSettings) -> list[dict]:
@@ -651,25 +312,39 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         raise ConfigError(f"--limit must be at least 1 (got {settings.limit})")
     shared: dict = {}
     plans: list[TaskPlan] = []
-    model = build_model(
-        settings
-    )  # an in-process engine loads here (once for every task), HTTP only preflights
+    judging = None
+    if getattr(settings, "judge", None):  # the judge's preflight and strings first: before a model loads
+        from matbench.judge.during_eval import EvalJudging
+        from matbench.judge.loop import Judge, JudgeSettings
+
+        judging = EvalJudging(Judge(JudgeSettings.of(settings)))
     try:
-        model_config = model.config()
+        model = build_model(
+            settings
+        )  # an in-process engine loads here (once for every task), HTTP only preflights
+    except BaseException:
+        if judging is not None:
+            judging.judge.close()
+        raise
+    try:
         for name in settings.tasks:
-            plans.append(plan_task(settings, name, model_config, shared))
-        price = find_price(load_prices(settings.prices), {"spec": settings.model, **model_config})
+            plans.append(plan_task(settings, name, model, shared))
+        price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
         for plan in plans:
             plan.price = price
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
-        return asyncio.run(_evaluate(plans, model, settings, meter))
+        return asyncio.run(_evaluate(plans, model, settings, meter, judging))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
+        raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc
     finally:
+        if judging is not None:
+            judging.judge.close()  # when no run started (a refusal while planning); else closed already
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
-        for key, tool in shared.items():
-            closer = getattr(tool[0] if key == "search" else tool, "close", None)
+        for backend in shared.values():  # tool back-ends opened once per invocation (matbench/tools/)
+            closer = getattr(backend, "close", None)
             if closer:
                 closer()
 
@@ -697,7 +372,7 @@ def _spend_meter(
 
 
 async def _evaluate(
-    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None
+    plans: list[TaskPlan], model, settings: EvalSettings, meter: SpendMeter | None = None, judging=None
 ) -> list[dict]:
     loop = asyncio.get_running_loop()
     # Search and sandbox calls run in threads: enough of them for every episode in flight.
@@ -706,13 +381,30 @@ async def _evaluate(
     try:
         for plan in plans:
             open_run(plan)
+            if judging is not None:
+                judging.start(plan.run.path)
         for plan in plans:
+            unchanged = _nothing_to_do(plan)
+            if unchanged is not None:
+                if judging is not None:  # the finished run's judgments: only the judge block changes
+                    unchanged["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                    plan.run.write_summary(unchanged)
+                summaries.append(unchanged)
+                continue
             start = time.monotonic()
-            await _run_plan(plan, model, settings, meter)
-            summaries.append(summarize(plan, time.monotonic() - start, model, meter))
+            await _run_plan(plan, model, settings, meter, judging)
+            summary = summarize(plan, time.monotonic() - start, model, meter)
+            if judging is not None:
+                summary["judge"] = await judging.finish(plan.run.path, plan.run.iter_records())
+                plan.run.write_summary(summary)
+            summaries.append(summary)
     finally:
         for plan in plans:
             if plan.lock is not None:
                 plan.lock.release()
-        await model.aclose()
+        try:
+            await model.aclose()
+        finally:
+            if judging is not None:
+                await judging.judge.aclose()
     return summaries

@@ -1,19 +1,25 @@
-"""Task specs: one declarative YAML file per task in ``tasks/``, loaded through a registry.
+"""Task specs: one declarative YAML file per task, read into :class:`TaskSpec`.
 
 A spec names its data source and field mapping, the split rule, tools, prompt templates (files next to it),
-turn and token limits, scoring rules and a version. Adding a task is one YAML file (plus, for a new data
-format, one loader registered in ``matbench.data.loaders``).
+turn and token limits, scoring rules and a version. matbench's own tasks are the YAML files in ``tasks/``
+(the source of truth in the repository); a plug-in package adds tasks through the ``matbench.tasks`` entry
+points (:data:`matbench.registry.TASKS`), each naming the path of its YAML file (prompt files beside it).
+Adding a task is one YAML file (plus, for a new data format, one loader in :data:`matbench.registry.LOADERS`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from matbench.errors import ConfigError
+from matbench.errors import ConfigError, MatbenchError
+from matbench.registry import TASKS
+
+log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -161,7 +167,8 @@ def _load_spec(path: Path) -> TaskSpec:
 
 
 @lru_cache(maxsize=8)
-def _registry(directory: str) -> dict[str, TaskSpec]:
+def _directory_specs(directory: str) -> dict[str, TaskSpec]:
+    """matbench's own tasks: every ``*.yaml`` in the task directory."""
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(f"task directory {root} not found (set MATBENCH_TASKS_DIR)")
@@ -174,12 +181,48 @@ def _registry(directory: str) -> dict[str, TaskSpec]:
     return specs
 
 
+def _plugin_spec(name: str) -> TaskSpec:
+    """A task from :data:`TASKS`: its entry names a YAML path (str or Path), a TaskSpec, or a function
+    returning either; the spec's ``name`` must be the entry's name."""
+    obj = TASKS.load(name)
+    if callable(obj) and not isinstance(obj, TaskSpec):
+        obj = obj()
+    spec = obj if isinstance(obj, TaskSpec) else _load_spec(Path(obj)) if isinstance(obj, (str, Path)) else None
+    if spec is None:
+        raise ConfigError(f"task {name!r} ({TASKS.target(name)}) is not a YAML path or a TaskSpec")
+    if spec.name != name:
+        raise ConfigError(f"task {name!r} ({TASKS.target(name)}) is named {spec.name!r} in {spec.path}")
+    return spec
+
+
 def all_tasks() -> dict[str, TaskSpec]:
-    return dict(_registry(str(tasks_dir())))
+    """matbench's tasks, then plug-in tasks (one with a built-in task's name, or one that does not load, is
+    reported once and left out: a package on the path cannot replace or break the tasks matbench ships)."""
+    specs = dict(_directory_specs(str(tasks_dir())))
+    for name in TASKS.names():
+        if name in specs:
+            _warn_once(name, f"plug-in task {name!r} ({TASKS.origin(name)}) has the name of a matbench task: ignored")
+            continue
+        try:
+            specs[name] = _plugin_spec(name)
+        except MatbenchError as exc:
+            _warn_once(name, str(exc))
+    return specs
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", " ".join(message.split()))  # one line, also for a YAML error's caret
 
 
 def get_task(name: str) -> TaskSpec:
-    specs = _registry(str(tasks_dir()))
-    if name not in specs:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(specs)}")
-    return specs[name]
+    specs = _directory_specs(str(tasks_dir()))
+    if name in specs:
+        return specs[name]
+    if name in TASKS:
+        return _plugin_spec(name)
+    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(all_tasks())}")

@@ -4,7 +4,8 @@ The runner adds each record as it finishes and a resumed run loads the file once
 trajectories and memory stays small at any number of samples (about 100 bytes per sample: an id, two floats
 and a few small integers in typed arrays). A later line for the same id (``--retry-errors``) replaces the earlier
 one in place, as in ``RunDir.iter_records``. Scores are recomputed from prediction and gold with the run's
-scorer, exactly as ``score_rows`` does, so the totals equal a rescore of the file.
+scorer (:class:`matbench.scoring.reader.RunScorer`, as every command builds it), so the totals equal a rescore
+of the file.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 from array import array
 
 from matbench.cost import Price, billed_usage, cost_block
-from matbench.predictions import PredRow
 from matbench.records import RunDir
-from matbench.scoring import ScoreTable, get_scorer
+from matbench.scoring.reader import PredRow, RunScorer
+from matbench.scoring.table import ScoreTable
 from matbench.tasks import TaskSpec
 
 _INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
@@ -26,10 +27,10 @@ _BILLED = ("input", "cached_input", "output")
 class RunTotals:
     """Per-id packed rows (first-seen order) plus the sums ``summary.json`` reports."""
 
-    def __init__(self, spec: TaskSpec, scoring: str) -> None:
+    def __init__(self, spec: TaskSpec, scoring: str | None) -> None:
         self.spec = spec
-        self.scoring = scoring
-        self._scorer = get_scorer(scoring, cjk=spec.cjk)
+        self._scorer = RunScorer(spec, scoring)
+        self.scoring = self._scorer.name
         self._scores = ScoreTable()  # ids, F1, EM, missing and split per row
         self._index = self._scores.index  # id -> row
         self._status = bytearray()  # index into self._statuses
@@ -40,7 +41,7 @@ class RunTotals:
         self._tools: dict[str, array] = {}  # tool name -> calls per row
 
     @classmethod
-    def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str) -> RunTotals:
+    def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str | None) -> RunTotals:
         """One streaming pass over ``predictions.jsonl``."""
         totals = cls(spec, scoring)
         for _, _, raw in run.lines():
@@ -58,7 +59,7 @@ class RunTotals:
     def add(self, raw: dict) -> None:
         """A record as written to ``predictions.jsonl`` (a dict with id, gold, prediction, ...)."""
         r = PredRow.from_record(raw, len(self._index) + 1)
-        s = self._scorer(r.prediction, r.gold)
+        s = self._scorer.score(r)
         tokens = raw.get("tokens") or {}
         ints = {
             "turns": raw.get("turns", 0),
@@ -71,8 +72,7 @@ class RunTotals:
         ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
         # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
-        split = r.split or self.spec.splits.split_of(r.id)
-        i = self._scores.put(r.id, split, s.f1, s.em, r.prediction is None, r.status == "error")
+        i = self._scores.put(r.id, s.split, s.f1, s.em, s.missing, s.error)
         if i == len(self._status):  # a new id: a new row at the end
             self._status.append(0)
             for arr in self._ints.values():

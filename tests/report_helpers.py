@@ -18,7 +18,8 @@ from matbench.predictions import read_predictions
 from matbench.protocols.resolve import resolve_protocol
 from matbench.records import RunDir, SampleRecord
 from matbench.runconfig import config_fingerprint, file_sha256
-from matbench.scoring import Scored, aggregate, get_scorer
+from matbench.scoring.base import make_scorer
+from matbench.scoring.table import Scored, aggregate
 from matbench.tasks import get_task
 
 PRED = Path("predictions") / "visual-arft"
@@ -202,7 +203,7 @@ def make_coding_run(
     """A finished MAT-Coding run of the authors' predictions; ``errors`` ids fail (status error, no answer),
     ``overrides`` replace some predictions."""
     task = get_task("mat-coding")
-    scorer = get_scorer("visual-arft", cjk=task.cjk)
+    scorer = make_scorer("visual-arft", task.scoring)
     answers = coding_answers(fixtures)
     demos = demo_rows(fixtures)
     demo_by_id = {str(d["id"]): d for d in demos}
@@ -304,6 +305,7 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
         j = rng.randrange(len(pool) - k)
         return " ".join(pool[j : j + k])
 
+    search_scorer = make_scorer("visual-arft")
     rd = RunDir(run)
     rd.create(
         {
@@ -354,6 +356,9 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
         gold, pred = text(2), (text(2) if rng.random() < 0.6 else None)
         em = float(rng.random() < 0.4)
         status = "ok" if rng.random() > 0.01 else "error"
+        if em:
+            pred = gold  # the record's numbers are what the run's scorer gives (view rescores them)
+        score = search_scorer(pred if status == "ok" else None, [gold])
         traj.append(
             {
                 "turn": n_search + 1,
@@ -376,8 +381,8 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
                 question=f"Who is the {text(8)}?",
                 gold=[gold],
                 prediction=pred if status == "ok" else None,
-                f1=em or rng.random() * 0.5,
-                em=em,
+                f1=score.f1,
+                em=score.em,
                 status=status,
                 error=None if status == "ok" else "model server returned HTTP 500",
                 turns=len(traj),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -163,25 +164,42 @@ def test_download_once_then_offline_from_the_cache(repo, fixtures_dir, tmp_path,
         assert again.returncode == 0, again.stderr
     cfg = json.loads((run_dir_of(again.stdout) / "config.json").read_text())
     assert cfg["protocol_source"]["via"] == "cache"
-    # a cached copy edited since is refused, naming where it was read from
-    cached.write_bytes(cached.read_bytes().replace(b"Only Return the answer.", b"Return the answer."))
+    # a cached copy edited since is refused, naming where it was read from, even when every string it
+    # holds is intact (one more line of code: the whole file is checked, every time it is read)
+    cached.write_bytes(cached.read_bytes() + b"\nimport os  # tampered\n")
     with pytest.raises(ConfigError) as err:
         authors_templates("direct", BAMBOOGLE_DF, authors_repo=None, cache_dir=tmp_path / "cache")
-    assert str(cached) in str(err.value) and "direct.instructions" in str(err.value)
+    assert str(cached) in str(err.value) and "not the file pinned" in str(err.value)
+    assert cached.is_file()  # refused, left for the user to see (the message says how to get it again)
 
 
 def test_a_changed_download_is_refused_and_not_cached(repo, fixtures_dir, tmp_path, no_copy):
     served = tmp_path / "served"
     shutil.copytree(repo, served)
     df = served / BAMBOOGLE_DF
-    df.write_bytes(df.read_bytes().replace(b"Only Return the answer.", b"Return the answer."))
+    df.write_bytes(df.read_bytes() + b"\nimport os  # every string intact, one more line of code\n")
     with RawHost(served) as host, FakeOpenAIServer("x") as srv:
         out = _direct_bamboogle(srv, tmp_path, fixtures_dir, {"MATBENCH_AUTHORS_BASE_URL": host.url})
         assert srv.calls == 0
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr
-    assert BAMBOOGLE_DF in lines[0] and "direct.instructions" in lines[0]
+    assert BAMBOOGLE_DF in lines[0] and "not the one pinned" in lines[0]
     assert not cache_path(tmp_path / "cache", BAMBOOGLE_DF).exists()
+
+
+def test_every_file_matbench_reads_is_pinned(repo):
+    """The pinned hashes are those of the files at the pinned commit (the fixture copies, unchanged)."""
+    from matbench.judge.sensenova import SCRIPT, SENSENOVA
+    from matbench.protocols.authors_source import VISUAL_ARFT
+    from matbench.tasks import all_tasks
+
+    read = {ref.authors for spec in all_tasks().values() for ref in spec.protocols.values() if ref.authors}
+    assert read and read <= dict(VISUAL_ARFT.pinned).keys()
+    for relpath, digest in VISUAL_ARFT.pinned:
+        assert hashlib.sha256((repo / relpath).read_bytes()).hexdigest() == digest, relpath
+    sensenova = repo.parent / "sensenova-mars-repo" / SCRIPT
+    if sensenova.is_file():
+        assert hashlib.sha256(sensenova.read_bytes()).hexdigest() == SENSENOVA.pinned_sha256(SCRIPT)
 
 
 def test_no_copy_and_no_network_says_both_ways_out(fixtures_dir, tmp_path, no_copy):

@@ -92,7 +92,13 @@ def test_max_cost_stops_a_run_cleanly_and_resumes(tmp_path, fixtures_dir):
         assert "stopped by --max-cost $0.6: spent $0.7500, 3 sample(s) not started" in out.stdout
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["run"]["finished"] is False and summary["n"] == 3
-        assert summary["run"]["max_cost"] == {"limit_usd": 0.6, "spent_usd": 0.75, "not_started": 3}
+        assert summary["run"]["max_cost"] == {
+            "limit_usd": 0.6,
+            "spent_usd": 0.75,
+            "not_started": 3,
+            "stopped_in_flight": 0,
+            "halted": None,
+        }
         assert summary["run"]["cost"]["usd"] == pytest.approx(0.75)
         # the same limit again: the run has already spent it, nothing starts
         again = run_eval(

@@ -79,6 +79,22 @@ def test_bad_rows_are_reported(tmp_path, fixtures_dir):
     assert "missing field(s)" in errors["500"] and "MAT-Coding.json, row 8" in errors["500"]
 
 
+def test_flashrag_bad_lines_are_rows_not_the_end_of_the_file(tmp_path):
+    """A line that is not UTF-8 or not JSON is that row's input error; the rows after it still load."""
+    good = [{"id": f"dev_{i}", "question": f"q{i}", "golden_answers": [f"a{i}"]} for i in range(3)]
+    lines = [json.dumps(good[0]).encode(), b'{"id": "dev_x", "question": "caf\xe9"}', b"{oops", b"   ",
+             b"null", json.dumps(good[1]).encode(), json.dumps(good[2]).encode()]
+    path = tmp_path / "dev.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    samples = load_samples(get_task("hotpotqa"), data_file=path)
+    assert [s.id for s in samples if not s.input_error] == ["dev_0", "dev_1", "dev_2"]
+    errors = [s.input_error for s in samples if s.input_error]
+    assert len(errors) == 3  # the blank line is no row
+    assert "dev.jsonl, row 2: not valid UTF-8 text" in errors[0]
+    assert "dev.jsonl, row 3: not valid JSON" in errors[1]
+    assert "row is not an object" in errors[2]
+
+
 def test_not_json(tmp_path):
     (tmp_path / "MAT-Search.json").write_text("{oops")
     with pytest.raises(InputError, match="MAT-Search.json: not valid JSON"):

@@ -228,8 +228,8 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
         for r in rows:
             for t in r["trajectory"]:
                 t.pop("latency"), t.pop("cached")
-                if t["tool"]:
-                    t["tool"].pop("cached", None)
+                for call in t["tool_calls"]:
+                    call.pop("cached", None)
     assert strip == again
     summary = json.loads((tmp_path / "replay" / "summary.json").read_text())
     assert summary["run"]["search_cache"]["hits"] == 2 and summary["run"]["search_cache"]["misses"] == 0
@@ -272,7 +272,7 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
             return await inner(requests)
 
         model.generate = generate
-        plan = plan_task(settings, "bamboogle", model.config(), {})
+        plan = plan_task(settings, "bamboogle", model, {})
         (summary,) = asyncio.run(_evaluate([plan], model, settings))
     assert batches == [n, n]  # round 1: all live episodes; round 2: the same ones, then all are done
     assert summary["n"] == n and summary["run"]["calls"] == 2 * n

@@ -146,7 +146,7 @@ def test_health_checks_drain_and_bring_back(tmp_path):
 
     async def scenario(model, a, b):
         pool = model.pool
-        model._ensure_client()
+        model.transport.start()
         await pool.check_all()
         assert [e.healthy for e in pool.endpoints] == [True, True]
         b.models = ["something-else"]  # the replica was restarted with another model

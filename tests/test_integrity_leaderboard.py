@@ -19,7 +19,8 @@ from matbench.records import RunDir, SampleRecord
 from matbench.report.entries import load_entries
 from matbench.report.official import gold_digest
 from matbench.runconfig import config_fingerprint
-from matbench.scoring import Scored, get_scorer
+from matbench.scoring.base import make_scorer
+from matbench.scoring.table import Scored
 from matbench.tasks import get_task
 
 
@@ -55,7 +56,7 @@ def test_pinned_gold_digests_are_the_fixtures_full_gold_sets(fixtures_dir):
 def perfect_run(run: Path, data: Path, config_from: Path) -> Path:
     """A finished run that answers every sample of ``data`` with its first gold answer."""
     spec = get_task("mat-coding")
-    scorer = get_scorer("visual-arft", cjk=spec.cjk)
+    scorer = make_scorer("visual-arft", spec.scoring)
     config = RunDir(config_from).read_config()
     config["task"].update(data_dir=str(data))
     config["fingerprint"] = config_fingerprint(config)

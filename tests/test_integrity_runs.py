@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -161,10 +162,15 @@ def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir, sigint_ignored):
             raise
         gate.open()
         assert proc.returncode == 130
-        assert err.strip().splitlines() == ["matbench: interrupted"]
         done = _lines_all_parse(preds)
         assert 2 <= len(done) < 12 and not (run / ".lock").exists()
-        out = run_eval(["--base-url", srv.base_url, *args])
+        # one line: how many samples are saved where, and the exact command that resumes
+        (line,) = err.strip().splitlines()
+        saved, _, command = line.partition("; resume with: ")
+        assert saved == f"matbench: interrupted: {len(done)}/12 samples saved in {run}"
+        argv = shlex.split(command)
+        assert argv[:2] == ["matbench", "eval"] and argv[2:] == ["--no-progress", "--base-url", srv.base_url, *args]
+        out = run_eval(argv[3:])  # run_eval adds `eval --no-progress`
     assert out.returncode == 0, out.stderr
     assert f"resuming: {len(done)}/12 done" in out.stderr
     assert len(_lines_all_parse(preds)) == 12

@@ -183,7 +183,7 @@ def test_429_storm_shrinks_concurrency_and_everything_completes() -> None:
 
         async def go():
             outs = await model.generate([ChatRequest(f"q{i}") for i in range(16)])
-            limit = model._limiter.limit
+            limit = model.pool.endpoints[0].limiter.limit
             await model.aclose()
             return outs, limit
 

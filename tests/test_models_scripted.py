@@ -42,7 +42,7 @@ def test_quickstart_dry_run_as_readme_says(tmp_path, capsys):
     assert rows["dev_0"]["prediction"] == "yes" and rows["dev_0"]["turns"] == 3
     assert rows["dev_0"]["tool_calls"] == {"search": 2}
     # the searches ran against the shipped corpus: the supporting paragraph is among the results
-    first = rows["dev_1"]["trajectory"][0]["tool"]
+    first = rows["dev_1"]["trajectory"][0]["tool_calls"][-1]
     assert "Kiss and Tell (1945 film)" in [h["title"] for h in first["results"]]
     assert rows["dev_4"]["em"] == 0.0 and 0 < rows["dev_4"]["f1"] < 1  # "Greenwich Village": partial credit
     config = json.loads((run / "config.json").read_text())

@@ -39,13 +39,13 @@ def test_flags_parse_into_settings_and_model_options():
 
 
 def test_adding_an_option_is_one_entry(monkeypatch):
-    extra = Option("request_timeout", "seconds per call", type=float, default=30.0, recorded="model_runtime.x")
+    extra = Option("example_seconds", "seconds per example", type=float, default=30.0, recorded="model_runtime.x")
     monkeypatch.setattr(opts, "EVAL_OPTIONS", (*EVAL_OPTIONS, extra))
     settings_cls = opts.make_settings_class()
     monkeypatch.setattr(opts, "EvalSettings", settings_cls)
-    args = _parse("--request-timeout", "7")
-    assert settings_from_args(args).request_timeout == 7.0
-    assert settings_from_args(_parse()).request_timeout == 30.0
+    args = _parse("--example-seconds", "7")
+    assert settings_from_args(args).example_seconds == 7.0
+    assert settings_from_args(_parse()).example_seconds == 30.0
     assert not extra.fingerprinted
 
 

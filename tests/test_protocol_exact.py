@@ -108,8 +108,8 @@ def test_coding_layout_byte_exact(tmp_path, fixtures_dir):
     assert sent == [t["request_text"] for t in turns[:3]]
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
     assert rec["prediction"] == turns[3]["answer"] and rec["em"] == 1.0
-    assert rec["trajectory"][0]["tool"]["problems"] == turns[1]["problems"]
-    assert rec["trajectory"][1]["tool"]["ok"] is turns[2]["code_ok"]
+    assert rec["trajectory"][0]["tool_calls"][0]["problems"] == turns[1]["problems"]
+    assert rec["trajectory"][1]["tool_calls"][-1]["ok"] is turns[2]["code_ok"]
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,33 @@ def test_refused_is_a_matbench_error(run):
     edit_json(run / "config.json", lambda c: c["task"].update(version="2.0"))
     with pytest.raises(Refused, match="version 2.0"):
         validate_run(run)
+
+
+def _consistent_edit(run: Path, fn) -> None:
+    """An edit a forger would make: the content and, recomputed, its fingerprint."""
+    from matbench.runconfig import config_fingerprint
+
+    def edit(cfg: dict) -> None:
+        fn(cfg)
+        cfg["fingerprint"] = config_fingerprint(cfg)
+
+    edit_json(run / "config.json", edit)
+
+
+def test_a_run_not_made_from_the_pinned_files_is_refused(run, tmp_path, capsys):
+    """#20.6: the recorded file hash of the authors' script and the exec scope must be the pinned ones."""
+    from matbench.protocols.authors_strings import PINNED_IMPORTS, imports_sha256
+
+    coding = "Visual-ARFT/evaluation_coding/evaluation_mat_coding_visual_arft.py"
+    config = json.loads((run / "config.json").read_text())
+    assert config["protocol"]["source"]["file"] == coding
+    _consistent_edit(run, lambda c: c["protocol"]["source"].update(file_sha256="0" * 64))
+    err = refusal(run, tmp_path, capsys)
+    assert "not the pinned file" in err and err.strip().count("\n") == 0
+    _consistent_edit(run, lambda c: c["protocol"]["source"].update(file_sha256=config["protocol"]["source"]["file_sha256"]))
+    seeded = [["os", "os", None], ["np", "numpy", None]]
+    assert imports_sha256(seeded) != PINNED_IMPORTS[coding]
+    _consistent_edit(run, lambda c: c["options"].update(exec_scope="authors", exec_globals=seeded))
+    assert "exec scope 'authors' with imports that are not the pinned script's" in refusal(run, tmp_path, capsys)
+    _consistent_edit(run, lambda c: c["options"].update(exec_scope="fresh", exec_globals=seeded))
+    assert "exec scope 'fresh' with seeded imports" in refusal(run, tmp_path, capsys)

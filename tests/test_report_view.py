@@ -55,8 +55,8 @@ def test_report_shows_turns_and_filters(coding_run):
     details = read_details(coding_run / "report.html")
     assert details["12"]["question"] == "What is the serving size of the beverage?"  # a real demo question
     turns = details["12"]["turns"]
-    assert "cv2.rotate(img, cv2.ROTATE_180)" in turns[1]["tool"]["input"]
-    assert turns[0]["tool"]["tips"].startswith("<tips> Fix the image")
+    assert "cv2.rotate(img, cv2.ROTATE_180)" in turns[1]["tool_calls"][0]["input"]
+    assert turns[0]["tool_calls"][0]["tips"].startswith("<tips> Fix the image")
     assert details["5"]["error"] == "model server returned HTTP 500" and rows["5"]["badge"] == "error"
     assert rows["71"]["types"] == ["rotation90", "dark"]
 
@@ -129,9 +129,9 @@ def test_search_run_with_snippets_and_out(tmp_path, capsys):
     assert main(["view", str(rd.path), "--out", str(out)]) == 0
     assert (tmp_path / "elsewhere" / "r_data" / "c00000.js").is_file()
     (turn,) = read_details(out)["1"]["turns"]
-    lego, bad = turn["tool"]["results"]
-    assert lego["snippet"] == "from Danish leg godt" and turn["tool"]["input"] == "LEGO meaning"
-    assert turn["tool"]["cached"] is True
+    lego, bad = turn["tool_calls"][0]["results"]
+    assert lego["snippet"] == "from Danish leg godt" and turn["tool_calls"][0]["input"] == "LEGO meaning"
+    assert turn["tool_calls"][0]["cached"] is True
     assert lego["href"] == "https://en.wikipedia.org/wiki/Lego"
     assert "href" not in bad and bad["snippet"] == "<b>bold</b>"  # text, rendered with textContent
     assert turn["images"] == [

@@ -142,14 +142,16 @@ def test_symlinked_thumbs_dir_or_report_never_write_outside(hostile, tmp_path):
     target = tmp_path / "elsewhere"
     target.mkdir()
     os.symlink(target, run / "thumbs")
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep me")
-    os.symlink(victim, run / "report.html")
     res = _view(run)
     assert res.returncode == 0, res.stderr
     assert not list(target.iterdir())  # no thumbnail written through the link
-    assert victim.read_text() == "keep me"  # the link was replaced, not written through
-    assert (run / "report.html").is_file() and not (run / "report.html").is_symlink()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (run / "report.html").unlink()
+    os.symlink(victim, run / "report.html")
+    res = _view(run)  # a link where the report goes: refused in one line, neither followed nor replaced
+    assert res.returncode == 2 and "symbolic link" in res.stderr and res.stderr.strip().count("\n") == 0
+    assert victim.read_text() == "keep me" and (run / "report.html").is_symlink()
 
 
 def test_samples_in_id_order_one_badge_and_header_as_text(tmp_path):

@@ -70,7 +70,7 @@ def test_coding_episode_image_comes_back_upright(tmp_path, coding_dir):
     rec = read_jsonl(run / "predictions.jsonl")[0]
     assert rec["prediction"] == "1 Can\n(473ml)" and rec["em"] == 1.0  # multi-line answers are matched
     assert [t["action"] for t in rec["trajectory"]] == ["problem", "code", "answer"]
-    code_turn = rec["trajectory"][1]["tool"]
+    code_turn = rec["trajectory"][1]["tool_calls"][-1]
     assert code_turn["ok"] and (run / code_turn["output_image"]).is_file()
     assert rec["trajectory"][2]["image"] == code_turn["output_image"]
     assert "sk-test-secret" not in (run / "predictions.jsonl").read_text() + (run / "config.json").read_text()
@@ -107,7 +107,7 @@ def test_crop_rewrite(tmp_path, coding_dir, fixtures_dir, sid, box):
         int(box[3] / 1000 * h),
     )
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
-    tool = rec["trajectory"][1]["tool"]
+    tool = rec["trajectory"][1]["tool_calls"][-1]
     assert tool["crop_box"] == [x0, y0, x1, y1]
     assert f"img[{y0}:{y1}, {x0}:{x1}]" in tool["input"]
     assert cropped.shape[:2] == (y1 - y0, x1 - x0)
@@ -166,7 +166,7 @@ def test_search_episode_and_five_call_limit(tmp_path, fixtures_dir):
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
     assert rec["turns"] == 5 and rec["prediction"] is None and rec["f1"] == 0.0 and rec["status"] == "ok"
     assert rec["tool_calls"] == {"search": 5}
-    assert rec["trajectory"][0]["tool"]["results"][0]["snippet"] == SNIPPETS[0][1]
+    assert rec["trajectory"][0]["tool_calls"][-1]["results"][0]["snippet"] == SNIPPETS[0][1]
 
 
 def test_malformed_output_and_search_failure(tmp_path, fixtures_dir, fast_search_retries):
@@ -195,7 +195,7 @@ def test_malformed_output_and_search_failure(tmp_path, fixtures_dir, fast_search
         assert "<information> " in third and "</information> " in third
     rec = read_jsonl(run_dir_of(out.stdout) / "predictions.jsonl")[0]
     assert [t["action"] for t in rec["trajectory"]] == ["invalid", "search", "answer"]
-    assert rec["tool_errors"] == 1 and rec["trajectory"][1]["tool"]["error"]
+    assert rec["tool_errors"] == 1 and rec["trajectory"][1]["tool_calls"][-1]["error"]
     assert rec["em"] == 1.0
 
 

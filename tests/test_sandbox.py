@@ -8,6 +8,8 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -304,3 +306,61 @@ def test_cli_missing_file(tmp_path):
     proc = _cli(str(tmp_path / "nope.py"))
     assert proc.returncode == 2
     assert "code file not found" in proc.stderr
+
+
+def _cli_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(ROOT), TMPDIR=str(tmp), **extra)
+    return env
+
+
+def test_cli_sandbox_run_papercuts(tmp_path, image):
+    """#21.9: one line without --image, --out writes the format its suffix names, no folder is left behind
+    (failed, --json or not) unless --keep, and the default timeout is eval's."""
+    tmp = Path(tempfile.mkdtemp(prefix="matbench-test-"))
+    tmp.chmod(0o755)  # without bwrap, uid 65534 must reach the sandbox root below it
+
+    def cli(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "matbench.cli", "sandbox", "run", *args],
+            capture_output=True, text=True, input=stdin, env=_cli_env(tmp, **env), timeout=120,
+        )
+
+    proc = cli("-", stdin="import cv2\nprint(cv2.imread('path_to_input_image.jpg').shape)\n")
+    assert proc.returncode == 2 and "--image" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    writes_jpeg = "import shutil\nshutil.copy('path_to_input_image.jpg', 'x.png')\nfrom PIL import Image\n"
+    writes_jpeg += "Image.open('x.png').save('path_to_output_image.jpg', format='JPEG')\n"
+    out = tmp_path / "fixed.png"
+    proc = cli("-", "--image", str(image), "--out", str(out), "--json", stdin=writes_jpeg)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # PNG, not JPEG bytes under a .png name
+    assert cli("-", "--image", str(image), stdin="raise SystemExit(3)\n").returncode == 1
+    assert cli("-", "--image", str(image), "--json", stdin="print(1)\n").returncode == 1  # no output image
+    left = list(tmp.iterdir())
+    shutil.rmtree(tmp)
+    assert left == []  # nothing left in the temporary directory
+    assert cli("-", "--out", str(tmp_path / "x.xyz"), stdin="pass\n").returncode == 2
+    from matbench.tools.sandbox import DEFAULT_CODE_TIMEOUT, Sandbox
+
+    assert DEFAULT_CODE_TIMEOUT == 60 and Sandbox.__init__.__defaults__[0] == DEFAULT_CODE_TIMEOUT
+    assert "default 60" in cli("--help").stdout
+
+
+def test_cli_sandbox_run_refuses_without_isolation(image):
+    """#20.8: as eval, `sandbox run` without bubblewrap refuses unless --unsafe-no-sandbox."""
+    tmp = Path(tempfile.mkdtemp(prefix="matbench-test-"))
+    tmp.chmod(0o755)  # without bwrap, uid 65534 must reach the sandbox root below it
+    env = _cli_env(tmp, MATBENCH_BWRAP="/nonexistent/bwrap")
+    base = [sys.executable, "-m", "matbench.cli", "sandbox", "run", "-", "--image", str(image)]
+    copy = "import shutil\nshutil.copy('path_to_input_image.jpg', 'path_to_output_image.jpg')\n"
+    for extra in ([], ["--isolation", "none"]):
+        proc = subprocess.run([*base, *extra], input=copy, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 2 and "--unsafe-no-sandbox" in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0
+    proc = subprocess.run(
+        [*base, "--unsafe-no-sandbox", "--json"], input=copy, capture_output=True, text=True, env=env, timeout=120
+    )
+    shutil.rmtree(tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["isolation"] == "none"

@@ -90,7 +90,7 @@ def _attack_output(out) -> str:
     assert out.returncode == 0, out.stderr  # the harness survived and finished
     run = run_dir_of(out.stdout)
     rec = read_jsonl(run / "predictions.jsonl")[0]
-    tool = rec["trajectory"][1]["tool"]
+    tool = rec["trajectory"][1]["tool_calls"][-1]
     assert tool["name"] == "code" and tool["ok"], tool
     everything = "".join(p.read_text() for p in run.glob("*.json*"))
     assert SECRET not in everything and SECRET not in out.stdout + out.stderr

@@ -8,7 +8,7 @@ import pytest
 from runtime_helpers import run_cli
 
 from matbench.predictions import score_file
-from matbench.scoring import normalize_answer, score_squad, score_visual_arft
+from matbench.scoring.rules import normalize_answer, score_squad, score_visual_arft
 from matbench.tasks import get_task
 
 # file, task, {split: (F1, EM)} in percent, from ../shared/fixtures/README.md

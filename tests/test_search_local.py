@@ -237,7 +237,7 @@ def test_empty_corpus_and_non_index_out_dir(tmp_path: Path) -> None:
     other.mkdir()
     (other / "precious.txt").write_text("keep me")
     (tmp_path / "one.jsonl").write_text('{"id": 1, "contents": "x y"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="not a matbench index"):
+    with pytest.raises(ConfigError, match="not one matbench made"):
         build_index(tmp_path / "one.jsonl", other, show_progress=False)
     assert (other / "precious.txt").read_text() == "keep me"
     first = build_index(tmp_path / "one.jsonl", tmp_path / "idx", show_progress=False)

@@ -145,7 +145,7 @@ def test_merge_refuses_what_does_not_cover_the_task_once(shard_runs, tmp_path):
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=r"different configurations \(changed: scoring\)"):
         merge_runs([runs[0], runs[1], other], tmp_path / "e", data_dir=str(DATA))
-    with pytest.raises(ConfigError, match="not empty"):
+    with pytest.raises(ConfigError, match="not one matbench made"):
         merge_runs(runs, runs[0], data_dir=str(DATA))
 
 
@@ -169,3 +169,67 @@ def test_a_shard_directory_is_not_resumed_as_another_shard(shard_runs):
                     progress=False,
                 )
             )
+
+
+def _image(run: Path, data: bytes, name_of: bytes | None = None) -> Path:
+    """A file at the content-addressed place of ``name_of`` (default: of its own bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256(data if name_of is None else name_of).hexdigest()
+    path = run / "images" / digest[:2] / f"{digest}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_merge_checks_images_and_never_follows_links(shard_runs, tmp_path, capsys):
+    """Shards from someone else: a forged image name, a linked image or record file is one line; the
+    merged images are exactly the verified ones; a foreign --out is left alone, an earlier merge replaced."""
+    import shutil
+
+    _, runs = shard_runs
+    copies = [tmp_path / f"s{k}" for k in range(3)]
+    for src, dst in zip(runs, copies, strict=True):
+        shutil.copytree(src, dst)
+    good = _image(copies[0], b"real image bytes")
+    shared = _image(copies[1], b"in two shards")
+    _image(copies[2], b"in two shards")
+    args = [*map(str, copies), "--data-dir", str(DATA)]
+
+    forged = _image(copies[2], b"something else", name_of=b"real image bytes 2")
+    assert main(["merge", *args, "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert forged.name in err and "not the one its name says" in err and "\n" not in err
+    assert not (tmp_path / "m").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".m")]
+    forged.unlink()
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"host file")
+    linked = _image(copies[2], b"host file")
+    linked.unlink()
+    linked.symlink_to(secret)
+    assert main(["merge", *args, "--out", str(tmp_path / "m")]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    linked.unlink()
+
+    preds = copies[1] / "predictions.jsonl"
+    moved = tmp_path / "preds-elsewhere.jsonl"
+    preds.rename(moved)
+    preds.symlink_to(moved)
+    assert main(["merge", *args, "--out", str(tmp_path / "m")]) == 2
+    assert "predictions.jsonl: is a symbolic link" in capsys.readouterr().err
+    preds.unlink()
+    moved.rename(preds)
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    assert main(["merge", *args, "--out", str(foreign)]) == 2
+    assert "not one matbench made" in capsys.readouterr().err and [p.name for p in foreign.iterdir()] == ["keep.txt"]
+
+    out = tmp_path / "m"
+    assert main(["merge", *args, "--out", str(out)]) == 0
+    names = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(c).as_posix() for c, p in ((copies[0], good), (copies[1], shared)))
+    assert (out / good.relative_to(copies[0])).read_bytes() == b"real image bytes"
+    assert main(["merge", *args, "--out", str(out)]) == 0  # its own earlier merge: replaced

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from matbench.errors import InputError
-from matbench.predictions import PredRow, read_predictions, score_rows
+from matbench.predictions import read_predictions, score_rows
 from matbench.records import RunDir, SampleRecord
 from matbench.runner import run_concurrent
+from matbench.scoring.reader import PredRow
 from matbench.tasks import get_task
 from matbench.totals import RunTotals
 
@@ -186,7 +187,7 @@ def test_image_store_keeps_one_file_per_content(tmp_path):
 
 
 def test_score_table_latest_wins_in_place():
-    from matbench.scoring import Scored, ScoreTable, aggregate
+    from matbench.scoring.table import Scored, ScoreTable, aggregate
 
     table = ScoreTable()
     table.put("a", "simple", 0.0, 0.0, True)
@@ -220,20 +221,22 @@ def test_compare_streams_runs_and_pairs_by_row(tmp_path):
         compare(load_side(a), load_side(bad), resamples=50)
 
 
-def test_score_file_streams_jsonl_latest_line_per_id(tmp_path):
+def test_score_file_streams_jsonl_latest_line_per_id(tmp_path, fixtures_dir):
     from matbench.predictions import score_file
 
     spec = get_task("bamboogle")
+    with (fixtures_dir / "multihop/bamboogle/test.jsonl").open() as fh:  # real ids and golds (the task's)
+        (a, x), (b, y), (c, z) = [(r["id"], r["golden_answers"]) for r in map(json.loads, list(fh)[:3])]
     lines = [
-        {"id": "a", "gold": ["x"], "prediction": None},
-        {"id": "b", "gold": ["y"], "prediction": "y"},
-        {"id": "a", "gold": ["x"], "prediction": "x"},  # a rerun of a
-        {"id": "c", "gold": ["z"], "prediction": "nope"},
+        {"id": a, "gold": x, "prediction": None},
+        {"id": b, "gold": y, "prediction": y[0]},
+        {"id": a, "gold": x, "prediction": x[0]},  # a rerun of a
+        {"id": c, "gold": z, "prediction": "nope"},
     ]
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in lines) + "\n")
     rows = read_predictions(path)
-    assert [(r.id, r.prediction, r.row) for r in rows] == [("a", "x", 3), ("b", "y", 2), ("c", "nope", 4)]
+    assert [(r.id, r.prediction, r.row) for r in rows] == [(a, x[0], 3), (b, y[0], 2), (c, "nope", 4)]
     assert score_file(path, spec) == score_rows(rows, spec, spec.default_scoring)
     assert score_file(path, spec)["n"] == 3 and score_file(path, spec)["em"] == 2 / 3
     path.write_bytes(path.read_bytes() + b'{"id": "d", "gold": ["\xff"], "prediction": "q"}\n')

@@ -65,7 +65,7 @@ def _lockstep_bamboogle(srv: FakeOpenAIServer, tmp_path, fixtures_dir, **setting
     )
     model = build_model(config)
     model.lockstep = True
-    plan = plan_task(config, "bamboogle", model.config(), {})
+    plan = plan_task(config, "bamboogle", model, {})
     (summary,) = asyncio.run(_evaluate([plan], model, config))
     return summary
 

@@ -312,7 +312,7 @@ def test_coding_turn_by_turn(tmp_path, fixtures_dir):
                 assert sent == image, f"{sid} turn {turn}: image differs"
             previous = sent
         assert records[sid]["prediction"] == prediction, sid
-    crop = records["119"]["trajectory"][1]["tool"]
+    crop = records["119"]["trajectory"][1]["tool_calls"][-1]
     assert crop["ok"] and crop["crop_box"] is not None and "img[" in crop["input"]
     # what the run recorded: the faithful defaults, and exactly what went over the wire besides the messages
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())

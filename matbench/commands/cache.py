@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from matbench.display import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,7 +46,7 @@ def run_info(args: argparse.Namespace) -> int:
             if c.oldest is not None and c.newest is not None
             else ""
         )
-        print(f"{c.path}: {human_size(c.size)}, {c.rows:,} rows{age}")
+        print(f"{c.path}: {human_size(c.size)}, {plural(c.rows, 'row')}{age}")
         for owner, n in list(c.by_owner.items())[:10]:
             print(f"  {n:>10,}  {owner}")
     return 0

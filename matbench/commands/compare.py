@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from matbench.registry import SCORERS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_a", help="A: run directory or predictions file")
     p.add_argument("run_b", help="B: run directory or predictions file")
     p.add_argument("--task", help="task of prediction files (run directories carry their own)")
-    p.add_argument("--scoring", choices=["visual-arft", "squad"], help="default: the runs' (or the task's)")
+    p.add_argument("--scoring", choices=SCORERS.names(), help="default: the runs' (or the task's)")
     data = p.add_mutually_exclusive_group()
     data.add_argument("--data-dir", help="task samples (splits, degradation types) for prediction files")
     data.add_argument(

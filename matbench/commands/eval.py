@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from matbench.cost import cost_text
     from matbench.display import score_table
-    from matbench.errors import ConfigError
-    from matbench.models.openai_api import is_reasoning_model
-    from matbench.models.registry import resolve_spec
+    from matbench.errors import ConfigError, Interrupted
     from matbench.run.options import settings_from_args
     from matbench.runner import evaluate
 
@@ -35,14 +33,8 @@ def run(args: argparse.Namespace) -> int:
             "--max-pixels cannot be applied to a model behind --base-url (the server's image processor decides); "
             "start the server with it instead, e.g. vllm serve ... --mm-processor-kwargs '{\"max_pixels\": N}'"
         )
-    temperature = args.temperature
-    resolved = resolve_spec(args.model, args.base_url)
-    if temperature is None and resolved.backend == "openai" and not is_reasoning_model(resolved.model_id):
-        # Greedy by default for API models, so that reruns are reproducible and hit the response cache;
-        # reasoning models take no temperature and stay sampled (and uncached).
-        temperature = 0.0
     # --json prints the summaries instead of the table: no progress bar either
-    settings = settings_from_args(args, temperature=temperature, progress=args.progress and not args.json)
+    settings = settings_from_args(args, progress=args.progress and not args.json)
     # SIGTERM (a batch scheduler, `kill`) stops a run exactly as Ctrl-C does: finished samples are on disk,
     # the run directory's lock is released and one line is printed. It goes through SIGINT's handler, which
     # a background job (`matbench eval ... &` in a script, some schedulers) inherits as ignored: then
@@ -50,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    summaries = evaluate(settings)
+    try:
+        summaries = evaluate(settings)
+    except Interrupted as stop:
+        print(f"matbench: interrupted: {_saved_text(stop.saved)}; resume with: {resume_command(args.argv)}",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summaries))
         return _exit_code(summaries)
@@ -65,12 +62,19 @@ def run(args: argparse.Namespace) -> int:
         )
         tokens = " ".join(f"{k}={v}" for k, v in run["tokens"].items())
         print(f"tokens: {tokens}  cost: {cost_text(run.get('cost'))}")
-        if run.get("max_cost") and run["max_cost"]["not_started"]:
-            mc = run["max_cost"]
+        mc = run.get("max_cost") or {}
+        if mc.get("halted"):
+            print(f"stopped by --max-cost ${mc['limit_usd']:g}: {mc['halted']}")
+        if mc.get("not_started") or mc.get("stopped_in_flight"):
             print(
                 f"stopped by --max-cost ${mc['limit_usd']:g}: spent ${mc['spent_usd']:.4f}, "
-                f"{mc['not_started']} sample(s) not started; rerun with a higher --max-cost to resume"
+                f"{mc['not_started']} sample(s) not started, {mc.get('stopped_in_flight', 0)} stopped mid-sample "
+                "(not recorded); rerun with a higher --max-cost to resume"
             )
+        if s.get("judge"):
+            from matbench.judge.summary import judge_lines
+
+            print("\n".join(judge_lines(s["judge"])))
         print(f"run directory: {run['run_dir']}\n", file=sys.stdout)
     return _exit_code(summaries)
 
@@ -78,11 +82,31 @@ def run(args: argparse.Namespace) -> int:
 def _exit_code(summaries: list[dict]) -> int:
     """1 when samples ended in API errors (after saying how to rerun just those), else 0."""
     errors = sum(s["run"]["errors"] for s in summaries)
+    judge_errors = sum((s.get("judge") or {}).get("errors", 0) for s in summaries)
+    if judge_errors:
+        print(
+            f"matbench: {judge_errors} judgment(s) failed on the judge's API; rerun the same command (or "
+            "`matbench judge RUN_DIR --judge MODEL`) to judge them again",
+            file=sys.stderr,
+        )
     if not errors:
-        return 0
+        return 1 if judge_errors else 0
     print(
         f"matbench: {errors} sample{'s' if errors != 1 else ''} ended in API errors; rerun them with the "
         "same command plus --retry-errors",
         file=sys.stderr,
     )
     return 1
+
+
+def _saved_text(saved: list[tuple[str, int, int]]) -> str:
+    if not saved:
+        return "nothing saved yet"
+    return ", ".join(f"{done}/{total} samples saved in {path}" for path, done, total in saved)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes this run: the same one, less what would start it over (--overwrite)."""
+    import shlex
+
+    return shlex.join(["matbench", *(a for a in argv if a != "--overwrite")])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.display import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         (root / "README.md").write_text(to_markdown(board), encoding="utf-8")
         (root / "index.html").write_text(render_page(board), encoding="utf-8")
-        print(f"wrote {root / 'README.md'} and {root / 'index.html'} ({len(board.rows)} rows)")
+        print(f"wrote {root / 'README.md'} and {root / 'index.html'} ({plural(len(board.rows), 'row')})")
         if args.screenshot:
             from matbench.report.browser import screenshot
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.display import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     path, summary = merge_runs(args.runs, args.out, data_dir=args.data_dir, data_file=args.data_file)
     r = summary["run"]
     print(
-        f"merged {r['shards']} shards, {summary['n']} samples: F1 {pct(summary['f1'])} EM {pct(summary['em'])} "
+        f"merged {plural(r['shards'], 'shard')}, {plural(summary['n'], 'sample')}: F1 {pct(summary['f1'])} EM {pct(summary['em'])} "
         f"errors={r['errors']} input_errors={r['input_errors']}\nrun directory: {path}"
     )
     return 0

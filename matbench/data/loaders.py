@@ -13,24 +13,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
 
+import jsonlines
+
 from matbench.data.sample import Sample
 from matbench.errors import InputError, MatbenchError
+from matbench.registry import LOADERS
 from matbench.tasks import TaskSpec
 
 # The metadata of the many samples that have none: one shared, read-only empty mapping.
 _NO_METADATA = MappingProxyType({})
 log = logging.getLogger(__name__)
 
+#: a task spec's ``data.format`` names one in :data:`matbench.registry.LOADERS` (built-ins below; a plug-in
+#: adds one through the ``matbench.loaders`` entry points): ``(spec, data file, images folder) -> samples``
 Loader = Callable[[TaskSpec, Path, Path | None], list[Sample]]
-LOADERS: dict[str, Loader] = {}
-
-
-def register_loader(fmt: str) -> Callable[[Loader], Loader]:
-    def deco(fn: Loader) -> Loader:
-        LOADERS[fmt] = fn
-        return fn
-
-    return deco
 
 
 def load_samples(
@@ -42,23 +38,26 @@ def load_samples(
 ) -> list[Sample]:
     """Samples of ``spec`` from ``data_file``, a ``data_dir``, or the Hugging Face hub (default; at
     ``revision``, else the spec's pinned one)."""
-    fmt = spec.data.get("format")
+    fmt = str(spec.data.get("format"))
     if fmt not in LOADERS:
-        raise MatbenchError(f"task {spec.name}: no loader for data format {fmt!r}")
+        raise MatbenchError(
+            f"task {spec.name}: no loader for data format {fmt!r}; known: {', '.join(LOADERS.names())}"
+        )
+    loader: Loader = LOADERS.load(fmt)
     if data_file is not None:
         path = Path(data_file)
         if not path.is_file():
             raise InputError("data file not found", file=str(path))
-        return LOADERS[fmt](spec, path, None)
+        return loader(spec, path, None)
     if data_dir is not None:
         path, images = _find_in_dir(spec, Path(data_dir))
-        return LOADERS[fmt](spec, path, images)
+        return loader(spec, path, images)
     from matbench.data.hub import fetch_flashrag, fetch_mat
 
     if fmt == "flashrag":
         return _samples_from_flashrag_rows(spec, fetch_flashrag(spec, revision), source=spec.source_label())
     path, images = fetch_mat(spec, revision)
-    return LOADERS[fmt](spec, path, images)
+    return loader(spec, path, images)
 
 
 def _find_in_dir(spec: TaskSpec, root: Path) -> tuple[Path, Path | None]:
@@ -139,7 +138,6 @@ def _image_path(images: Path | None, json_path: Path, name: str) -> tuple[Path |
     return base / norm, None
 
 
-@register_loader("mat-search")
 def load_mat_search(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
     """Rows ``{id, question, answer, image_path}``; split by field if present, else by id range."""
     samples = []
@@ -169,7 +167,6 @@ def load_mat_search(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
     return _finish(samples, path)
 
 
-@register_loader("mat-coding")
 def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
     """Rows ``{id, question, answers[], ori_image_path, processed_image_path, type[], split}``.
 
@@ -207,20 +204,26 @@ def load_mat_coding(spec: TaskSpec, path: Path, images: Path | None) -> list[Sam
     return _finish(samples, path)
 
 
-@register_loader("flashrag")
 def load_flashrag(spec: TaskSpec, path: Path, images: Path | None) -> list[Sample]:
     """FlashRAG jsonl ``{id, question, golden_answers, metadata?}``, one row per line, streamed: each raw row
-    becomes its Sample at once, so loading holds no list of raw rows beside the samples."""
+    becomes its Sample at once, so loading holds no list of raw rows beside the samples. ``jsonlines`` reads
+    the bytes line by line, so a line that is not UTF-8 or not JSON becomes that row's input error and the
+    rows after it still load."""
 
     def rows() -> Iterator[object]:
-        with path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
+        with path.open("rb") as fh, jsonlines.Reader(fh) as reader:
+            while True:
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield InputError(f"not valid JSON: {exc}", file=str(path), row=line_no)
+                    yield reader.read(skip_empty=True, allow_none=True)
+                except EOFError:
+                    return
+                except jsonlines.InvalidLineError as exc:
+                    cause = exc.__cause__
+                    if isinstance(cause, UnicodeDecodeError):
+                        why = f"not valid UTF-8 text: {cause}"
+                    else:
+                        why = f"not valid JSON: {cause}" if isinstance(cause, ValueError) else str(exc)
+                    yield InputError(why, file=str(path), row=exc.lineno)
 
     try:
         return _samples_from_flashrag_rows(spec, rows(), source=str(path))

@@ -47,6 +47,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     carry: list[dict[str, Any]] = field(default_factory=list)
+    text_first: bool = False  # a user message's text before its images (a judge prompt written that way)
 
 
 @dataclass
@@ -105,6 +106,33 @@ class Model(ABC):
         bool  # True: one generate() per round over all live episodes; False: single requests concurrently
     )
     max_concurrency: int
+    #: whether requests may carry tool declarations (``--protocol tools``); in-process engines have none
+    native_tool_calls: bool = False
+    #: config() fields that say where and how the model is reached, not what it answers: config.json keeps
+    #: them under ``model_runtime``, outside the fingerprint, so a resume may move to another port or replica
+    runtime_keys: frozenset[str] = frozenset(
+        {
+            "base_url",
+            "max_concurrency",
+            "timeout",
+            "max_retries",
+            "retry_base_delay",
+            "retry_max_delay",
+            "http_transport",
+            "api_key_env",
+        }
+    )
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Decoding values matbench sets when the command line leaves them unset (e.g. ``temperature``).
+        Default: none, so the server's or checkpoint's own defaults apply."""
+        return {}
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        """What config.json's ``decoding`` records of how ``request`` (a typical turn) reaches the model:
+        ``sent`` (the request body's fields besides the messages, HTTP backends; else None) and, for
+        in-process engines, ``effective`` (the sampling parameters the engine applies)."""
+        return {"sent": None}
 
     @abstractmethod
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:

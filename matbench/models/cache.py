@@ -112,6 +112,8 @@ class CachedModel(Model):
         self.name = model.name
         self.lockstep = model.lockstep
         self.max_concurrency = model.max_concurrency
+        self.native_tool_calls = model.native_tool_calls
+        self.runtime_keys = model.runtime_keys
         self._config = model.config()
         self._prefix = config_prefix(self._config)
         # one connection per process and file; stores are committed in batches by a background thread
@@ -179,6 +181,12 @@ class CachedModel(Model):
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        return self.model.decoding_defaults()
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        return self.model.decoding_record(request)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}

@@ -12,11 +12,16 @@ def sent_decoding(model_config: dict, options: Any) -> dict | None:
     default, e.g. the checkpoint's generation config)."""
     if model_config.get("backend") != "openai":
         return None
+    return sent_fields(model_config, options.request())
+
+
+def sent_fields(model_config: dict, request: Any) -> dict:
+    """The body fields an OpenAI-compatible endpoint is sent for ``request``, besides the messages."""
     from matbench.models.openai_api import build_body
 
     body = build_body(
         str(model_config.get("model")),
-        options.request(),
+        request,
         reasoning=bool(model_config.get("reasoning_model")),
         reasoning_effort=model_config.get("reasoning_effort"),
         extra_body=model_config.get("extra_body"),
@@ -29,8 +34,11 @@ def effective_decoding(model_config: dict, options: Any) -> dict | None:
     then these options), e.g. temperature, top_p, top_k, repetition_penalty, max_tokens."""
     if model_config.get("backend") != "vllm":
         return None
+    return engine_sampling(model_config, options.request())
+
+
+def engine_sampling(model_config: dict, request: Any) -> dict:
+    """The ``SamplingParams`` fields an in-process vLLM engine applies to ``request``."""
     from matbench.models.vllm_local import sampling_kwargs
 
-    return sampling_kwargs(
-        model_config.get("default_sampling") or {}, options.request(), model_config.get("seed")
-    )
+    return sampling_kwargs(model_config.get("default_sampling") or {}, request, model_config.get("seed"))

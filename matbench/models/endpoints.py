@@ -8,18 +8,14 @@ answers from one server are never replayed for another.
 
 from __future__ import annotations
 
-import json
-import socket
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from matbench.errors import ConfigError
+from matbench.net.retry import RetryPolicy
+from matbench.net.service import GaveUp, JsonService
 
 DEFAULT_TIMEOUT = 30.0
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class EndpointError(ConfigError):
@@ -44,24 +40,15 @@ def _url(base_url: str) -> str:
     return base_url.rstrip("/") + "/models"
 
 
-def _get(url: str, api_key: str | None, timeout: float) -> Any:
-    headers = {"Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    req = urllib.request.Request(url, headers=headers, method="GET")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode("utf-8"))
-
-
-def _reason(exc: BaseException) -> str:
-    root = getattr(exc, "reason", exc)
-    if isinstance(root, ConnectionRefusedError):
+def _reason(exc: GaveUp) -> str:
+    text = exc.last.error
+    if exc.last.refused:
         return "connection refused"
-    if isinstance(root, TimeoutError | socket.timeout):
+    if text.startswith("timed out"):
         return "timed out"
-    if isinstance(root, socket.gaierror):
-        return f"unknown host ({root.strerror or root})"
-    return str(root) or type(root).__name__
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
+    return text
 
 
 def served_models(
@@ -75,34 +62,41 @@ def served_models(
     """The models an endpoint serves, in its order. Raises ``EndpointError`` (one line) when it cannot
     be asked: refused/unreachable, 401/403, not an OpenAI-compatible ``/models`` answer. 429/5xx are
     retried a few times (a server that is still starting)."""
-    url = _url(base_url)
-    data: Any = None
-    for attempt in range(max(1, attempts)):
-        try:
-            data = _get(url, api_key, timeout)
-            break
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                raise EndpointError(
-                    f"{base_url} refused the API key (HTTP {exc.code} on GET /models): "
-                    f"set {key_hint} to a key this server accepts (or --api-key-env NAME)"
-                ) from None
-            if exc.code in _RETRY_STATUS and attempt + 1 < attempts:
-                time.sleep(0.5 * 2**attempt)
-                continue
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    service = JsonService(
+        _url(base_url),
+        what="GET /models",
+        timeout=timeout,
+        retry=RetryPolicy(
+            max_attempts=max(1, attempts), base_delay=0.5, max_delay=4.0, max_retry_after=10.0, network=False
+        ),
+        secret_headers=headers,  # to this server's origin only, never along a redirect elsewhere
+    )
+    try:
+        data = service.request("GET", headers={"Accept": "application/json"})
+    except GaveUp as exc:
+        if exc.status in (401, 403):
             raise EndpointError(
-                f"{base_url} answered HTTP {exc.code} on GET /models: is --base-url the /v1 root of an "
+                f"{base_url} refused the API key (HTTP {exc.status} on GET /models): "
+                f"set {key_hint} to a key this server accepts (or --api-key-env NAME)"
+            ) from None
+        if exc.status is not None and 300 <= exc.status < 400:
+            raise EndpointError(f"{base_url}: GET /models: {exc.last.error}") from None
+        if exc.status is not None and exc.status != 200:
+            raise EndpointError(
+                f"{base_url} answered HTTP {exc.status} on GET /models: is --base-url the /v1 root of an "
                 "OpenAI-compatible server?"
             ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise EndpointError(
-                f"cannot reach {base_url} (GET /models: {_reason(exc)}): is the server running? check --base-url"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        if exc.status == 200:
             raise EndpointError(
                 f"{base_url}: GET /models did not answer JSON: is --base-url the /v1 root of an "
                 "OpenAI-compatible server?"
             ) from None
+        raise EndpointError(
+            f"cannot reach {base_url} (GET /models: {_reason(exc)}): is the server running? check --base-url"
+        ) from None
+    finally:
+        service.close()
     rows = data.get("data") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise EndpointError(

@@ -2,10 +2,10 @@
 LM Studio) via ``base_url``. Two API shapes: Chat Completions (the default) and the Responses API (reasoning
 models: o1/o3/o4/gpt-5 by default, so that reasoning carries across tool calls; ``api=`` forces either).
 
-The retry policy is ours, not the client's (``max_retries=0``): exponential backoff with jitter on
-429/5xx/timeouts/connection errors, honouring Retry-After, and an adaptive concurrency limit that
-halves on 429 and slowly recovers, so a rate-limited run slows down instead of hammering the API.
-Other 4xx fail at once. The API key is read from the environment, never logged, never in config().
+Retries, Retry-After, the adaptive rate limit, the endpoint pool and the deadline per request are the shared
+transport's (``matbench/net/``); the SDK only sends (``max_retries=0``, no redirects followed: the key never
+leaves its origin). A 200 that is not a completion (not JSON, HTML, fields missing) is a failure of the
+replica, not an answer. The API key is read from the environment, never logged, never in config().
 
 Speed: the aiohttp transport (``openai[aiohttp]``) when installed, and ``client.post`` to
 ``/chat/completions`` with a ready JSON body (the SDK's raw-request path) rather than
@@ -16,15 +16,10 @@ goes as bytes with each image's data URL serialised once per image (``models/bod
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import errno
 import logging
 import os
-import random
 import re
 import time
-from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 from matbench.errors import ConfigError
@@ -34,8 +29,17 @@ from matbench.models.endpoints import ServedModel, check_served_model, served_mo
 from matbench.models.images import image_data_url
 from matbench.models.openai_chat_tools import chat_messages, chat_tool_calls, chat_tools, usage_details
 from matbench.models.openai_responses import build_responses_body, parse_response
-from matbench.models.pool import EndpointPool
 from matbench.models.registry import register_model
+from matbench.net.failure import Failure, GaveUp
+from matbench.net.http import excerpt
+from matbench.net.http import refused as _refused
+from matbench.net.limiter import AdaptiveLimiter
+from matbench.net.origin import origin_text, scrub
+from matbench.net.pool import Endpoint, EndpointPool
+from matbench.net.retry import RetryPolicy, parse_retry_after
+from matbench.net.transport import Transport
+
+__all__ = ["AdaptiveLimiter", "OpenAIModel", "is_reasoning_model", "parse_retry_after"]
 
 log = logging.getLogger("matbench.models.openai")
 
@@ -55,32 +59,6 @@ def is_reasoning_model(name: str) -> bool:
 def default_api(name: str) -> str:
     """Reasoning models speak the Responses API (reasoning carries across tool calls); the rest Chat."""
     return "responses" if is_reasoning_model(name) else "chat"
-
-
-def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), or None."""
-    if not headers:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -127,62 +105,6 @@ def build_body(
     return params
 
 
-class AdaptiveLimiter:
-    """A semaphore whose size halves on 429 and grows back by ~1 per window of successes, plus a
-    shared cool-down: after a 429 with Retry-After nobody sends until that moment."""
-
-    def __init__(self, max_limit: int) -> None:
-        self.max_limit = max(1, int(max_limit))
-        self.limit = float(self.max_limit)
-        self.in_flight = 0
-        self.cooldown_until = 0.0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> None:
-        if self.in_flight < int(self.limit) and not self._waiters:
-            self.in_flight += 1
-        else:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self.release()  # the slot was handed over just as we were cancelled
-                else:
-                    self._waiters.remove(fut)
-                raise
-        while True:  # holding a slot, wait out a shared cool-down (set by another request's 429)
-            wait = self.cooldown_until - time.monotonic()
-            if wait <= 0:
-                return
-            try:
-                await asyncio.sleep(wait)
-            except asyncio.CancelledError:
-                self.release()
-                raise
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < int(self.limit):
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self.in_flight += 1
-                fut.set_result(None)
-
-    def on_success(self) -> None:
-        if self.limit < self.max_limit:
-            self.limit = min(float(self.max_limit), self.limit + 1.0 / self.limit)
-            self._wake()
-
-    def on_rate_limit(self, cooldown: float) -> None:
-        self.limit = max(1.0, self.limit / 2.0)
-        self.cooldown_until = max(self.cooldown_until, time.monotonic() + cooldown)
-
-
 @register_model("openai")
 class OpenAIModel(Model):
     """``openai.AsyncOpenAI`` chat completions with our own retries and adaptive concurrency."""
@@ -203,6 +125,7 @@ class OpenAIModel(Model):
         }
     )
     lockstep = False
+    native_tool_calls = True
 
     def __init__(
         self,
@@ -253,47 +176,53 @@ class OpenAIModel(Model):
         if api is not None and api not in API_SHAPES:
             raise ConfigError(f"api must be one of {', '.join(API_SHAPES)}, not {api!r}")
         self.api = api or default_api(model_id)
-        self._client: Any = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-        self.pool = EndpointPool.of(self.base_urls or [self._effective_base_url()], probe=self._serves_model)
-        for ep in self.pool.endpoints:
-            ep.limiter = AdaptiveLimiter(self.max_concurrency)
-        self._limiter = self.pool.endpoints[0].limiter
+        retry = RetryPolicy(
+            max_attempts=self.max_retries + 1,
+            base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay,
+            max_retry_after=max(self.retry_max_delay, 60.0),
+        )
+        self.transport = Transport(
+            self.base_urls or [self._effective_base_url()],
+            what=self.name,
+            retry=retry,
+            timeout=self.timeout,
+            max_concurrency=self.max_concurrency,
+            client_factory=self._new_client,
+            probe=self._serves_model,
+            secrets=(key,) if key != DUMMY_API_KEY else (),
+        )
         self.transport_in_use: str | None = None
         self.served: ServedModel | None = None  # what GET /models reported, after preflight()
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIModel({self.model_id!r}, base_url={self.base_urls or self._effective_base_url()!r})"
+
+    @property
+    def pool(self) -> EndpointPool:
+        return self.transport.pool
 
     # -- plumbing -------------------------------------------------------------------------------------
 
     def _effective_base_url(self) -> str:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
-    def _ensure_client(self) -> Any:
-        """One client per endpoint and event loop: aiohttp sessions and our limiters' futures are loop-bound."""
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._client_loop is loop:
-            return self._client
-        for ep in self.pool.endpoints:
-            ep.client = self._new_client(ep.url)
-            ep.limiter = AdaptiveLimiter(self.max_concurrency)
-        self._client, self._limiter = self.pool.endpoints[0].client, self.pool.endpoints[0].limiter
-        self._client_loop = loop
-        self.pool.start_health_checks()
-        return self._client
-
     def _new_client(self, base_url: str) -> Any:
+        """The SDK client of one endpoint, made on the loop that uses it (aiohttp sessions are loop-bound)."""
         import openai
 
         http_client = None
+        # the SDK follows redirects, and its redirect carries custom headers along: ours follow none
         if self.http_transport in ("auto", "aiohttp"):
             try:
-                http_client = openai.DefaultAioHttpClient(timeout=self.timeout)
+                http_client = openai.DefaultAioHttpClient(timeout=self.timeout, follow_redirects=False)
                 self.transport_in_use = "aiohttp"
             except (RuntimeError, ImportError, AttributeError) as exc:
                 if self.http_transport == "aiohttp":
                     raise ConfigError("http_transport=aiohttp needs `pip install 'openai[aiohttp]'`") from exc
                 log.debug("aiohttp transport unavailable (%s); using the default one", exc)
         if http_client is None:
-            http_client = openai.DefaultAsyncHttpxClient(timeout=self.timeout)
+            http_client = openai.DefaultAsyncHttpxClient(timeout=self.timeout, follow_redirects=False)
             self.transport_in_use = "httpx"
         return openai.AsyncOpenAI(
             api_key=self._api_key,
@@ -304,24 +233,17 @@ class OpenAIModel(Model):
         )
 
     def _scrub(self, text: str) -> str:
-        if self._api_key and self._api_key != DUMMY_API_KEY and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        base = min(self.retry_max_delay, self.retry_base_delay * (2**attempt))
-        delay = base * (0.5 + random.random() / 2)  # "equal jitter": spread retries, keep a floor
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
+        return scrub(text, (self._api_key,) if self._api_key != DUMMY_API_KEY else ())
 
     # -- API ------------------------------------------------------------------------------------------
 
     def preflight(self) -> None:
         """``GET /models`` once per endpoint: it answers, accepts the key and serves this model name (with
-        several endpoints, the same model on each; models/pool.py)."""
+        several endpoints, the same model on each; net/pool.py)."""
         self.served = self.pool.preflight(
-            lambda url: check_served_model(url, self.model_id, self._api_key, key_hint=self.api_key_env)
+            lambda url: check_served_model(
+                url, self.model_id, self._api_key, key_hint=self.api_key_env, timeout=min(self.timeout, 30.0)
+            )
         )
 
     def _serves_model(self, url: str) -> bool:
@@ -332,15 +254,11 @@ class OpenAIModel(Model):
         return False
 
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
-        client = self._ensure_client()
         if len(requests) == 1:
-            return [await self._generate_one(client, requests[0])]
-        return list(await asyncio.gather(*(self._generate_one(client, r) for r in requests)))
+            return [await self._generate_one(requests[0])]
+        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
 
-    async def _generate_one(self, client: Any, request: ChatRequest) -> ModelOutput:
-        import openai
-        from openai.types.chat import ChatCompletion
-
+    async def _generate_one(self, request: ChatRequest) -> ModelOutput:
         start = time.perf_counter()
         responses = self.api == "responses"
         try:
@@ -357,105 +275,67 @@ class OpenAIModel(Model):
             return ModelOutput(
                 text=None, error=f"cannot read image: {exc}", latency=time.perf_counter() - start
             )
-        pool = self.pool
-        attempt = moves = 0
-        avoid = None
-        while True:
-            retry_after: float | None = None
-            ep = pool.pick(avoid)
-            if ep is None:  # every endpoint drained: wait for a health check to bring one back
-                if attempt >= self.max_retries:
-                    error = "no endpoint left: " + "; ".join(f"{e.url}: {e.reason}" for e in pool.endpoints)
-                    log.warning("%s %s: %s", self.name, request.tag or "-", error)
-                    return ModelOutput(
-                        text=None, error=error, latency=time.perf_counter() - start, retries=attempt
-                    )
-                await pool.wait_for_one(self._backoff(attempt, None))
-                attempt += 1
-                continue
-            limiter = ep.limiter
-            pool.begin(ep)
-            try:
-                await limiter.acquire()
-            except BaseException:
-                pool.released(ep)
-                raise
-            fault = refused = False  # a failure of the endpoint, not of this request
-            try:
-                # client.post is the SDK's documented raw-request path: the same POST, auth, timeout and
-                # error mapping as chat.completions.create, minus its per-call TypedDict transform of
-                # the params (~20% of the client CPU per call), which is an identity for this body.
-                if responses:  # plain JSON: output items go back verbatim as the next request's input
-                    resp = await ep.client.post("/responses", content=content, cast_to=object)
-                else:
-                    resp = await ep.client.post("/chat/completions", content=content, cast_to=ChatCompletion)
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                retryable = status in (408, 409, 429) or status >= 500
-                fault = status >= 500
-                error = f"HTTP {status}: {_describe(exc)}"
-                retry_after = parse_retry_after(exc.response.headers)
-                if status == 429:
-                    limiter.on_rate_limit(
-                        retry_after if retry_after is not None else self._backoff(attempt, None)
-                    )
-            except openai.APITimeoutError as exc:
-                retryable, fault, error = True, True, _timeout_or_connection(exc, self.timeout)
-                refused = _refused(exc)
-            except openai.APIConnectionError as exc:
-                cause = exc.__cause__ or exc.__context__
-                retryable, fault = True, True
-                error = f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
-                refused = _refused(exc)
-            except openai.OpenAIError as exc:  # e.g. a response that does not parse
-                retryable, error = False, f"{type(exc).__name__}: {exc}"
-            except BaseException:
-                pool.released(ep)
-                raise
+
+        async def send(ep: Endpoint) -> Any:
+            data = _answer(await self._post(ep, "/responses" if responses else "/chat/completions", content))
+            if responses:
+                if not isinstance(data.get("output"), list):
+                    raise Failure.bad_answer("the API replied 200 without an 'output' list: not a response")
             else:
-                limiter.on_success()
-                pool.succeeded(ep)
-                if responses:
-                    return parse_response(resp, time.perf_counter() - start, attempt)
-                empty = _no_answer(resp)
-                if empty is None:
-                    return _to_output(resp, time.perf_counter() - start, attempt)
-                retryable, error = True, empty  # a 200 without an answer is an API failure, not ""
-            finally:
-                limiter.release()
-            error = self._scrub(error)
-            if fault:
-                pool.failed(ep, error, fatal=refused)
-            else:
-                pool.released(ep)
-            if fault and moves < 2 * len(pool) and pool.pick(avoid=ep) not in (None, ep):
-                # the endpoint failed, not the request: send it to another endpoint at once
-                ep.moved += 1
-                moves += 1
-                avoid = ep
-                log.info(
-                    "%s %s: %s on %s; moved to another endpoint", self.name, request.tag or "-", error, ep.url
-                )
-                continue
-            if not retryable or attempt >= self.max_retries:
-                if retryable:
-                    error = f"{error} (gave up after {attempt + 1} attempts)"
-                log.warning("%s %s: %s", self.name, request.tag or "-", error)
-                return ModelOutput(
-                    text=None, error=error, latency=time.perf_counter() - start, retries=attempt
-                )
-            delay = self._backoff(attempt, retry_after)
-            attempt += 1
-            log.info(
-                "%s %s: %s; retry %d/%d in %.2f s",
-                self.name,
-                request.tag or "-",
-                error,
-                attempt,
-                self.max_retries,
-                delay,
+                _completion(data)
+            return data
+
+        try:
+            data, retries = await self.transport.call(send, tag=request.tag)
+        except GaveUp as exc:
+            error = self._scrub(str(exc))
+            log.warning("%s %s: %s", self.name, request.tag or "-", error)
+            return ModelOutput(
+                text=None, error=error, latency=time.perf_counter() - start, retries=exc.attempts - 1
             )
-            await asyncio.sleep(delay)
+        if responses:
+            return parse_response(data, time.perf_counter() - start, retries)
+        return _to_output(data, time.perf_counter() - start, retries)
+
+    async def _post(self, ep: Endpoint, path: str, content: bytes) -> Any:
+        """One POST through the SDK's raw-request path (its auth and error mapping, minus the per-call
+        TypedDict transform of the params, ~20% of the client CPU per call), the reply as plain JSON."""
+        import openai
+
+        try:
+            return await ep.client.post(path, content=content, cast_to=object)
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if 300 <= status < 400:
+                where = exc.response.headers.get("location") or "?"
+                raise Failure(
+                    f"HTTP {status} redirect to {origin_text(where)} not followed: the API key is sent only to "
+                    f"{origin_text(ep.url)} (point --base-url at the server that answers)",
+                    status=status,
+                ) from None
+            raise Failure.of_status(
+                status, f"HTTP {status}: {_describe(exc)}", parse_retry_after(exc.response.headers)
+            ) from None
+        except openai.APITimeoutError as exc:
+            raise Failure(
+                _timeout_or_connection(exc, self.timeout), retryable=True, fault=True, refused=_refused(exc)
+            ) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc.__context__
+            error = f"connection error: {exc}" + (f" ({cause!r})" if cause else "")
+            raise Failure(error, retryable=True, fault=True, refused=_refused(exc)) from None
+        except openai.OpenAIError as exc:
+            raise Failure(f"{type(exc).__name__}: {exc}") from None
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        """Greedy for API models, so that reruns are reproducible and hit the response cache; reasoning
+        models take no temperature and stay sampled (and uncached)."""
+        return {} if self.reasoning else {"temperature": 0.0}
+
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        from matbench.models.decoding import sent_fields
+
+        return {"sent": sent_fields(self.config(), request)}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -486,18 +366,10 @@ class OpenAIModel(Model):
 
     def endpoint_stats(self) -> list[dict[str, Any]]:
         """Per endpoint: calls answered, failures, calls moved elsewhere, drained or not, calls/s."""
-        return self.pool.stats()
+        return self.transport.stats()
 
     async def aclose(self) -> None:
-        await self.pool.stop()
-        self._client = None
-        if self._client_loop is asyncio.get_running_loop():
-            for ep in self.pool.endpoints:
-                if ep.client is not None:
-                    await ep.client.close()
-        for ep in self.pool.endpoints:
-            ep.client = None
-        self._client_loop = None
+        await self.transport.aclose()
 
 
 def _timeout_or_connection(exc: BaseException, timeout: float) -> str:
@@ -515,18 +387,6 @@ def _timeout_or_connection(exc: BaseException, timeout: float) -> str:
     return f"timeout after {timeout:g} s"
 
 
-def _refused(exc: BaseException) -> bool:
-    """Nothing listens at the endpoint (connection refused), by the root cause of a client error."""
-    root: BaseException | None = exc
-    for _ in range(10):
-        if isinstance(root, ConnectionRefusedError) or getattr(root, "errno", None) == errno.ECONNREFUSED:
-            return True
-        if root is None or (root.__cause__ or root.__context__) is None:
-            break
-        root = root.__cause__ or root.__context__
-    return False
-
-
 def _describe(exc: Any) -> str:
     body = getattr(exc, "body", None)
     msg: Any = None
@@ -540,41 +400,61 @@ def _describe(exc: Any) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
-def _no_answer(resp: Any) -> str | None:
-    """Why a 200 reply carries no answer (``choices: []``, ``content: null``), or None when it does."""
-    if not resp.choices:
-        return "the API replied 200 with no choices"
-    choice = resp.choices[0]
-    message = choice.message
-    if message is None:
-        return "the API replied 200 with no message"
-    if (
-        message.content is None
-        and not getattr(message, "refusal", None)
-        and not getattr(message, "tool_calls", None)
-    ):
-        return f"the API replied 200 with content null (finish_reason {choice.finish_reason})"
-    return None
+def _answer(data: Any) -> Any:
+    """``data`` when it is an API answer; a ``Failure`` of the replica when a 200 carries something else."""
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, str | bytes):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        what = (
+            "HTML"
+            if text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
+            else "text that is not JSON"
+        )
+        raise Failure.bad_answer(f"the API replied 200 with {what}, not a completion: {excerpt(text, 80)!r}")
+    raise Failure.bad_answer(f"the API replied 200 with a JSON {type(data).__name__}, not a completion")
 
 
-def _to_output(resp: Any, latency: float, retries: int) -> ModelOutput:
-    choice = resp.choices[0] if resp.choices else None
-    text = ""
-    finish = None
-    if choice is not None:
-        message = choice.message
-        text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
-        finish = choice.finish_reason
-    usage = resp.usage
+def _completion(data: dict) -> tuple[dict, dict]:
+    """The first choice and its message of a Chat Completions object; a ``Failure`` when it has none."""
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise Failure.bad_answer("the API replied 200 without a 'choices' list: not a completion")
+    if not choices:
+        raise Failure("the API replied 200 with no choices", status=200, retryable=True)
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise Failure.bad_answer("the API replied 200 with no message in its first choice")
+    if message.get("content") is None and not message.get("refusal") and not message.get("tool_calls"):
+        raise Failure(
+            f"the API replied 200 with content null (finish_reason {choice.get('finish_reason')})",
+            status=200,
+            retryable=True,
+        )
+    return choice, message
+
+
+def _to_output(data: dict, latency: float, retries: int) -> ModelOutput:
+    choice, message = _completion(data)
+    text = message.get("content")
+    if text is None:
+        text = message.get("refusal") or ""
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
     cached, reasoning = usage_details(usage)
     return ModelOutput(
-        text=text,
-        input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
-        output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
+        text=str(text),
+        input_tokens=_int((usage or {}).get("prompt_tokens")),
+        output_tokens=_int((usage or {}).get("completion_tokens")),
         cached_input_tokens=cached,
         reasoning_tokens=reasoning,
         latency=latency,
-        finish_reason=finish,
+        finish_reason=choice.get("finish_reason"),
         retries=retries,
-        tool_calls=chat_tool_calls(choice.message) if choice is not None else [],
+        tool_calls=chat_tool_calls(message),
     )
+
+
+def _int(value: Any) -> int | None:
+    """A token count as the server wrote it (an int), else None (not reported); cost.py judges its value."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -34,7 +34,8 @@ def chat_message(m: Message) -> dict[str, Any]:
         {"type": "image_url", "image_url": {"url": image_data_url(p)}} for p in m.images
     ]
     if m.text:
-        parts.append({"type": "text", "text": m.text})
+        text = {"type": "text", "text": m.text}
+        parts = [text, *parts] if m.text_first else [*parts, text]
     return {"role": m.role, "content": parts}
 
 
@@ -52,16 +53,25 @@ def chat_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     ]
 
 
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a parsed JSON object (or the attribute of a typed SDK object); None when absent."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
 def chat_tool_calls(message: Any) -> list[ToolCall]:
-    """The tool calls of a Chat Completions assistant message (typed SDK object); arguments kept raw."""
+    """The tool calls of a Chat Completions assistant message (parsed JSON); arguments kept raw."""
     calls = []
-    for i, tc in enumerate(getattr(message, "tool_calls", None) or []):
-        fn = getattr(tc, "function", None)
+    for i, tc in enumerate(_field(message, "tool_calls") or []):
+        if not isinstance(tc, dict) and not hasattr(tc, "function"):
+            continue
+        fn = _field(tc, "function")
         calls.append(
             ToolCall(
-                id=str(getattr(tc, "id", None) or f"call_{i}"),
-                name=str(getattr(fn, "name", "") or ""),
-                arguments=str(getattr(fn, "arguments", "") or ""),
+                id=str(_field(tc, "id") or f"call_{i}"),
+                name=str(_field(fn, "name") or ""),
+                arguments=str(_field(fn, "arguments") or ""),
             )
         )
     return calls
@@ -71,8 +81,6 @@ def usage_details(usage: Any) -> tuple[int | None, int | None]:
     """(cached input tokens, reasoning tokens) of a Chat Completions usage object, None when not reported."""
     if usage is None:
         return None, None
-    prompt = getattr(usage, "prompt_tokens_details", None)
-    completion = getattr(usage, "completion_tokens_details", None)
-    cached = getattr(prompt, "cached_tokens", None) if prompt is not None else None
-    reasoning = getattr(completion, "reasoning_tokens", None) if completion is not None else None
+    cached = _field(_field(usage, "prompt_tokens_details"), "cached_tokens")
+    reasoning = _field(_field(usage, "completion_tokens_details"), "reasoning_tokens")
     return cached, reasoning

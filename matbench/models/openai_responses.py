@@ -14,12 +14,13 @@ from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall, To
 from matbench.models.images import image_data_url
 
 
-def _user_content(text: str | None, images: list) -> list[dict[str, Any]]:
+def _user_content(text: str | None, images: list, text_first: bool = False) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = [
         {"type": "input_image", "image_url": image_data_url(p), "detail": "auto"} for p in images
     ]
     if text:
-        parts.append({"type": "input_text", "text": text})
+        item = {"type": "input_text", "text": text}
+        parts = [item, *parts] if text_first else [*parts, item]
     return parts
 
 
@@ -32,7 +33,7 @@ def input_items(messages: list[Message]) -> tuple[str | None, list[dict[str, Any
         if m.role == "system":
             instructions.append(m.text or "")
         elif m.role == "user":
-            items.append({"role": "user", "content": _user_content(m.text, m.images)})
+            items.append({"role": "user", "content": _user_content(m.text, m.images, m.text_first)})
         elif m.role == "tool":
             items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text or ""})
         elif m.role == "assistant":

@@ -205,6 +205,7 @@ class ScriptedModel(Model):
 
     OPTIONS = frozenset({"base_url", "max_concurrency"})
     lockstep = False
+    native_tool_calls = True  # a script may hold tool calls for --protocol tools
 
     def __init__(
         self,

@@ -347,6 +347,11 @@ class VLLMModel(Model):
                     outputs[i] = to_output(result, latency)
         return [o if o is not None else ModelOutput(text=None, error="no output") for o in outputs]
 
+    def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
+        from matbench.models.decoding import engine_sampling
+
+        return {"sent": None, "effective": engine_sampling(self.config(), request)}
+
     def config(self) -> dict[str, Any]:
         engine = {k: v for k, v in self.engine_options.items() if k != "model"}
         return {

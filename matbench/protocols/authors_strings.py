@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from pathlib import Path
 
 from matbench.errors import ConfigError
-from matbench.protocols.authors_source import AUTHORS_COMMIT, AUTHORS_REPO, ScriptFile, fetch_script
+from matbench.protocols.authors_source import (
+    AUTHORS_COMMIT,
+    AUTHORS_REPO,
+    ScriptFile,
+    fetch_script,
+    pinned_file_problem,
+)
 from matbench.protocols.templates import _PLACEHOLDER, REQUIRED, Templates
 
 # sha256 of every string matbench uses, at AUTHORS_COMMIT (a set where the task scripts differ).
@@ -63,6 +70,37 @@ _NAMES = {
     },
     "direct": {"query": "question"},
 }
+
+
+# sha256 of the exec scope each of the authors' coding scripts gives model code (its imports, as a run records
+# them in options.exec_globals), at AUTHORS_COMMIT
+PINNED_IMPORTS = {
+    "Visual-ARFT/evaluation_coding/evaluation_mat_coding_visual_arft.py":
+        "a034d326b881a171920afc480c38c0d3a2a9e2db2c49a3e9e4854a12291d1c84",
+}
+
+
+def imports_sha256(imports: object) -> str:
+    return sha256(json.dumps(imports, separators=(",", ":")))
+
+
+def pinned_run_problem(config: dict) -> str | None:
+    """Why a run's recorded authors' script or exec scope is not the pinned one (``submit``), or None."""
+    protocol = config.get("protocol") if isinstance(config.get("protocol"), dict) else {}
+    source = protocol.get("source") if isinstance(protocol.get("source"), dict) else None
+    if source is not None and source.get("repo") == AUTHORS_REPO:
+        problem = pinned_file_problem(source)
+        if problem:
+            return f"the authors' script: {problem}"
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    scope, seeded = options.get("exec_scope"), options.get("exec_globals")
+    if scope == "authors":
+        pinned = PINNED_IMPORTS.get(str((source or {}).get("file")))
+        if pinned is None or imports_sha256(seeded) != pinned:
+            return "exec scope 'authors' with imports that are not the pinned script's"
+    elif seeded not in (None, []):
+        return f"exec scope {scope!r} with seeded imports"
+    return None
 
 
 class _Shape(Exception):
@@ -332,11 +370,15 @@ def extract(layout: str, script: ScriptFile) -> dict:
 
 
 def authors_templates(
-    layout: str, relpath: str, *, authors_repo: str | Path | None, cache_dir: Path
+    layout: str, relpath: str, *, authors_repo: str | Path | None, cache_dir: Path, timeout: float = 30.0
 ) -> Templates:
     """Templates made of the authors' exact strings for ``layout``, read from their script ``relpath``."""
     script, data = fetch_script(
-        relpath, authors_repo=authors_repo, cache_dir=cache_dir, check=lambda s: extract(layout, s)
+        relpath,
+        authors_repo=authors_repo,
+        cache_dir=cache_dir,
+        check=lambda s: extract(layout, s),
+        timeout=timeout,
     )
     hashes = data.pop("_sha256")
     missing = [k for k in REQUIRED[layout] if k not in data]

@@ -1,58 +1,73 @@
 """The ``tools`` protocol: the task's tools declared as functions for native function calling.
 
-It knows function names, argument schemas and the texts sent back (from the ``layout: tools`` prompt file),
-never HTTP or tool back-ends. A task tool maps to one function: ``search`` -> ``search(query)``, ``code`` ->
-``run_python(code)``; ``answer(text)`` ends the episode when the prompt file says ``final: answer``.
+It knows the texts sent back (from the ``layout: tools`` prompt file), never HTTP or tool back-ends. Each
+Tool declares its own function (``search(query)``, ``run_python(code)``: matbench/tools/); ``answer(text)``
+is the protocol's and ends the episode when the prompt file says ``final: answer``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.models.base import ToolCall, ToolSpec
 from matbench.protocols.templates import Templates, fill
 
-# task tool -> (function name, its one string argument)
-FUNCTIONS: dict[str, tuple[str, str]] = {"search": ("search", "query"), "code": ("run_python", "code")}
-ANSWER = ("answer", "text")
 FINAL_MODES = ("answer", "message")
 
 
 @dataclass(frozen=True)
+class AnswerFunction:
+    """``answer(text)``: the protocol's own function that ends the episode (``final: answer``)."""
+
+    function: str = "answer"
+    argument: str = "text"
+
+
+ANSWER = AnswerFunction()
+
+
+@dataclass(frozen=True)
 class Declared:
-    """The functions one episode offers: name -> (task tool or "answer", argument name)."""
+    """The functions one episode offers: function name -> its Tool (or :data:`ANSWER`)."""
 
     specs: list[ToolSpec]
-    by_name: dict[str, tuple[str, str]]
+    by_name: dict[str, Any]
     final: str
 
 
-def declare(templates: Templates, task_tools: tuple[str, ...]) -> Declared:
-    """The ToolSpecs for a task's tools (+ ``answer`` when the episode ends by calling it)."""
+def declare(templates: Templates, tools: Iterable[Any]) -> Declared:
+    """The ToolSpecs of a task's tools (each Tool declares its own function; matbench/tools/base.py), plus
+    ``answer`` when the episode ends by calling it."""
     final = templates["final"]
     if final not in FINAL_MODES:
         raise ConfigError(f"{templates.path}: `final` must be one of {', '.join(FINAL_MODES)}, not {final!r}")
-    wanted = [(tool, *FUNCTIONS[tool]) for tool in task_tools if tool in FUNCTIONS]
-    if final == "answer":
-        wanted.append(("answer", *ANSWER))
     specs, by_name = [], {}
-    for tool, name, arg in wanted:
-        try:
-            description = templates["functions"][name]
-            arg_description = templates["arguments"][arg]
-        except (KeyError, TypeError):
-            raise ConfigError(f"{templates.path}: needs functions.{name} and arguments.{arg}") from None
-        schema = {
-            "type": "object",
-            "properties": {arg: {"type": "string", "description": arg_description}},
-            "required": [arg],
-            "additionalProperties": False,
-        }
-        specs.append(ToolSpec(name, description, schema))
-        by_name[name] = (tool, arg)
+    for tool in tools:
+        specs.append(tool.declare(templates))
+        by_name[tool.function] = tool
+    if final == "answer":
+        specs.append(_answer_spec(templates))
+        by_name[ANSWER.function] = ANSWER
     return Declared(specs, by_name, final)
+
+
+def _answer_spec(templates: Templates) -> ToolSpec:
+    try:
+        description = templates["functions"][ANSWER.function]
+        arg_description = templates["arguments"][ANSWER.argument]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{templates.path}: needs functions.answer and arguments.text") from None
+    schema = {
+        "type": "object",
+        "properties": {ANSWER.argument: {"type": "string", "description": arg_description}},
+        "required": [ANSWER.argument],
+        "additionalProperties": False,
+    }
+    return ToolSpec(ANSWER.function, description, schema)
 
 
 def parse_argument(templates: Templates, call: ToolCall, arg: str) -> tuple[str | None, str | None]:

@@ -48,6 +48,7 @@ def resolve_protocol(
     *,
     authors_repo: str | None,
     cache_dir: Path,
+    download_timeout: float = 30.0,
 ) -> ResolvedProtocol:
     name = protocol or spec.default_protocol
     ref: ProtocolRef = spec.protocol(name)
@@ -55,7 +56,9 @@ def resolve_protocol(
         templates = load_templates(protocol_file)
     elif ref.authors:
         layout = ref.layout or spec.kind
-        templates = authors_templates(layout, ref.authors, authors_repo=authors_repo, cache_dir=cache_dir)
+        templates = authors_templates(
+            layout, ref.authors, authors_repo=authors_repo, cache_dir=cache_dir, timeout=download_timeout
+        )
     else:
         assert ref.file is not None  # checked when the spec was loaded
         templates = load_templates(ref.file)

@@ -20,11 +20,11 @@ import numpy as np
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
+from matbench.judge.compare import compare_judges, judge_text
 from matbench.predictions import check_ids, read_predictions, task_of
 from matbench.records import RunDir
 from matbench.report.bootstrap import bootstrap_means, confidence_interval
-from matbench.scoring import get_scorer
-from matbench.tasks import TaskSpec
+from matbench.scoring.reader import PredRow, RunScorer
 
 TIE = 1e-12
 
@@ -45,6 +45,7 @@ class Side:
         self.types: list[tuple[str, ...]] = []  # shared tuples
         self._shared: dict = {}
         self.cost: dict | None = None  # run directories: matbench.cost's block for the whole run
+        self.judge = None  # run directories with judgments.jsonl: a matbench.judge.compare.JudgeSide
 
     def _share(self, value):
         return self._shared.setdefault(value, value)
@@ -105,6 +106,7 @@ class Comparison:
     types: list[Group] = field(default_factory=list)
     cost_a: dict | None = None
     cost_b: dict | None = None
+    judge: dict | None = None  # the judge-accuracy difference (matbench/judge/compare.py), when judged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,46 +125,45 @@ def load_side(
     spec, config = task_of(path, task)
     if config is not None:
         run = RunDir(path if path.is_dir() else path.parent)
-        scoring = scoring or config.get("scoring") or spec.default_scoring
+        scorer = RunScorer.of_run(spec, config, scoring)
         tally = CostTally()
-        side = _side_from_run(path, tally.watch(run.iter_records()), spec, scoring, samples)  # streamed
+        side = _side_from_run(path, tally.watch(run.iter_records()), scorer, samples)  # streamed
         if not side.ids:
             raise InputError(
                 "holds no predictions (an empty run compares nothing)", file=str(run.predictions_path)
             )
         side.cost = tally.block(price_of_run(config, run.read_summary()))
+        from matbench.judge.compare import judge_side
+
+        side.judge = judge_side(run.path)
         return side
-    scoring = scoring or spec.default_scoring
+    scorer = RunScorer(spec, scoring)
     rows = read_predictions(path)
     check_ids(rows, spec, samples, str(path))
     by_sample = {s.id: s for s in samples or []}
-    scorer = get_scorer(scoring, cjk=spec.cjk)
-    side = Side(str(path), spec.name, scoring)
+    split_of_sample = {s.id: s.split for s in samples or []}
+    side = Side(str(path), spec.name, scorer.name)
     for r in rows:
-        s = scorer(r.prediction, r.gold)
+        s = scorer.score(r, split_of_sample)
         sample = by_sample.get(r.id)
-        split = r.split or (sample.split if sample else None) or spec.splits.split_of(r.id)
         types = list(sample.metadata.get("type") or []) if sample else []
-        side.add(r.id, s.f1, s.em, r.gold, split, types)
+        side.add(r.id, s.f1, s.em, r.gold, s.split, types)
     return side
 
 
 def _side_from_run(
-    path: Path, records: Iterable[dict], spec: TaskSpec, scoring: str, samples: list[Sample] | None
+    path: Path, records: Iterable[dict], scorer: RunScorer, samples: list[Sample] | None
 ) -> Side:
-    scorer = get_scorer(scoring, cjk=spec.cjk)
     by_sample = {s.id: s for s in samples or []}
-    side = Side(str(path), spec.name, scoring)
-    for rec in records:  # one record at a time: only the packed row is kept
-        rid = str(rec["id"])
-        gold = [str(g) for g in rec.get("gold") or []]
-        pred = rec.get("prediction")
-        s = scorer(None if pred is None else str(pred), gold)
+    side = Side(str(path), scorer.spec.name, scorer.name)
+    for no, rec in enumerate(records, 1):  # one record at a time: only the packed row is kept
+        r = PredRow.from_record(rec, no, file=str(path))
+        s = scorer.score(r)
         types = (rec.get("metadata") or {}).get("type") or (
-            by_sample[rid].metadata.get("type") if rid in by_sample else []
+            by_sample[r.id].metadata.get("type") if r.id in by_sample else []
         )
         types = [str(t) for t in (types if isinstance(types, list) else [types])]
-        side.add(rid, s.f1, s.em, gold, rec.get("split") or spec.splits.split_of(rid), types)
+        side.add(r.id, s.f1, s.em, r.gold, s.split, types)
     return side
 
 
@@ -241,6 +242,7 @@ def compare(a: Side, b: Side, *, resamples: int = 10_000, seed: int = 0) -> Comp
         types=types,
         cost_a=a.cost,
         cost_b=b.cost,
+        judge=compare_judges(a.judge, b.judge, resamples=resamples, seed=seed),
     )
 
 
@@ -306,4 +308,4 @@ def to_text(c: Comparison) -> str:
             return cost_text(x) if x is not None else "n/a (not a run directory)"
 
         cost = f"\ncost (whole runs): A {side(c.cost_a)}; B {side(c.cost_b)}"
-    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost
+    return "\n".join(head) + "\n\n" + table(headers, rows) + note + cost + judge_text(c.judge)

@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from matbench.errors import InputError
-from matbench.records import write_json_atomic
+from matbench.records import SCHEMA_VERSION, check_schema_version, write_json_atomic
 
 KINDS = ("run", "reference", "reported")
 # An entry's file name is its key: built only from sanitised parts, never a path.
 SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-SCHEMA = 1
 
 
 @dataclass
@@ -58,7 +57,10 @@ class Entry:
     # shown apart, never ranked; ``unofficial`` says why.
     official: bool = True
     unofficial: str | None = None
-    schema: int = SCHEMA
+    # runs judged by an LLM judge: accuracy, n, ci95, model, prompt, prompt_source, unparsed, errors, by_split
+    # (matbench/judge/summary.py entry_field), recomputed from judgments.jsonl; never mixed with F1/EM
+    judge: dict | None = None
+    schema_version: int = SCHEMA_VERSION  # round-2 entries said ``schema`` (read as the same number)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +68,9 @@ class Entry:
     @classmethod
     def from_dict(cls, raw: dict, *, file: str = "") -> Entry:
         names = {f.name for f in fields(cls)}
+        if "schema_version" not in raw and "schema" in raw:  # a round-2 entry
+            raw = {**raw, "schema_version": raw["schema"]}
+        check_schema_version(raw, file=file or None)
         try:
             return cls(**{k: v for k, v in raw.items() if k in names})
         except TypeError as exc:

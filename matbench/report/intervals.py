@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from matbench.report.bootstrap import bootstrap_means, confidence_interval
-from matbench.scoring import Scored
+from matbench.scoring.table import Scored
 
 RESAMPLES = 10_000
 SEED = 0

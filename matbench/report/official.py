@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 
 from matbench.data.sample import Sample
+from matbench.display import plural
 from matbench.tasks import TaskSpec
 
 
@@ -37,7 +38,7 @@ def unofficial_reason(spec: TaskSpec, samples: list[Sample]) -> str | None:
     digest = gold_digest(samples)
     if digest == pinned:
         return None
-    size = f"{len(samples)} samples" + (f" of {spec.size}" if spec.size is not None else "")
+    size = plural(len(samples), "sample") + (f" of {spec.size}" if spec.size is not None else "")
     return (
         f"the data is not the official {spec.name} gold set ({size}, gold sha256 {digest[:12]}, "
         f"official {str(pinned)[:12]})"

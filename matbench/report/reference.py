@@ -13,11 +13,11 @@ from pathlib import Path
 
 import matbench
 from matbench.errors import ConfigError, InputError
-from matbench.predictions import check_ids, read_predictions, scored_rows
+from matbench.predictions import check_ids, read_predictions
 from matbench.records import safe_name
 from matbench.report.entries import Entry, now_utc, save_entry, scores_from_result, sha256_file
 from matbench.report.intervals import with_intervals
-from matbench.scoring import aggregate
+from matbench.scoring.reader import RunScorer
 from matbench.tasks import get_task
 
 AUTHORS_REPO = "https://github.com/Liuziyu77/Visual-RFT"
@@ -98,9 +98,9 @@ def rescored_entry(
     spec = get_task(task)
     rows = read_predictions(path)
     check_ids(rows, spec, None, str(path))
-    scored = list(scored_rows(rows, spec, scoring or spec.default_scoring))
-    result = {"task": spec.name, "scoring": scoring or spec.default_scoring}
-    result.update(aggregate(scored, spec.splits.names))
+    scorer = RunScorer(spec, scoring)
+    scored = list(scorer.rows(rows))
+    result = scorer.result(scored)
     note = f"{RESCORED}: {path.name}" + (f"; {provenance}" if provenance else "")
     return Entry(
         kind="reference",

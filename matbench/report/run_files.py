@@ -87,13 +87,40 @@ def real_dir(path: Path) -> Path:
 
 
 def check_not_special(path: Path) -> None:
-    """A run's own file (config, predictions, summary) may be missing, but never a FIFO or a device: reading
-    one would block or never end. Raises InputError naming it."""
+    """A run's own file (config, predictions, summary) may be missing, but never a FIFO, a device (reading one
+    would block or never end) or a symbolic link. Raises InputError naming it."""
     from matbench.errors import InputError
 
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError("is a symbolic link; refusing to follow it", file=str(path))
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"not a regular file ({_kind(st.st_mode)}); refusing to read it", file=str(path))
+
+
+def open_input(path: Path):
+    """``path`` opened for reading (binary) only if it is a regular file and not a symbolic link: a FIFO would
+    block, a device (``/dev/zero``) never end, a link could read any file of the host. Raises InputError
+    naming the file (or FileNotFoundError when it is missing, for callers that allow that)."""
+    from matbench.errors import InputError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InputError("is a symbolic link; refusing to follow it", file=str(path)) from None
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"not a regular file ({_kind(mode)}); refusing to read it", file=str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")

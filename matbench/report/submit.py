@@ -18,16 +18,19 @@ from pathlib import Path
 from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
+from matbench.judge.summary import entry_field, run_judge_block
 from matbench.protocols.authors_source import AUTHORS_COMMIT
-from matbench.protocols.authors_strings import EXPECTED
+from matbench.protocols.authors_strings import EXPECTED, pinned_run_problem
 from matbench.protocols.authors_strings import sha256 as strings_sha256
 from matbench.protocols.templates import load_templates
-from matbench.records import RunDir
+from matbench.records import PREDICTIONS_FILE, RunDir, check_schema_version
+from matbench.registry import SCORERS
 from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
 from matbench.report.intervals import with_intervals
 from matbench.report.official import unofficial_reason
 from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
-from matbench.scoring import SCORINGS, Scored, aggregate, get_scorer
+from matbench.scoring.reader import RunScorer
+from matbench.scoring.table import Scored
 from matbench.tasks import TaskSpec, get_task
 
 TOLERANCE = 1e-9
@@ -146,6 +149,7 @@ def check_config(config: dict, spec: TaskSpec) -> None:
     name = str(_get(config, "protocol.name"))
     layout = _get(config, "protocol.layout", required=False)
     protocol_tokens, reasoning_tokens = check_protocol(config, spec, name)
+    check_pinned(config)
     expected = spec_limits(spec, layout == "direct" or name == "direct", protocol_tokens)
     checked = ["options.max_calls", "options.top_k"]
     if name != "custom":  # a custom protocol file may set its own token limit
@@ -162,6 +166,14 @@ def check_config(config: dict, spec: TaskSpec) -> None:
             allowed.add(reasoning_tokens)  # native tool calling gives a reasoning model room to think
         if got not in allowed:
             raise Refused(f"config.json says {key}={got} but task {spec.name} sets {limit}={expected[limit]}")
+
+
+def check_pinned(config: dict) -> None:
+    """The authors' script the run read is the pinned file (whole-file sha256), and model code ran in the
+    exec scope that file gives (issue 20.6)."""
+    problem = pinned_run_problem(config)
+    if problem:
+        raise Refused(f"config.json: {problem}; rerun with the pinned files (a download, or a copy at that commit)")
 
 
 def check_protocol(config: dict, spec: TaskSpec, name: str) -> tuple[int | None, int | None]:
@@ -226,7 +238,7 @@ def check_trajectories(records: list[dict]) -> None:
 
 def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring: str) -> tuple[dict, list]:
     """The ``matbench score --json`` object recomputed from the predictions; each record's own f1/em checked."""
-    scorer = get_scorer(scoring, cjk=spec.cjk)
+    scorer = RunScorer(spec, scoring)
     by_id = {s.id: s for s in samples}
     scored = []
     for rec in records:
@@ -247,7 +259,7 @@ def rescore(records: list[dict], samples: list[Sample], spec: TaskSpec, scoring:
         scored.append(
             Scored(sample.id, sample.split, s.f1, s.em, missing=pred is None, error=rec.get("status") == "error")
         )
-    return {"task": spec.name, "scoring": scoring, **aggregate(scored, spec.splits.names)}, scored
+    return scorer.result(scored), scored
 
 
 def check_summary(summary: dict | None, result: dict, counts: dict[str, int], model: str) -> None:
@@ -283,6 +295,7 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int], mo
 def _needed(rec: dict) -> dict:
     """The fields validation reads: a record without its trajectory (but its last turn's answer), question and
     metadata."""
+    check_schema_version(rec, file=PREDICTIONS_FILE, row=str(rec.get("id")))
     out = {k: rec[k] for k in ("id", "gold", "split", "prediction", "f1", "em", "status") if k in rec}
     trajectory = rec.get("trajectory") or []
     last = trajectory[-1] if trajectory else None
@@ -308,7 +321,7 @@ def validate_run(
             f"the run used {spec.name} version {version}, the current task spec is version {spec.version}"
         )
     scoring = str(config.get("scoring") or spec.default_scoring)
-    if scoring not in SCORINGS:
+    if scoring not in SCORERS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
     check_config(config, spec)
     tally = CostTally()  # tokens add up as the records stream past
@@ -369,6 +382,7 @@ def validate_run(
         },
         official=unofficial is None,
         unofficial=unofficial,
+        judge=entry_field(run_judge_block(run.path)),
     )
 
 

@@ -18,23 +18,26 @@ from urllib.parse import quote
 
 from matbench.report.run_files import resolve_run_file
 from matbench.report.thumbs import Thumbnailer
+from matbench.scoring.table import Scored
+from matbench.tools.base import turn_calls
 
 #: characters of the question and prediction kept in the index (the full text is in the detail)
 EXCERPT = 140
 
 
-def outcome(rec: dict) -> str:
+def outcome(rec: dict, score: Scored | None = None) -> str:
     """``correct`` = EM 1, ``error`` = status error or input_error, ``wrong`` = everything else."""
     if rec.get("status", "ok") != "ok":
         return "error"
-    return "correct" if _num(rec.get("em")) >= 1 else "wrong"
+    em = score.em if score is not None else _num(rec.get("em"))
+    return "correct" if em >= 1 else "wrong"
 
 
-def badge(rec: dict) -> str:
+def badge(rec: dict, score: Scored | None = None) -> str:
     """The one status word a sample shows: its outcome, or which kind of error it ended in."""
     status = str(rec.get("status") or "ok")
     if status == "ok":
-        return outcome(rec)
+        return outcome(rec, score)
     return status.replace("_", " ")
 
 
@@ -121,9 +124,8 @@ def _tool(tool: object) -> dict | None:
 
 
 def _calls(turn: dict) -> list[dict]:
-    """The native tool calls of a ``--protocol tools`` turn (episode_tools.py), dicts only."""
-    calls = turn.get("tool_calls")
-    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    """A turn's tool calls, both protocols and every record shape (matbench/tools/base.py), dicts only."""
+    return turn_calls(turn)
 
 
 def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
@@ -132,7 +134,7 @@ def sample_images(traj: list[dict]) -> list[tuple[str, str]]:
     for t in traj:
         if t.get("image") and str(t["image"]) not in seen:
             seen[str(t["image"])] = "input" if not seen else f"turn {t.get('turn')} input"
-        for call in [_dict(t.get("tool")), *_calls(t)]:  # tag-protocol tool, native tool calls
+        for call in _calls(t):
             out = call.get("output_image")
             if out and str(out) not in seen:
                 seen[str(out)] = f"turn {t.get('turn')} code output"
@@ -144,11 +146,10 @@ def detail(rec: dict, images: ImageLinker) -> dict:
     traj = [t for t in rec.get("trajectory") or [] if isinstance(t, dict)]
     turns = []
     for t in traj:
-        tool = _dict(t.get("tool"))
         imgs = []
         if t.get("image"):
             imgs.append(images(t["image"], "input" if t.get("turn") == 1 else f"turn {t.get('turn')} input"))
-        for call in [tool, *_calls(t)]:
+        for call in _calls(t):
             if call.get("output_image"):
                 imgs.append(images(call["output_image"], f"turn {t.get('turn')} code output"))
         tokens = _dict(t.get("tokens"))
@@ -161,11 +162,11 @@ def detail(rec: dict, images: ImageLinker) -> dict:
                 "cached": bool(t.get("cached")),
                 "think": _text(t.get("think")),
                 "answer": _text(t.get("answer")),
-                "tool": _tool(t.get("tool")),
-                # --protocol tools: each call shown like a tag-protocol tool, with its arguments and result
+                # every call as its tool shows it; a native call with its function, arguments and result
                 "tool_calls": [
                     {
                         **(_tool(c) or {}),
+                        "function": _text(c.get("function")),
                         "arguments": _text(c.get("arguments")),
                         "result": _text(c.get("result")),
                     }
@@ -188,19 +189,20 @@ def detail(rec: dict, images: ImageLinker) -> dict:
     }
 
 
-def index_row(rec: dict) -> dict:
-    """The compact line the list, its filters and the summary need."""
+def index_row(rec: dict, score: Scored | None = None) -> dict:
+    """The compact line the list, its filters and the summary need; ``score`` is the record rescored by the
+    run's scorer (:class:`matbench.scoring.reader.RunScorer`), else the record's own numbers are shown."""
     calls = ", ".join(f"{k}×{v}" for k, v in _dict(rec.get("tool_calls")).items())
     return {
         "id": str(rec.get("id")),
-        "badge": badge(rec),
-        "outcome": outcome(rec),
-        "split": str(rec.get("split") or ""),
+        "badge": badge(rec, score),
+        "outcome": outcome(rec, score),
+        "split": str((score.split if score is not None else None) or rec.get("split") or ""),
         "types": types_of(rec),
         "tools": tools_used(rec),
         "calls": calls or "no tool calls",
-        "f1": _num(rec.get("f1")),
-        "em": _num(rec.get("em")),
+        "f1": score.f1 if score is not None else _num(rec.get("f1")),
+        "em": score.em if score is not None else _num(rec.get("em")),
         "missing": rec.get("prediction") is None,
         "turns": rec.get("turns") if isinstance(rec.get("turns"), int) else 0,
         "q": _excerpt(rec.get("question")),

@@ -31,6 +31,7 @@ tr.row{{cursor:pointer}}tr.row:hover{{background:#f4f7fa}}tr.row.open{{backgroun
 td.n{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}td.id{{font-weight:700}}
 .badge{{font-size:11px;padding:1px 6px;border-radius:8px;background:#eef2f6;white-space:nowrap}}
 .badge.correct{{background:#dcf2e1}}.badge.wrong{{background:#fbecd0}}.badge.error{{background:#f8d9d5}}
+.badge.j-correct{{background:#dcf2e1}}.badge.j-incorrect{{background:#fbecd0}}.badge.j-unparsed,.badge.j-error{{background:#f8d9d5}}
 div.sample{{border-left:5px solid #d8dde3;padding:4px 12px;margin:4px 0 10px}}
 div.sample.correct{{border-color:#2e9d4a}}div.sample.wrong{{border-color:#c98a12}}div.sample.error{{border-color:#c0392b}}
 .q{{margin:4px 0}}.kv{{margin:2px 0}}.kv b{{display:inline-block;min-width:84px}}
@@ -124,11 +125,10 @@ function turn(t){
   if (t.think) add(d, kv('think'), pre(t.think));
   if (t.answer !== null && t.answer !== undefined) add(d, kv('answer', t.answer));
   (t.tool_calls || []).forEach(function(c){
-    add(d, kv('call', String(c.function) + '(' + (c.arguments || '') + ')'));
+    if (c.function) add(d, kv('call', String(c.function) + '(' + (c.arguments || '') + ')'));
     if (c.name) add(d, tool(c));
     if (c.result !== null && c.result !== undefined) add(d, kv('result'), pre(c.result));
   });
-  add(d, tool(t.tool));
   if (t.error) add(d, kv('error'), pre(t.error, 'err'));
   add(d, images(t.images));
   var raw = add(el('details'), el('summary', '', 'raw output'), pre(t.output));
@@ -140,6 +140,10 @@ function detail(row, r){
   add(d, el('div', 'q', r.question), kv('gold', r.gold.join(' | ')));
   if (r.prediction === null) add(d, kv('prediction', 'none', 'missing')); else add(d, kv('prediction', r.prediction));
   if (r.error) add(d, kv('error'), pre(r.error, 'err'));
+  if (r.judge) {
+    add(d, kv('judge', r.judge.verdict + (r.judge.reason ? ' — ' + r.judge.reason : ''), 'j-' + r.judge.verdict));
+    if (r.judge.reply) add(d, add(el('details'), el('summary', '', 'judge reply (' + r.judge.by + ')'), pre(r.judge.reply)));
+  }
   add(d, images(r.images));
   if (r.turns.length) {
     var det = add(el('details'), el('summary', '', 'trajectory (' + r.turns.length + ' turns)'));
@@ -160,7 +164,9 @@ function toggle(tr, row){
 }
 function rowEl(row){
   var tr = el('tr', 'row'); tr.id = 's-' + row.id; tr.setAttribute('data-id', row.id);
-  add(tr, el('td', 'id', '#' + row.id), add(el('td'), el('span', 'badge ' + row.outcome, row.badge)),
+  var verdict = add(el('td'), el('span', 'badge ' + row.outcome, row.badge));
+  if (row.judge) add(verdict, document.createTextNode(' '), el('span', 'badge j-' + row.judge, 'judge: ' + row.judge));
+  add(tr, el('td', 'id', '#' + row.id), verdict,
       el('td', 'n', 'F1 ' + pct(row.f1)), el('td', 'n', 'EM ' + pct(row.em)), el('td', '', row.split),
       el('td', '', row.types.join(' + ')), el('td', '', row.turns + ' turn(s), ' + row.calls),
       el('td', 'q', row.q), el('td', row.p === null ? 'missing' : '', row.p === null ? 'none' : row.p));
@@ -241,9 +247,12 @@ def filters(rows: list[dict]) -> str:
     )
 
 
-def page(title: str, header: str, rows: list[dict], index: dict) -> str:
+def page(title: str, header: str, rows: list[dict], index: dict, marker: str = "") -> str:
+    """The whole page; ``marker`` (an HTML comment right after the doctype) says matbench wrote it."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<!DOCTYPE html>\n"
+        + (f"<!-- {marker} -->\n" if marker else "")
+        + '<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>'
         f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>"
         + header

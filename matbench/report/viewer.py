@@ -8,29 +8,33 @@ are written beside it in ``<report>_data/cNNNNN.js`` chunks and rendered only wh
 
 The run directory is treated as untrusted: image references are resolved by
 :mod:`matbench.report.run_files` (nothing outside the run, no links, no FIFOs or devices), all text is
-rendered with ``textContent``, and every file the report writes is renamed into place, so a planted symlink
-is replaced rather than written through.
+rendered with ``textContent``, and every file the report writes is renamed into place. The page and its data
+folder replace only a page and a folder that matbench's marker says it made (:mod:`matbench.run.outputs`).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from matbench.judge.view import JudgeViews
 from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.run_files import check_not_special
 from matbench.report.view_data import ImageLinker, detail, id_order, index_row, stats_text
 from matbench.report.view_page import page
-from matbench.scoring import Scored, aggregate
+from matbench.run.outputs import check_dir, check_file, file_marker, install_dir, new_dir_beside, write_file
+from matbench.scoring.reader import RunScorer
+from matbench.scoring.table import Scored, aggregate
 
 #: samples per detail chunk: small enough that opening one sample loads ~100 KB-1 MB
 CHUNK = 100
 #: rows of the list shown at once
 PAGE_SIZE = 100
+#: the outputs markers (matbench.run.outputs) of the page and of its data folder
+PAGE_KIND = "view"
+DATA_KIND = "view-data"
 
 
 def _e(text: object) -> str:
@@ -41,14 +45,30 @@ def _pct(x: object) -> str:
     return f"{100 * float(x):.2f}" if isinstance(x, (int, float)) else ""
 
 
-def header(rows: list[dict], config: dict, summary: dict | None) -> str:
-    """The config line, the run's numbers as text, the F1/EM table by split and the outcome counts."""
+def run_scorer(config: dict) -> RunScorer | None:
+    """The run's scorer (as score and submit build it); None for a task this matbench does not know, whose
+    records are shown with their own numbers."""
     from matbench.tasks import all_tasks
 
     task = config.get("task") if isinstance(config.get("task"), dict) else {}
     spec = all_tasks().get(str(task.get("name")))
+    return RunScorer.of_run(spec, config) if spec is not None else None
+
+
+def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScorer | None = None) -> str:
+    """The config line, the run's numbers as text, the F1/EM table by split and the outcome counts."""
+    task = config.get("task") if isinstance(config.get("task"), dict) else {}
+    spec = scorer.spec if scorer is not None else None
+    main, exact = scorer.labels if scorer is not None else ("F1", "EM")
     scored = [
-        Scored(r["id"], r["split"] or None, r["f1"], r["em"], missing=r["missing"], error=r.get("badge") == "error")
+        Scored(
+            r["id"],
+            r["split"] or None,
+            r["f1"],
+            r["em"],
+            missing=r["missing"],
+            error=r.get("badge") == "error",
+        )
         for r in rows
     ]
     agg = aggregate(scored, spec.splits.names if spec else ())
@@ -71,35 +91,12 @@ def header(rows: list[dict], config: dict, summary: dict | None) -> str:
     return (
         meta
         + (f'<div class="meta run">{_e(" · ".join(stats))}</div>' if stats else "")
-        + '<table class="sum"><tr><th>split</th><th>n</th><th>F1</th><th>EM</th></tr>'
+        + f'<table class="sum"><tr><th>split</th><th>n</th><th>{_e(main)}</th><th>{_e(exact)}</th></tr>'
         + table
         + "</table>"
         + f'<div class="meta">{counts["correct"]} correct (EM 1), {counts["wrong"]} wrong, '
         + f"{counts['error']} error(s); missing predictions: {agg['missing']}</div>"
     )
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Put the freshly written ``tmp`` at ``target``; an old directory (or a link planted there) goes."""
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        target.unlink()
-    elif target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp, target)
-
-
-def _write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)  # replaces a symlink at target, never writes through it
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -109,21 +106,28 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         check_not_special(run.path / name)  # a FIFO or a device would block or never end
     config = run.read_config()
     target = Path(out) if out else run.path / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
     data_name = f"{target.stem}_data"
+    option = "--out"
+    check_file(target, PAGE_KIND, option)  # before any work: a foreign file or folder there is refused
+    check_dir(target.parent / data_name, DATA_KIND, option)
     images = ImageLinker(run.path, target.parent)
 
+    scorer = run_scorer(config)
+    verdicts = JudgeViews(run.path)
     rows: list[dict] = []
     blobs: dict[str, dict] = {}
-    for rec in run.iter_records():  # streamed: only the compact row and the detail are kept
-        row = index_row(rec)
+    for no, rec in enumerate(run.iter_records(), 1):  # streamed: only the compact row and the detail are kept
+        scorable = scorer is not None and "id" in rec and "gold" in rec  # else: the record's own numbers
+        score = scorer.score_record(rec, no, file=str(run.predictions_path)) if scorable else None
+        row = index_row(rec, score)
+        judged = verdicts.of(rec)
+        row["judge"] = judged["verdict"] if judged else None
         rows.append(row)
-        blobs[row["id"]] = detail(rec, images)
+        blobs[row["id"]] = {**detail(rec, images), "judge": judged}
     rows.sort(key=lambda r: id_order(r["id"]))
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{data_name}.", dir=target.parent))
+    tmp = new_dir_beside(target.parent / data_name)
     try:
-        os.chmod(tmp, 0o755)
         for n, start in enumerate(range(0, len(rows), CHUNK)):
             part = rows[start : start + CHUNK]
             for r in part:
@@ -132,11 +136,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 [blobs.pop(r["id"]) for r in part], ensure_ascii=False, separators=(",", ":")
             )
             (tmp / f"c{n:05d}.js").write_text(f"MB.chunk({n},{payload});\n", encoding="utf-8")
-        _replace_dir(tmp, target.parent / data_name)
+        install_dir(tmp, target.parent / data_name, DATA_KIND, option)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     title = f"matbench report: {run.path.resolve().name}"
     index = {"data_dir": data_name, "page_size": PAGE_SIZE, "rows": rows}
-    _write_text(target, page(title, header(rows, config, run.read_summary()), rows, index))
+    head = header(rows, config, run.read_summary(), scorer) + verdicts.header()
+    write_file(target, page(title, head, rows, index, marker=file_marker(PAGE_KIND)), PAGE_KIND, option)
     return target

@@ -91,6 +91,29 @@ def _id_list(text: str) -> list[str] | None:
 
 
 _VLLM = "vLLM (in-process)"
+_JUDGE = "LLM judge, beside F1/EM (`matbench judge RUN_DIR` takes the same options)"
+
+#: The judge's options: `matbench eval --judge MODEL` and `matbench judge RUN_DIR --judge MODEL`. None is
+#: recorded in config.json (a judge added to a resumed run does not change the run): judge.json records them.
+JUDGE_OPTIONS: tuple[Option, ...] = (
+    Option("judge", "the judge model, named as --model is: alias, openai:NAME, or a model of an "
+           "OpenAI-compatible server with --judge-base-url", metavar="MODEL", group=_JUDGE),
+    Option("judge_base_url", "the judge's OpenAI-compatible endpoint (repeat for replicas)", action="append",
+           metavar="URL", group=_JUDGE),
+    Option("judge_api_key_env", "variable holding the judge's API key (default OPENAI_API_KEY)", metavar="NAME",
+           group=_JUDGE),
+    Option("judge_prompt", "matbench (default): matbench's own wording; sensenova-mars: SenseNova-MARS's "
+           "validation judge, their strings read from their script at the pinned commit",
+           choices=("matbench", "sensenova-mars"), default="matbench", group=_JUDGE),
+    Option("judge_repo", "a copy of OpenSenseNova/SenseNova-MARS (the folder holding verl/) for "
+           "--judge-prompt sensenova-mars (default $MATBENCH_SENSENOVA_REPO, else the cache, else one download "
+           "at the pinned commit)", metavar="DIR", group=_JUDGE),
+    Option("judge_text_only", "the judge takes no images (default: it gets the image the model got)",
+           action="switch", default=False, group=_JUDGE),
+    Option("judge_overwrite", "replace the run's judgments (e.g. another judge's)", action="switch",
+           default=False, group=_JUDGE),
+    Option("judge_concurrency", "judge calls in flight (default 16)", type=int, default=16, group=_JUDGE),
+)
 
 EVAL_OPTIONS: tuple[Option, ...] = (
     Option("model", "alias (see `matbench models`), openai:NAME or vllm:PATH_OR_HUB_ID", required=True,
@@ -115,9 +138,7 @@ EVAL_OPTIONS: tuple[Option, ...] = (
            "pinned commit)", recorded="protocol_source.path"),
     Option("compat", "fixed (default): the documented fixes of the authors' failure handling; strict: their "
            "handling too", choices=("fixed", "strict"), default="fixed", recorded="options.compat"),
-    # TODO(scorers): choices="scorers" once the SCORERS registry holds the built-in scorers
-    Option("scoring", "default: the task's (visual-arft)", choices=("visual-arft", "squad"),
-           recorded="scoring"),
+    Option("scoring", "default: the task's (visual-arft)", choices="scorers", recorded="scoring"),
     Option("search", "search backend: serper (needs SERPER_API_KEY), local:INDEX_DIR, retriever:URL (default "
            "serper)", default="serper", recorded="search.spec"),
     Option("search_cache", "read replays a run offline from the cache; auto (default): readwrite, but off for "
@@ -162,9 +183,14 @@ EVAL_OPTIONS: tuple[Option, ...] = (
            choices=("chat", "responses"), to="model", recorded="model.api"),
     Option("reasoning_effort", "reasoning models only", choices=("minimal", "low", "medium", "high"),
            to="model", recorded="model.reasoning_effort"),
+    Option("request_timeout", "seconds one network request may take IN ALL (connect, upload, the whole reply, "
+           "however slowly a server sends): model calls, searches, the authors'-scripts download (default: 600 "
+           "for model calls, 30 for searches and the download; retries are new requests)", type=float,
+           metavar="S", recorded="request_timeout"),
     Option("prices", "a price table (YAML) adding to or replacing the shipped one"),
-    Option("max_cost", "start no new sample once the run has spent this much (finished samples kept; "
-           "resumable)", type=float, metavar="USD"),
+    Option("max_cost", "spend at most this much: checked before every model call (samples in flight stop, "
+           "unrecorded; a call that reports no usable token counts stops the run); finished samples kept, "
+           "resumable", type=float, metavar="USD"),
     Option("progress", "no progress bar", action="off", default=True),
     Option("json", "print the summaries as one JSON list on stdout", action="switch", default=False,
            to="command"),
@@ -176,6 +202,7 @@ EVAL_OPTIONS: tuple[Option, ...] = (
     Option("dtype", "weights/activations dtype (auto, float32, bfloat16...; CPU: float32)", to="model",
            group=_VLLM, recorded="model.dtype"),
     Option("enforce_eager", "no CUDA graphs / compilation", action="switch", to="model", group=_VLLM),
+    *JUDGE_OPTIONS,
 )
 
 
@@ -242,6 +269,7 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
 
 __all__ = [
     "EVAL_OPTIONS",
+    "JUDGE_OPTIONS",
     "EvalSettings",
     "Option",
     "add_eval_arguments",

@@ -38,6 +38,7 @@ from matbench.tools.sandbox_bwrap import (
     SANDBOX_MOUNT,
     bwrap_args,
     find_bwrap,
+    inside_path,
     minimal_env,
     module_dirs,
 )
@@ -57,6 +58,7 @@ from matbench.tools.sandbox_files import (
 log = logging.getLogger(__name__)
 
 INPUT_PLACEHOLDER = "path_to_input_image.jpg"
+DEFAULT_CODE_TIMEOUT = 60.0  # seconds per snippet: eval's --code-timeout and `sandbox run --timeout`
 # Standard-library modules snippets often use, imported before the worker drops root: as root without
 # bubblewrap, the interpreter may live where uid 65534 cannot read (e.g. /root/.pyenv).
 STDLIB_PRELOAD = (
@@ -254,6 +256,9 @@ class _Worker:
             config["seccomp"] = sb._seccomp
         worker_src = Path(__file__).with_name("sandbox_worker.py").read_text()
         command = [sb.python, "-I", "-B", "-c", worker_src]
+        if isolation == "bwrap":  # python and its packages as the job sees them (see sandbox_bwrap.RELOCATED)
+            command[0] = inside_path(sb.python)
+            config["paths"] = [inside_path(p) for p in config["paths"]]
         if sb.as_root:
             config["drop_to"] = [NOBODY, NOBODY]
             if "nproc" in config["limits"]:
@@ -401,7 +406,7 @@ class Sandbox:
 
     def __init__(
         self,
-        timeout: float = 20.0,
+        timeout: float = DEFAULT_CODE_TIMEOUT,
         memory_mb: int = 2048,
         workers: int = 2,
         isolation: Isolation = "auto",
@@ -486,7 +491,7 @@ class Sandbox:
         command = [
             *bwrap_args(self.bwrap, self.python, self.as_root, self.disk),
             "--",
-            self.python,
+            inside_path(self.python),
             "-I",
             "-c",
             "pass",
@@ -810,6 +815,7 @@ __all__ = [
     "INPUT_PLACEHOLDER",
     "MAX_OUTPUT_PIXELS",
     "OUTPUT_PLACEHOLDER",
+    "DEFAULT_CODE_TIMEOUT",
     "CodeResult",
     "Sandbox",
     "SandboxError",

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 SANDBOX_MOUNT = "/sandbox"  # the job's private work dir (a tmpfs) inside bubblewrap
+# Host directories the job needs (python, its packages) that live where the job has private file systems
+# (a venv under /tmp, say) are bound here instead, so that the job's /tmp is as empty as anyone else's.
+RELOCATED = "/run/matbench-host"
+PRIVATE = ("/tmp", "/dev", SANDBOX_MOUNT, "/proc", "/run")
 NOBODY = 65534
 BWRAP_ENV = "MATBENCH_BWRAP"
 PRELOAD = ("numpy", "cv2", "PIL.Image")
@@ -53,6 +57,9 @@ def python_dirs(python: str) -> list[str]:
     """Directories the interpreter needs read-only: its installation(s), venv and package roots."""
     candidates = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
     candidates.append(str(Path(os.path.realpath(python)).parent.parent))
+    venv = Path(python).parent.parent  # ``python`` may be another venv's: its packages come from there
+    if (venv / "pyvenv.cfg").is_file():
+        candidates.append(str(venv))
     candidates += module_dirs()
     dirs: list[str] = []
     for cand in candidates:
@@ -62,6 +69,14 @@ def python_dirs(python: str) -> list[str]:
         if not any(path == d or path.startswith(d + "/") for d in dirs):
             dirs = [d for d in dirs if not d.startswith(path + "/")] + [path]
     return sorted(dirs)
+
+
+def inside_path(path: str) -> str:
+    """Where host ``path`` (python, a package root) appears inside bubblewrap: the same path, unless that
+    would put it in one of the job's private file systems (then under :data:`RELOCATED`)."""
+    if any(path == top or path.startswith(top + "/") for top in PRIVATE):
+        return RELOCATED + path
+    return path
 
 
 def bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> list[str]:
@@ -93,8 +108,6 @@ def bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> 
             args += ["--ro-bind", top, top]
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
         args += ["--ro-bind-try", etc, etc]
-    # The private /tmp comes before the python binds: a checkout or venv under /tmp (a CI clone, say) is
-    # bound on top of it instead of being hidden by it.
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += [
         "--perms",
@@ -109,13 +122,14 @@ def bwrap_args(bwrap: str, python: str, as_root: bool, disk: dict[str, int]) -> 
     args += ["--perms", "1777", "--size", str(disk["/tmp"]), "--tmpfs", "/tmp"]
     made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
     for path in python_dirs(python):
-        parts = Path(path).parts
+        inside = inside_path(path)  # a venv under /tmp is bound elsewhere: the job's /tmp stays empty
+        parts = Path(inside).parts
         for i in range(2, len(parts)):
             parent = str(Path(*parts[:i]))
             if parent not in made:  # bwrap would create missing parents 0700, unreadable for nobody
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
-        args += ["--ro-bind", path, path]
+        args += ["--ro-bind", path, inside]
     args += ["--perms", "1777", "--size", str(disk[SANDBOX_MOUNT]), "--tmpfs", SANDBOX_MOUNT]
     args += ["--chdir", SANDBOX_MOUNT]
     args += ["--clearenv"]

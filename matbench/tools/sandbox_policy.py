@@ -19,9 +19,10 @@ INSTALL_HINT = (
 )
 
 
-def open_code_sandbox(task: str, timeout: float, workers: int, unsafe: bool) -> Sandbox:
-    """A sandbox for ``task``'s model code; refuses (ConfigError, one line) when isolation is missing."""
-    sandbox = Sandbox(timeout=timeout, workers=workers, isolation="auto" if unsafe else "bwrap")
+def open_code_sandbox(task: str, timeout: float, workers: int, unsafe: bool, **options: Any) -> Sandbox:
+    """A sandbox for ``task``'s model code; refuses (ConfigError, one line) when isolation is missing.
+    ``options``: more Sandbox settings (memory_mb, ...)."""
+    sandbox = Sandbox(timeout=timeout, workers=workers, isolation="auto" if unsafe else "bwrap", **options)
     try:
         sandbox.isolation  # noqa: B018 - decides (and probes) now, before any model call
     except SandboxError as exc:

@@ -1,4 +1,4 @@
-"""The search interface every backend implements, its error type, and the shared HTTP retry loop.
+"""The search interface every backend implements, its error type, and its HTTP calls (over matbench.net).
 
 Episodes only ever see ``SearchBackend.search(query, k) -> list[SearchHit]``; which engine answers is a
 spec string (``serper``, ``local:DIR``, ``retriever:URL``) resolved by ``registry.get_search_backend``.
@@ -6,18 +6,16 @@ spec string (``serper``, ``local:DIR``, ``retriever:URL``) resolved by ``registr
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import os
-import random
-import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from matbench.net.failure import GaveUp
+from matbench.net.retry import RetryPolicy
+from matbench.net.service import JsonService
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +98,9 @@ class SearchBackend(ABC):
 
 def default_cache_dir() -> Path:
     """``$MATBENCH_CACHE_DIR`` or ``~/.cache/matbench``: the search cache and on-the-fly indexes live here."""
-    env = os.environ.get("MATBENCH_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "matbench"
+    from matbench.caches.location import default_cache_dir as location
+
+    return location()
 
 
 def check_k(k: int) -> int:
@@ -122,129 +121,53 @@ def split_contents(contents: str, title: str | None = None) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# HTTP with retries (shared by the serper and retriever backends)
+# HTTP (shared by the serper and retriever backends): the shared transport, its failures as SearchError
+
+#: search's default retries: 4 attempts, backoff from 1 s up to 30 s, Retry-After honoured up to 60 s
+SEARCH_RETRY = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0, max_retry_after=60.0)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for timeouts, network errors, 429 and 5xx; other 4xx are never retried."""
+class SearchService:
+    """One search endpoint over ``matbench.net`` (thread-safe): JSON POSTs with a deadline per request and
+    retries; a key in ``secret_headers`` goes to the endpoint's origin only and never into a message."""
 
-    max_attempts: int = 4
-    base_delay: float = 1.0
-    multiplier: float = 2.0
-    max_delay: float = 30.0
-    #: a server's Retry-After is honoured up to this many seconds
-    max_retry_after: float = 60.0
-    jitter: float = 0.1
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        d = min(self.base_delay * self.multiplier ** (attempt - 1), self.max_delay)
-        return d * (1.0 + self.jitter * random.random())
-
-
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is delta-seconds or an HTTP date; decimals are accepted too."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-@dataclass
-class HttpJsonClient:
-    """A thread-safe JSON-over-HTTP POST with retries; one pooled connection set per backend."""
-
-    what: str
-    timeout: float = 30.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: extra hint appended to 401/403 errors (e.g. which environment variable holds the key)
-    auth_hint: str = ""
-    sleep: Callable[[float], None] = time.sleep
-    #: strings (API keys) scrubbed from every error message, in case a server echoes them back
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-
-    def __post_init__(self) -> None:
-        import httpx2  # lazy: keeps `matbench --help` fast
-
-        self._httpx = httpx2
-        self._client = httpx2.Client(timeout=httpx2.Timeout(self.timeout), follow_redirects=True)
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def post(self, url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Any:
-        """POST ``body`` as JSON and return the decoded JSON reply; raises SearchError after retries."""
-        httpx = self._httpx
-        last = "no attempt made"
-        last_status: int | None = None
-        attempts = max(1, self.retry.max_attempts)
-        for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
-            try:
-                resp = self._client.post(url, json=dict(body), headers=dict(headers or {}))
-            except httpx.TimeoutException:
-                last, last_status = f"timed out after {self.timeout:g}s", None
-            except httpx.TransportError as exc:
-                last, last_status = f"network error ({type(exc).__name__}: {self._redact(str(exc))})", None
-            else:
-                status = resp.status_code
-                if 200 <= status < 300:
-                    try:
-                        return resp.json()
-                    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-                        raise SearchError(
-                            f"{self.what}: reply is not JSON ({exc}): {self._redact(_excerpt(resp.text))}",
-                            status=status,
-                            attempts=attempt,
-                        ) from None
-                last_status = status
-                last = f"HTTP {status} {resp.reason_phrase}".rstrip() + self._redact(_body_suffix(resp.text))
-                if status not in RETRYABLE_STATUS:
-                    hint = f" ({self.auth_hint})" if status in (401, 403) and self.auth_hint else ""
-                    raise SearchError(f"{self.what}: {last}{hint}", status=status, attempts=attempt)
-                retry_after = parse_retry_after(resp.headers.get("retry-after"))
-            if attempt < attempts:
-                wait = self.retry.delay(attempt, retry_after)
-                logger.info("%s: %s; retry %d/%d in %.2fs", self.what, last, attempt, attempts - 1, wait)
-                self.sleep(wait)
-        raise SearchError(
-            f"{self.what} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {last}",
-            status=last_status,
-            attempts=attempts,
-            retryable=True,
+    def __init__(
+        self,
+        url: str,
+        *,
+        what: str,
+        timeout: float,
+        retry: RetryPolicy | None = None,
+        secret_headers: Mapping[str, str] | None = None,
+        auth_hint: str = "",
+    ) -> None:
+        self.what = what
+        self.auth_hint = auth_hint
+        self._service = JsonService(
+            url, what=what, timeout=timeout, retry=retry or SEARCH_RETRY, secret_headers=secret_headers
         )
 
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+    def __repr__(self) -> str:
+        return f"SearchService({self.what!r}, {self._service.url!r})"
+
+    def post(self, body: Mapping[str, Any]) -> Any:
+        """The decoded JSON reply; raises SearchError once the transport gave up."""
+        try:
+            return self._service.request("POST", dict(body))
+        except GaveUp as exc:
+            last = exc.last.error
+            if not exc.retryable:
+                hint = f" ({self.auth_hint})" if exc.status in (401, 403) and self.auth_hint else ""
+                raise SearchError(
+                    f"{self.what}: {last}{hint}", status=exc.status, attempts=exc.attempts
+                ) from None
+            n = exc.attempts
+            raise SearchError(
+                f"{self.what} failed after {n} attempt{'s' if n > 1 else ''}: {last}",
+                status=exc.status,
+                attempts=n,
+                retryable=True,
+            ) from None
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._client.close()
-
-
-def _excerpt(text: str, n: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _body_suffix(text: str) -> str:
-    ex = _excerpt(text)
-    return f": {ex}" if ex else ""
+        self._service.close()

@@ -36,10 +36,12 @@ from typing import IO, Any
 
 from matbench import __version__
 from matbench.errors import ConfigError, InputError
+from matbench.run.outputs import check_dir, install_dir, mark_dir, new_dir_beside
 from matbench.tools.search.base import SearchBackend, SearchHit, check_k, default_cache_dir, split_contents
 from matbench.tools.search.bm25_shards import DEFAULT_SHARD_SIZE, Shard, ShardBuilder, merged_top_k
 
 INDEX_FORMAT = "matbench-bm25"
+INDEX_KIND = "index"  # the outputs marker of an index folder
 INDEX_FORMAT_VERSION = 2
 #: versions this matbench reads (1: a single bm25s matrix at the top of the directory)
 READABLE_VERSIONS = (1, 2)
@@ -233,17 +235,12 @@ def build_index(
         raise InputError("is a directory, expected a .jsonl corpus file", file=str(corpus))
     if out_dir.exists() and not overwrite:
         raise ConfigError(f"{out_dir} already exists")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / META_NAME).is_file():
-        raise ConfigError(
-            f"{out_dir} exists and is not a matbench index; choose an empty or new --out directory"
-        )
+    check_dir(out_dir, INDEX_KIND)  # replaced only if matbench made it as an index
     settings = default_tokenizer_settings(stemmer)
     bm25 = bm25 or BM25Params()
     tokenizer = make_tokenizer(settings)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an index is meant to be shared
+    tmp = new_dir_beside(out_dir)  # readable by all: an index is meant to be shared
     try:
         hasher = hashlib.sha256()
         offsets = array("q", [0])
@@ -332,20 +329,16 @@ def _consume(batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: Shar
 
 
 def _install(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
-    """Move a finished build into place (atomic rename); an existing index is replaced only if ``overwrite``."""
-    if not out_dir.exists():
+    """Move a finished build into place (atomic rename); an existing index is replaced only if ``overwrite``
+    and only if matbench made it as an index (its marker)."""
+    if not overwrite:
+        mark_dir(tmp, INDEX_KIND)
         try:
-            os.replace(tmp, out_dir)
+            os.rename(tmp, out_dir)
             return
         except OSError:  # another builder installed it in the meantime
-            if not overwrite:
-                raise ConfigError(f"{out_dir} already exists") from None
-    if not overwrite:
-        raise ConfigError(f"{out_dir} already exists")
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-    os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+            raise ConfigError(f"{out_dir} already exists") from None
+    install_dir(tmp, out_dir, INDEX_KIND)
 
 
 def _fingerprint(corpus_sha: str, n: int, settings: TokenizerSettings, bm25: BM25Params) -> str:
@@ -429,6 +422,9 @@ def ensure_corpus_index(
         lock = _build_locks.setdefault(str(out), threading.Lock())
     with lock:
         if not (out / META_NAME).is_file():
+            from matbench.caches.location import usable_cache_dir
+
+            usable_cache_dir(root)  # one line naming it, and how to move it, if it cannot be written
             try:  # never replace: another process may be searching the index it just installed
                 build_index(corpus, out, show_progress=show_progress, overwrite=False)
             except ConfigError:

@@ -1,24 +1,19 @@
-"""``--search NAME[:ARG]`` -> a backend. Adding a backend is one module plus one line in ``BACKENDS``.
+"""``--search NAME[:ARG]`` -> a backend, named in :data:`matbench.registry.SEARCH`.
 
-Backends are imported lazily (by dotted path) so that listing them, or parsing a spec, never imports
+Adding a backend is one module plus one line there, or a ``matbench.search`` entry point in a plug-in.
+Backends are imported lazily (by ``module:attr``) so that listing them, or parsing a spec, never imports
 numpy/bm25s/httpx2. A backend class provides ``from_spec(arg: str | None, **options)``.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from matbench.errors import ConfigError
+from matbench.registry import SEARCH
 from matbench.tools.search.base import SearchBackend
-
-BACKENDS: dict[str, str] = {
-    "serper": "matbench.tools.search.serper:SerperSearch",
-    "local": "matbench.tools.search.local:LocalSearch",
-    "retriever": "matbench.tools.search.retriever:RetrieverSearch",
-}
 
 #: options a caller may pass whatever the backend; a backend that has no use for one ignores it
 #: (``offline=True``: the caller only replays from the cache, so a missing API key is not an error)
@@ -28,22 +23,19 @@ B = TypeVar("B", bound=type[SearchBackend])
 
 
 def register_search(name: str) -> Callable[[B], B]:
-    """Class decorator for backends defined outside this package (plugins, tests)."""
+    """Class decorator for backends defined in code (tests, scripts); plug-in packages use the
+    ``matbench.search`` entry point instead."""
 
     def deco(cls: B) -> B:
         cls.name = name
-        BACKENDS[name] = f"{cls.__module__}:{cls.__qualname__}"
-        _loaded[name] = cls
+        SEARCH.register(name, cls)
         return cls
 
     return deco
 
 
-_loaded: dict[str, type[SearchBackend]] = {}
-
-
 def available_backends() -> list[str]:
-    return sorted(BACKENDS)
+    return SEARCH.names()
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -53,17 +45,11 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 
 def backend_class(name: str) -> type[SearchBackend]:
-    if name in _loaded:
-        return _loaded[name]
-    target = BACKENDS.get(name)
-    if target is None:
+    if name not in SEARCH:
         raise ConfigError(
             f"unknown search backend {name!r}; choose one of: {', '.join(available_backends())}"
         )
-    module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    _loaded[name] = cls
-    return cls
+    return SEARCH.load(name)
 
 
 def get_search_backend(spec: str, **options: Any) -> SearchBackend:

@@ -12,11 +12,11 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.tools.search.base import (
-    HttpJsonClient,
     RetryPolicy,
     SearchBackend,
     SearchError,
     SearchHit,
+    SearchService,
     check_k,
     split_contents,
 )
@@ -49,7 +49,7 @@ class RetrieverSearch(SearchBackend):
         self.url = base
         self.endpoint = base + "/retrieve"
         self.return_scores = return_scores
-        self._http = HttpJsonClient(what="retrieval server", timeout=timeout, retry=retry or RetryPolicy())
+        self._http = SearchService(self.endpoint, what="retrieval server", timeout=timeout, retry=retry)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> RetrieverSearch:
@@ -67,7 +67,7 @@ class RetrieverSearch(SearchBackend):
         if not queries:
             return []
         body = {"queries": list(queries), "topk": k, "return_scores": self.return_scores}
-        reply = self._http.post(self.endpoint, body)
+        reply = self._http.post(body)
         result = reply.get("result") if isinstance(reply, dict) else None
         if not isinstance(result, list) or len(result) != len(queries):
             got = f"{len(result)} result lists" if isinstance(result, list) else "no 'result' list"

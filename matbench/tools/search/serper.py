@@ -13,11 +13,11 @@ from typing import Any
 
 from matbench.errors import ConfigError
 from matbench.tools.search.base import (
-    HttpJsonClient,
     RetryPolicy,
     SearchBackend,
     SearchError,
     SearchHit,
+    SearchService,
     check_k,
 )
 
@@ -46,7 +46,8 @@ class SerperSearch(SearchBackend):
         if not key and not offline:
             raise ConfigError(
                 "SERPER_API_KEY is not set: export your serper.dev API key, "
-                "or use --search local (BM25 over a local corpus, no key needed)"
+                "or use --search local:INDEX_DIR (BM25 over a corpus indexed with `matbench index build`, "
+                "no key needed) or --search retriever:URL"
             )
         self._key = key
         base = base_url or os.environ.get("SERPER_BASE_URL") or DEFAULT_BASE_URL
@@ -55,12 +56,13 @@ class SerperSearch(SearchBackend):
         self.hl = hl
         # The authors' script used every organic result Serper returned for num=k (`--compat strict`).
         self.all_results = all_results
-        self._http = HttpJsonClient(
+        self._http = SearchService(
+            self.endpoint,
             what="serper search",
             timeout=timeout,
-            retry=retry or RetryPolicy(),
+            retry=retry,
+            secret_headers={"X-API-KEY": key} if key else {},  # sent to this endpoint's origin only
             auth_hint="check SERPER_API_KEY",
-            secrets=(key,),
         )
 
     @classmethod
@@ -89,7 +91,7 @@ class SerperSearch(SearchBackend):
             body["gl"] = self.gl
         if self.hl:
             body["hl"] = self.hl
-        reply = self._http.post(self.endpoint, body, headers={"X-API-KEY": self._key})
+        reply = self._http.post(body)
         if not isinstance(reply, dict):
             raise SearchError(
                 f"serper search: unexpected reply (a JSON {type(reply).__name__}, not an object)"

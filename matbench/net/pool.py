@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("matbench.models.pool")
+from matbench.errors import ConfigError
+
+log = logging.getLogger("matbench.net.pool")
 
 MAX_FAILURES = 3
 HEALTH_INTERVAL = 5.0
@@ -41,6 +43,7 @@ class Endpoint:
     first_call: float | None = None
     last_call: float | None = None
     served: Any = None  # what its preflight reported (ServedModel)
+    trouble: str | None = None  # the kind of failure it is retrying through now (shown once, not per call)
 
     def stats(self) -> dict[str, Any]:
         span = (self.last_call - self.first_call) if self.first_call and self.last_call else 0.0
@@ -187,7 +190,7 @@ class EndpointPool:
 
     # --- preflight -----------------------------------------------------------------------------------------
     def preflight(self, check: Callable[[str], Any]) -> Any:
-        """Ask every endpoint what it serves (``check(url)`` -> ServedModel, raising ``EndpointError``).
+        """Ask every endpoint what it serves (``check(url)`` -> ServedModel, raising ``ConfigError``).
 
         One endpoint that cannot serve ends the run before it starts, as without a pool; of several, those that
         cannot are drained (health checks may bring them back) as long as one can. The endpoints that answer
@@ -195,12 +198,10 @@ class EndpointPool:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        from matbench.models.endpoints import EndpointError
-
-        def ask(ep: Endpoint) -> EndpointError | None:
+        def ask(ep: Endpoint) -> ConfigError | None:
             try:
                 ep.served = check(ep.url)
-            except EndpointError as exc:
+            except ConfigError as exc:
                 return exc
             return None
 
@@ -210,11 +211,11 @@ class EndpointPool:
             raise errors[0]
         live = [e for e in self.endpoints if e.served is not None]
         if not live:
-            raise EndpointError("no endpoint can serve this run: " + "; ".join(str(e) for e in errors))
+            raise ConfigError("no endpoint can serve this run: " + "; ".join(str(e) for e in errors))
         identities = {repr(sorted(e.served.identity().items())) for e in live}
         if len(identities) > 1:
             shown = "; ".join(f"{e.url} serves {e.served.identity()}" for e in live)
-            raise EndpointError(f"the endpoints serve different models ({shown}): give replicas of one model")
+            raise ConfigError(f"the endpoints serve different models ({shown}): give replicas of one model")
         for ep, err in zip(self.endpoints, errors, strict=True):
             if err is not None:
                 self.drain(ep, str(err))

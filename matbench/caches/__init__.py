@@ -1,0 +1,1 @@
+"""Cache stores and where they live."""
