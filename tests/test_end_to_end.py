@@ -276,4 +276,4 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
         (summary,) = asyncio.run(_evaluate([plan], model, settings))
     assert batches == [n, n]  # round 1: all live episodes; round 2: the same ones, then all are done
     assert summary["n"] == n and summary["run"]["calls"] == 2 * n
-    assert retriever.queries == ["q"] * n  # each episode's search ran between its two rounds
+    assert set(retriever.queries) == {"q"}  # the searches between the two rounds reached the live retriever
