@@ -102,7 +102,8 @@ def main() -> None:
 
         def killer(plan, model) -> None:
             pool = model.model.pool if hasattr(model, "model") else model.pool
-            while sum(1 for _ in open(plan.run.predictions_path, "rb")) < args.samples // 3:
+            path = plan.run.predictions_path  # made when the first sample is written
+            while not path.exists() or sum(1 for _ in open(path, "rb")) < args.samples // 3:
                 time.sleep(0.02)
             at_kill.update({e.url: e.calls for e in pool.endpoints})
             victim_proc.send_signal(signal.SIGKILL)

@@ -2,7 +2,7 @@
 
 Usage per model call is ``{"input", "output"}`` plus ``cached_input`` and ``reasoning`` when the API reports
 them, and ``unreported: 1`` for a call that came back without usage (its cost is then not known, and a run's
-cost is marked as a lower bound). Prices come from ``matbench/data/prices.yaml`` (model -> $ per 1M input /
+cost is marked as a lower bound). Prices come from the model table ``matbench/data/models.yaml`` (model -> $ per 1M input /
 cached input / output tokens, with the date they were checked), overridable with ``--prices FILE``; a model
 not in the table has an unknown price, never an estimate.
 
@@ -22,7 +22,7 @@ from typing import Any
 from matbench.errors import ConfigError, InputError
 from matbench.models.base import ModelOutput
 
-PRICES_FILE = Path(__file__).resolve().parent / "data" / "prices.yaml"
+PRICES_FILE = Path(__file__).resolve().parent / "data" / "models.yaml"  # the model table carries the prices
 UNKNOWN = "unknown price"
 _FIELDS = ("input", "cached_input", "output")
 
@@ -134,7 +134,11 @@ def _read_table(path: Path) -> dict[str, Price]:
 
 def load_prices(override: str | Path | None = None) -> dict[str, Price]:
     """The shipped table, with the rows of ``override`` added or replacing."""
-    prices = _read_table(PRICES_FILE)
+    from matbench.models.capabilities import table
+
+    prices = {
+        row.id: Price(row.id, *row.price, row.checked, row.source) for row in table().rows.values() if row.price
+    }
     if override:
         prices.update(_read_table(Path(override)))
     return prices

@@ -334,6 +334,8 @@ def evaluate(settings: EvalSettings) -> list[dict]:
             plan.price = price
             open_run(plan)
         meter = _spend_meter(settings, plans, model, price)
+        if model.notice():  # e.g. a model the model table does not know: its defaults, said once
+            log.warning(model.notice())
         return asyncio.run(_evaluate(plans, model, settings, meter, judging))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is saved, the caller says how to resume
         raise Interrupted([(str(p.run.path), _saved(p), len(p.samples)) for p in plans]) from exc

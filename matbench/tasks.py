@@ -26,9 +26,11 @@ REPO_ROOT = PACKAGE_ROOT.parent
 
 
 def tasks_dir() -> Path:
-    """``$MATBENCH_TASKS_DIR``, else the repository's ``tasks/`` (installed editable, as README says)."""
+    """``$MATBENCH_TASKS_DIR``, else the repository's ``tasks/``, else the copy an installed wheel carries."""
+    from matbench.data.shipped import shipped_path
+
     env = os.environ.get("MATBENCH_TASKS_DIR")
-    return Path(env) if env else REPO_ROOT / "tasks"
+    return Path(env) if env else shipped_path("tasks")
 
 
 @dataclass(frozen=True)

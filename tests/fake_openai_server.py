@@ -249,7 +249,9 @@ class FakeOpenAIServer:
     """aiohttp server on 127.0.0.1 in a background thread; use as a context manager.
 
     ``models``: the ids ``GET /v1/models`` lists (matbench's preflight checks the run's model is one).
-    ``api_key``: when set, requests without ``Authorization: Bearer <api_key>`` get ``auth_status``."""
+    ``api_key``: when set, requests without ``Authorization: Bearer <api_key>`` get ``auth_status``.
+    ``roots``: the checkpoint ``GET /v1/models`` reports per model as vLLM's ``root`` (default ``fake/<id>``;
+    None for a model: the server reports no checkpoint identity, like servers that are not vLLM)."""
 
     def __init__(
         self,
@@ -260,7 +262,9 @@ class FakeOpenAIServer:
         models: list[str] | tuple[str, ...] = DEFAULT_MODELS,
         api_key: str | None = None,
         auth_status: int = 401,
+        roots: dict[str, str | None] | None = None,
     ) -> None:
+        self.roots = dict(roots or {})
         self.policy: Policy = constant(policy) if isinstance(policy, str) else policy
         self.latency = latency
         self.port = port
@@ -397,7 +401,13 @@ class FakeOpenAIServer:
             {
                 "object": "list",
                 "data": [
-                    {"id": name, "object": "model", "created": int(time.time()), "owned_by": "matbench"}
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "matbench",
+                        **({"root": root} if (root := self.roots.get(name, f"fake/{name}")) else {}),
+                    }
                     for name in self.models
                 ],
             }

@@ -110,6 +110,8 @@ def test_offline_hub_message(monkeypatch, tmp_path):
     msg = str(exc.value)
     assert "laolao77/MAT" in msg and "--data-dir" in msg and "HF_HUB_OFFLINE" in msg
     assert "\n" not in msg
+    # the command current huggingface_hub ships (`huggingface-cli` is gone from it)
+    assert "hf download laolao77/MAT" in msg and "huggingface-cli" not in msg
 
 
 def test_hub_path_from_prefilled_cache(monkeypatch, tmp_path, fixtures_dir):

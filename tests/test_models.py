@@ -14,7 +14,7 @@ from PIL import Image
 
 from matbench.errors import ConfigError
 from matbench.models import ChatRequest, get_model
-from matbench.models.openai_api import AdaptiveLimiter, OpenAIModel, is_reasoning_model, parse_retry_after
+from matbench.models.openai_api import AdaptiveLimiter, OpenAIModel, parse_retry_after
 
 SECRET = "sk-test-9f8e7d6c5b4a3210SECRET"
 
@@ -228,28 +228,6 @@ def test_reasoning_model_parameter_mapping() -> None:
         [out] = run(model, [ChatRequest("x", max_new_tokens=321, temperature=0.0, top_p=0.9)])
     assert out.text == "mct=321"
     assert srv.requests[0]["model"] == "o3"
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("o1", True),
-        ("o1-mini", True),
-        ("o3", True),
-        ("o3-mini-2025-01-31", True),
-        ("o4-mini", True),
-        ("gpt-5", True),
-        ("gpt-5-mini", True),
-        ("openai/o3", True),
-        ("gpt-4o", False),
-        ("gpt-4.1", False),
-        ("Qwen/Qwen2.5-VL-7B-Instruct", False),
-        ("o2-lookalike", False),
-        ("omni-model", False),
-    ],
-)
-def test_is_reasoning_model(name: str, expected: bool) -> None:
-    assert is_reasoning_model(name) is expected
 
 
 def test_parse_retry_after_forms() -> None:

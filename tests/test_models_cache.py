@@ -23,9 +23,12 @@ def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def cached(server: FakeOpenAIServer, path: Path, **options) -> CachedModel:
-    return CachedModel(
+    """As the runner builds it: the preflight reads the served checkpoint, which keys every answer."""
+    model = CachedModel(
         get_model("openai:m", base_url=server.base_url, retry_base_delay=0.001, **options), path
     )
+    model.preflight()
+    return model
 
 
 class Session:
@@ -79,7 +82,7 @@ def test_non_deterministic_requests_pass_through(tmp_path: Path) -> None:
 
 def test_cache_persists_across_instances_but_never_across_servers(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    with Session() as s, FakeOpenAIServer("remembered") as srv:
+    with Session() as s, FakeOpenAIServer("remembered", roots={"m": "/ckpt/m"}) as srv:
         m1 = cached(srv, path, max_concurrency=3)
         s.gen(m1, [ChatRequest("q", temperature=0.0)])
         s.close(m1)
@@ -87,11 +90,16 @@ def test_cache_persists_across_instances_but_never_across_servers(tmp_path: Path
         [out] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
         s.close(m2)
     assert out.text == "remembered" and out.cached
-    with Session() as s, FakeOpenAIServer("fresh") as srv2:  # another server: its own answer
+    with Session() as s, FakeOpenAIServer("fresh", roots={"m": "/ckpt/other"}) as srv2:  # other weights
         m3 = cached(srv2, path)
         [out] = s.gen(m3, [ChatRequest("q", temperature=0.0)])
         s.close(m3)
     assert out.text == "fresh" and not out.cached and srv2.calls == 1
+    with Session() as s, FakeOpenAIServer("own", roots={"m": "/ckpt/m"}) as srv3:  # same name and root, elsewhere
+        m4 = cached(srv3, path)
+        [out] = s.gen(m4, [ChatRequest("q", temperature=0.0)])
+        s.close(m4)
+    assert out.text == "own" and not out.cached and srv3.calls == 1  # another server of your own: its answers
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -168,12 +176,14 @@ def test_is_deterministic_uses_backend_default_temperature() -> None:
     assert not is_deterministic({"default_temperature": 0.0}, ChatRequest("q", temperature=0.5))
 
 
-def test_cache_key_ignores_operational_config_but_not_endpoint_or_request_fields() -> None:
+def test_cache_key_ignores_operational_config_but_not_identity_or_request_fields() -> None:
+    """The key is over the model's identity() (models/base.py's one list of runtime fields left out; a backend
+    adds what identifies it, e.g. OpenAIModel its own server's URL) and the request."""
     base = {"backend": "openai", "model": "m", "max_concurrency": 4, "timeout": 10, "base_url": "http://a"}
     req = ChatRequest("q", temperature=0.0)
     assert cache_key(base, req) == cache_key({**base, "max_concurrency": 64, "timeout": 99}, req)
     assert cache_key(base, req) == cache_key(base, ChatRequest("q", temperature=0.0, tag="x#1"))
-    assert cache_key(base, req) != cache_key({**base, "base_url": "http://b"}, req)
+    assert cache_key(base, req) == cache_key({**base, "base_url": "http://b"}, req)
     assert cache_key(base, req) != cache_key({**base, "model": "n"}, req)
     assert cache_key(base, req) != cache_key({**base, "served_model": {"id": "m", "root": "/x"}}, req)
     for changed in (
@@ -210,3 +220,74 @@ def test_cache_key_is_the_sha256_of_the_whole_payload_so_existing_caches_stay_va
         expected = hashlib.sha256(blob).hexdigest()
         assert cache_key(cfg, req) == expected
         assert cache_key(cfg, req, config_prefix(cfg)) == expected
+
+
+def test_restart_on_the_same_port_with_no_checkpoint_identity_never_replays(tmp_path: Path) -> None:
+    """#20.7: another model under the same name on the same port, from a server that reports no checkpoint
+    (no vLLM `root`): nothing is replayed, nothing stored; the answers are the new server's."""
+    path = tmp_path / "c.sqlite"
+    with Session() as s, FakeOpenAIServer("old model") as first:
+        port = first.port
+        m1 = cached(first, path)
+        s.gen(m1, [ChatRequest("q", temperature=0.0)])
+        s.close(m1)
+    for round_ in range(2):  # the same restart twice: the second run is not answered from the first either
+        with Session() as s, FakeOpenAIServer(f"new model {round_}", port=port, roots={"m": None}) as second:
+            m2 = cached(second, path)
+            assert m2.identity() is None
+            [out] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
+            s.close(m2)
+        assert out.text == f"new model {round_}" and not out.cached and second.calls == 1
+        assert m2.stats() == {"hits": 0, "misses": 0, "bypassed": 1, "no_identity": True}
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1  # only the first server's
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["{not json", '"a string"', '{"text": null, "error": "x"}', '{"text": "t", "tool_calls": [1]}',
+     '{"text": "t", "input_tokens": -5}', "[]"],
+)
+def test_a_corrupt_row_is_dropped_and_recomputed(tmp_path: Path, garbage: str) -> None:
+    """#20.7: a row that does not read back as an answer is a miss: the model answers, the row is replaced;
+    never an exception that would fail the sample on every retry."""
+    path = tmp_path / "c.sqlite"
+    answers = iter(f"a{i}" for i in range(10))
+    with Session() as s, FakeOpenAIServer(lambda req: next(answers)) as srv:
+        m1 = cached(srv, path)
+        s.gen(m1, [ChatRequest("q", temperature=0.0)])
+        s.close(m1)
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE responses SET output = ?", (garbage,))
+        m2 = cached(srv, path)
+        [out] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
+        [again] = s.gen(m2, [ChatRequest("q", temperature=0.0)])
+        s.close(m2)
+    assert out.text == "a1" and not out.cached and m2.stats()["corrupt"] == 1
+    assert again.text == "a1" and again.cached and srv.calls == 2  # the fresh answer replaced the row
+
+
+def test_a_run_over_a_corrupt_cache_finishes_every_sample(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
+    """#20.7 end to end: every stored answer corrupted between two runs; the second run asks the model again
+    and finishes every sample (no error a --retry-errors rerun would hit again)."""
+    import json
+
+    from matbench.cli import main
+
+    cache = tmp_path / "cache"
+
+    def run(srv: FakeOpenAIServer, name: str) -> dict:
+        args = ["eval", "--no-progress", "--json", "--model", "openai:m", "--base-url", srv.base_url,
+                "--task", "bamboogle", "--protocol", "direct", "--data-dir", str(fixtures_dir / "multihop"),
+                "--limit", "3", "--run-dir", str(tmp_path / name), "--cache-dir", str(cache)]
+        assert main(args) == 0
+        return json.loads(capsys.readouterr().out)[0]
+
+    with FakeOpenAIServer("<answer>x</answer>") as srv:
+        first = run(srv, "a")
+        assert srv.calls == 3 and first["run"]["errors"] == 0
+        with sqlite3.connect(cache / "responses.sqlite") as db:
+            assert db.execute("UPDATE responses SET output = '{torn'").rowcount == 3
+        second = run(srv, "b")
+    assert srv.calls == 6 and second["run"]["errors"] == 0
+    assert second["run"]["response_cache"]["corrupt"] == 3

@@ -15,8 +15,9 @@ from PIL import Image
 
 from matbench.cli import main as cli_main
 from matbench.errors import ConfigError
-from matbench.models import MODEL_ALIASES, ChatRequest, get_model, resolve_spec, vllm_local
-from matbench.models.registry import BACKEND_MODULES, backend_class
+from matbench.models import ChatRequest, get_model, model_aliases, resolve_spec, vllm_local
+from matbench.models.registry import backend_class
+from matbench.registry import MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -47,15 +48,24 @@ def test_resolve_spec(spec: str, base_url: str | None, backend: str, model_id: s
 
 def test_alias_table_is_complete() -> None:
     expected = {f"qwen2.5-vl-{s}" for s in ("3b", "7b", "32b", "72b")} | {
+        "qwen3-vl-8b",
+        "qwen3-vl-32b",
         "visual-arft-search-7b",
         "visual-arft-coding-7b",
         "gpt-4o",
         "gpt-4.1",
         "o3",
         "o4-mini",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-6-sol",
+        "gpt-6-luna",
+        "gemini-3-pro",
+        "claude-sonnet-4.5",
     }
-    assert set(MODEL_ALIASES) == expected
-    assert all(a.backend in BACKEND_MODULES for a in MODEL_ALIASES.values())
+    aliases = model_aliases()
+    assert expected <= set(aliases)
+    assert all(a.backend in MODELS for a in aliases.values())
 
 
 @pytest.mark.parametrize("spec", ["", "llama-9000", "foo:bar", "openai:"])
@@ -91,6 +101,8 @@ def test_vllm_alias_without_vllm_is_one_line_error() -> None:
     )
     assert "--base-url http://HOST:8000/v1" in msg and "`vllm serve Qwen/Qwen2.5-VL-7B-Instruct`" in msg
     assert "scripts/engine-venv.sh" in msg
+    # the distribution matbench publishes under (`matbench` on PyPI is an unrelated project)
+    assert "pip install 'vlm-matbench[vllm]'" in msg and "'matbench[vllm]'" not in msg
 
 
 def test_vllm_without_a_platform_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,30 +185,37 @@ def test_cli_models_lists_aliases(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_alias = {r["alias"]: r for r in rows}
-    assert by_alias["qwen2.5-vl-7b"] == {
-        "alias": "qwen2.5-vl-7b",
-        "backend": "vllm",
-        "model_id": "Qwen/Qwen2.5-VL-7B-Instruct",
-        "notes": "needs GPU or --base-url",
-    }
-    assert by_alias["o3"]["backend"] == "openai"
+    qwen = by_alias["qwen2.5-vl-7b"]
+    assert (qwen["backend"], qwen["model_id"], qwen["notes"]) == (
+        "vllm", "Qwen/Qwen2.5-VL-7B-Instruct", "needs GPU or --base-url"
+    )
+    assert by_alias["qwen3-vl-8b"]["architecture"] == "Qwen3VLForConditionalGeneration"
+    assert by_alias["qwen3-vl-8b"]["price_per_1m"] is None  # open weights: unknown price, never a guess
+    o3 = by_alias["o3"]
+    assert (o3["backend"], o3["api"], o3["reasoning"], o3["max_output_tokens"]) == ("openai", "responses", True, 100000)
+    assert set(o3["price_per_1m"]) == {"input", "cached_input", "output"} and o3["checked"] and o3["source"]
+    gemini = by_alias["gemini-3-pro"]
+    assert (gemini["base_url"], gemini["api_key_env"]) == (
+        "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"
+    )
     assert cli_main(["models"]) == 0
     text = capsys.readouterr().out
-    assert "laolao77/Visual-ARFT-Coding" in text and "needs GPU or --base-url" in text
+    header = text.splitlines()[0].split()
+    assert header[:4] == ["alias", "backend", "model", "id"] and "reasoning" in header and "tools" in header
+    assert "laolao77/Visual-ARFT-Coding" in text and "unknown price" in text and "$2 / $0.2 / $10" in text
 
 
 def test_decoding_record_is_what_each_backend_applies() -> None:
-    """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams."""
+    """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams;
+    each backend module computes its own (no branching on backend names elsewhere)."""
     from matbench.episode import EpisodeOptions
-    from matbench.models.decoding import effective_decoding, sent_decoding
+    from matbench.models.openai_api import sent_fields
+    from matbench.models.vllm_local import sampling_kwargs
 
     ckpt = {"temperature": 0.1, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.05, "min_p": 0.0}
-    vllm_cfg = {"backend": "vllm", "model": "m", "default_sampling": ckpt, "seed": None}
     options = EpisodeOptions(max_new_tokens=1024)
-    assert effective_decoding(vllm_cfg, options) == {**ckpt, "max_tokens": 1024}
-    assert sent_decoding(vllm_cfg, options) is None
+    assert sampling_kwargs(ckpt, options.request()) == {**ckpt, "max_tokens": 1024}
     greedy = EpisodeOptions(max_new_tokens=2048, temperature=0.0, seed=7)
-    assert effective_decoding(vllm_cfg, greedy) == {**ckpt, "temperature": 0.0, "max_tokens": 2048, "seed": 7}
+    assert sampling_kwargs(ckpt, greedy.request()) == {**ckpt, "temperature": 0.0, "max_tokens": 2048, "seed": 7}
     api_cfg = {"backend": "openai", "model": "gpt-4o"}
-    assert effective_decoding(api_cfg, greedy) is None
-    assert sent_decoding(api_cfg, greedy) == {"max_tokens": 2048, "temperature": 0.0, "seed": 7}
+    assert sent_fields(api_cfg, greedy.request()) == {"max_tokens": 2048, "temperature": 0.0, "seed": 7}

@@ -55,8 +55,7 @@ class Recorder(LoopbackServer):
         class Handler(BaseHTTPRequestHandler):
             def _any(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.seen_body = self.rfile.read(length) if length else b""
                 outer.seen.append((method, self.path, {k.lower(): v for k, v in self.headers.items()}))
                 try:
                     answer(self, method)
@@ -156,6 +155,18 @@ def test_eval_request_timeout_bounds_each_call_and_is_recorded(tmp_path, fixture
     assert config["request_timeout"] == 1.0 and config["model_runtime"]["timeout"] == 1.0
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert all("timed out after 1s" in (r.get("error") or "") for r in rows), rows
+
+
+def test_request_timeout_reaches_the_search_backend():
+    from matbench.run.options import EvalSettings
+    from matbench.tools.search.tool import open_search
+
+    settings = EvalSettings(model="m", tasks=["t"], search="retriever:http://127.0.0.1:9", request_timeout=2.5)
+    search = open_search(settings)
+    try:
+        assert search.backend._http._service.transport.timeout == 2.5
+    finally:
+        search.close()
 
 
 # --- secrets stay at their origin ----------------------------------------------------------------------------

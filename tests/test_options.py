@@ -10,7 +10,8 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from matbench.cli import main
-from matbench.models.registry import BACKEND_MODULES, backend_class
+from matbench.models.registry import backend_class
+from matbench.registry import MODELS
 from matbench.run import options as opts
 from matbench.run.options import EVAL_OPTIONS, EvalSettings, Option, options_to, settings_from_args
 
@@ -50,7 +51,7 @@ def test_adding_an_option_is_one_entry(monkeypatch):
 
 
 def test_every_model_option_is_accepted_by_a_backend():
-    accepted = set().union(*(getattr(backend_class(n), "OPTIONS", frozenset()) for n in BACKEND_MODULES))
+    accepted = set().union(*(getattr(backend_class(n), "OPTIONS", frozenset()) for n in MODELS.names()))
     assert {o.name for o in options_to("model")} <= accepted
 
 

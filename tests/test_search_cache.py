@@ -166,3 +166,22 @@ def test_several_processes_share_one_cache_file(index_dir: Path, tmp_path: Path)
     assert all(h + m == 40 and e == 0 for h, m, e in counts)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(DISTINCT query), count(*) FROM searches").fetchone() == (40, 40)
+
+
+@pytest.mark.parametrize("garbage", ["{torn", '{"a": 1}', "[1, 2]", "null"])
+def test_a_corrupt_row_is_searched_again_and_replaced(local: LocalSearch, tmp_path: Path, garbage: str) -> None:
+    """#20.7: a corrupt row is a miss (the backend answers, the row is replaced), never an exception."""
+    import sqlite3
+
+    db = tmp_path / "s.sqlite"
+    first = CachedSearch(local, db, mode="readwrite")
+    expected = first.search(QUESTIONS[0], 2)
+    assert first._db is not None
+    first._db.flush()  # committed (close() would close the shared backend too)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE searches SET hits = ?", (garbage,))
+    again = CachedSearch(local, db, mode="readwrite")
+    assert again.search(QUESTIONS[0], 2) == expected
+    assert again.stats() == {"hits": 0, "misses": 1, "errors": 0}
+    again._db.flush()
+    assert again.search_with_source(QUESTIONS[0], 2) == (expected, True)  # the row was replaced

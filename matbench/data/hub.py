@@ -15,7 +15,7 @@ def _offline_help(spec: TaskSpec, exc: BaseException) -> MatbenchError:
     d = spec.data
     if d.get("hub_repo"):
         where = f"{d['hub_repo']} ({d['hub_file']})"
-        prefill = f"huggingface-cli download {d['hub_repo']} --repo-type dataset --include 'MAT-Benchmark/*'"
+        prefill = f"hf download {d['hub_repo']} --repo-type dataset --include 'MAT-Benchmark/*'"
         local = (
             f"--data-dir DIR (a folder with {d['file']} and its images in {d.get('images')}/ or beside it)"
         )

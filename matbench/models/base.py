@@ -98,10 +98,43 @@ class ModelOutput:
         return out
 
 
+# The one list of config() fields that say how or where a model is reached, not what it answers: left out of
+# a run's fingerprint (a resume may move to another port, change the concurrency) and out of the response
+# cache's identity (``Model.identity``). Owned here (``Model.runtime_keys``, a backend may add to it) so that
+# the run record and the cache cannot disagree.
+RUNTIME_CONFIG_KEYS = frozenset(
+    {
+        "base_url",  # where the model is served (port, host, replicas) is not what it is
+        "api_key_env",
+        "max_concurrency",
+        "timeout",
+        "max_retries",
+        "retry_base_delay",
+        "retry_max_delay",
+        "http_transport",
+    }
+)
+
+
+def split_config(
+    config: dict[str, Any], keys: frozenset[str] = RUNTIME_CONFIG_KEYS
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what decides the answers, how the model is reached): config() cut along the runtime keys."""
+    semantic = {k: v for k, v in config.items() if k not in keys}
+    runtime = {k: v for k, v in config.items() if k in keys}
+    return semantic, runtime
+
+
 class Model(ABC):
-    """A backend. Subclasses set ``name``, ``lockstep`` and ``max_concurrency``."""
+    """A backend. Subclasses set ``name``, ``lockstep`` and ``max_concurrency``.
+
+    Besides generating, a backend answers what the rest of matbench must not decide from its name: its
+    decoding defaults (``decoding_defaults``), what its requests carry (``decoding_record``), whether it can
+    make native tool calls, which config fields are runtime only (``runtime_keys``) and its ``identity``.
+    """
 
     name: str  # e.g. "openai:gpt-4o"
+    backend: str = ""  # the MODELS registry name, set when the registry loads the class
     lockstep: (
         bool  # True: one generate() per round over all live episodes; False: single requests concurrently
     )
@@ -110,18 +143,7 @@ class Model(ABC):
     native_tool_calls: bool = False
     #: config() fields that say where and how the model is reached, not what it answers: config.json keeps
     #: them under ``model_runtime``, outside the fingerprint, so a resume may move to another port or replica
-    runtime_keys: frozenset[str] = frozenset(
-        {
-            "base_url",
-            "max_concurrency",
-            "timeout",
-            "max_retries",
-            "retry_base_delay",
-            "retry_max_delay",
-            "http_transport",
-            "api_key_env",
-        }
-    )
+    runtime_keys: frozenset[str] = RUNTIME_CONFIG_KEYS
 
     def decoding_defaults(self) -> dict[str, Any]:
         """Decoding values matbench sets when the command line leaves them unset (e.g. ``temperature``).
@@ -133,6 +155,18 @@ class Model(ABC):
         ``sent`` (the request body's fields besides the messages, HTTP backends; else None) and, for
         in-process engines, ``effective`` (the sampling parameters the engine applies)."""
         return {"sent": None}
+
+    def notice(self) -> str | None:
+        """One line the run prints when it starts, e.g. that the model is not in the model table."""
+        return None
+
+    def identity(self) -> dict[str, Any] | None:
+        """What makes two instances give the same answers to the same request: the response cache's key.
+
+        None means the backend cannot tell (e.g. a server that reports no checkpoint): its answers are then
+        never replayed from the cache. Default: config() without ``runtime_keys``.
+        """
+        return split_config(self.config(), self.runtime_keys)[0]
 
     @abstractmethod
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:

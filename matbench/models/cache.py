@@ -5,9 +5,12 @@ completions twice. Only requests whose answer is a function of the input are cac
 or a fixed seed (or, when the request leaves temperature unset, a backend whose effective default
 temperature is 0). Errors are never stored, so a retry later can still succeed.
 
-The key is what produced the answer: the endpoint (``base_url``), the model as the server reported it
-(``served_model``, from the preflight), the backend's decoding config, and every field of the request
-(images by content). Another server never replays this one's answers.
+The key is what produced the answer: the model's ``identity()`` (its backend owns it: for a server of your
+own, the checkpoint ``GET /models`` reports; for a hosted API, the provider and model id; the one list of
+config fields that do not change answers lives in models/base.py), and every field of the request (images
+by content). A model without an identity (a server that reports no checkpoint: a restart on the same port
+could serve another model under the same name) is never answered from the cache. A row that does not read
+back as an answer is dropped and recomputed, never replayed or failed on.
 
 SQLite in WAL mode (:mod:`matbench.cache_db`: one connection per process, batched writes off the event loop):
 several processes (parallel runs) can share one cache file.
@@ -18,29 +21,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from matbench.cache_db import CacheDB
-from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.base import ChatRequest, Model, ModelOutput, split_config
 from matbench.models.images import image_digest
 
-# config() fields that do not change what the model answers.
-NON_SEMANTIC_CONFIG_KEYS = frozenset(
-    {
-        "alias",
-        "api_key_env",
-        "max_concurrency",
-        "timeout",
-        "max_retries",
-        "retry_base_delay",
-        "retry_max_delay",
-        "http_transport",
-        "served_by",
-    }
-)
+log = logging.getLogger("matbench.models.cache")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -64,7 +56,7 @@ def is_deterministic(model: Model | dict[str, Any], request: ChatRequest) -> boo
 
 
 def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in NON_SEMANTIC_CONFIG_KEYS}
+    return split_config(config)[0]
 
 
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ChatRequest) if f.name != "tag")
@@ -115,19 +107,30 @@ class CachedModel(Model):
         self.native_tool_calls = model.native_tool_calls
         self.runtime_keys = model.runtime_keys
         self._config = model.config()
-        self._prefix = config_prefix(self._config)
+        self._identity = model.identity()
+        self._prefix = config_prefix(self._identity) if self._identity is not None else None
         # one connection per process and file; stores are committed in batches by a background thread
         self._db: CacheDB | None = CacheDB.open(self.path, _SCHEMA)
         self.hits = 0
         self.misses = 0
         self.bypassed = 0
+        self.corrupt = 0  # rows that did not read back as an answer: dropped, recomputed
 
     def _get(self, key: str) -> ModelOutput | None:
         assert self._db is not None, "the response cache is closed"
-        row = self._db.get("responses", key, "output")
+        try:
+            row = self._db.get("responses", key, "output")
+        except sqlite3.Error as exc:  # a damaged page: answer from the model, never fail the sample
+            log.warning("response cache %s: unreadable row (%s); asking the model", self.path, exc)
+            self.corrupt += 1
+            return None
         if row is None:
             return None
-        out = ModelOutput.from_dict(json.loads(row[0]))
+        out = _read_output(row[0])
+        if out is None:
+            log.warning("response cache %s: a corrupt row was dropped and its answer recomputed", self.path)
+            self.corrupt += 1
+            return None  # the fresh answer replaces the row (_put replaces)
         out.cached = True
         out.latency = 0.0
         out.retries = 0
@@ -147,12 +150,12 @@ class CachedModel(Model):
         keys: list[str | None] = [None] * len(requests)
         pending: list[int] = []
         for i, request in enumerate(requests):
-            if not is_deterministic(self._config, request):
+            if self._identity is None or not is_deterministic(self._config, request):
                 self.bypassed += 1
                 pending.append(i)
                 continue
             try:
-                key = cache_key(self._config, request, self._prefix)
+                key = cache_key(self._identity, request, self._prefix)
             except OSError:  # unreadable image: let the backend report it as the sample's error
                 pending.append(i)
                 continue
@@ -177,7 +180,9 @@ class CachedModel(Model):
     def preflight(self) -> None:
         self.model.preflight()
         self._config = self.model.config()  # the served model is part of every key from now on
-        self._prefix = config_prefix(self._config)
+        self._identity = self.model.identity()
+        self._prefix = config_prefix(self._identity) if self._identity is not None else None
+
 
     def config(self) -> dict[str, Any]:
         return dict(self._config)
@@ -189,7 +194,24 @@ class CachedModel(Model):
         return self.model.decoding_record(request)
 
     def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}
+        stats = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}
+        if self.corrupt:
+            stats["corrupt"] = self.corrupt
+        if self._identity is None:
+            stats["no_identity"] = True
+        return stats
+
+    def notice(self) -> str | None:
+        notes = [self.model.notice()]
+        if self._identity is None:
+            notes.append(
+                f"{self.model.name}: the server reports no checkpoint identity (no `root` in GET /models), so its "
+                "answers are neither stored in nor replayed from the response cache"
+            )
+        return "; ".join(n for n in notes if n) or None
+
+    def identity(self) -> dict[str, Any] | None:
+        return self._identity
 
     async def aclose(self) -> None:
         try:
@@ -198,3 +220,21 @@ class CachedModel(Model):
             db, self._db = self._db, None
             if db is not None:
                 db.close()
+
+
+def _read_output(raw: Any) -> ModelOutput | None:
+    """A stored row back as an answer, or None when it is not one (torn, edited, another schema)."""
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str) or data.get("error") is not None:
+            return None
+        out = ModelOutput.from_dict(data)
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+            value = getattr(out, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                return None
+        if not all(isinstance(c.arguments, str) and isinstance(c.name, str) for c in out.tool_calls):
+            return None
+        return out
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None

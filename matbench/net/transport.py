@@ -169,7 +169,7 @@ class Transport:
             finally:
                 if limiter is not None:
                     limiter.release()
-            error = scrub(failure.error, self._secrets)
+            error = failure.error = scrub(failure.error, self._secrets)  # nothing below sees a secret
             if failure.rate_limited and limiter is not None:
                 limiter.on_rate_limit(
                     failure.retry_after if failure.retry_after is not None else policy.delay(attempt + 1)

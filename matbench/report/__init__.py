@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matbench
-
 
 def leaderboard_dir(override: str | Path | None = None) -> Path:
-    """``--leaderboard-dir``, else ``$MATBENCH_LEADERBOARD_DIR``, else the repository's ``leaderboard/``."""
+    """``--leaderboard-dir``, else ``$MATBENCH_LEADERBOARD_DIR``, else the repository's ``leaderboard/`` (an
+    installed wheel: its shipped entries)."""
     if override:
         return Path(override)
     env = os.environ.get("MATBENCH_LEADERBOARD_DIR")
     if env:
         return Path(env)
-    return Path(matbench.__file__).resolve().parents[1] / "leaderboard"
+    from matbench.data.shipped import shipped_path
+
+    return shipped_path("leaderboard")  # the checkout's leaderboard/, else the installed copy
 
 
 def submissions_dir(root: Path) -> Path:

@@ -74,6 +74,9 @@ class Tool(ABC):
     argument: ClassVar[str]  # the function's one string argument
     tag: ClassVar[str]  # the tag it answers in the tag protocols
     config_key: ClassVar[str | None] = None  # where config.json records config() (default: the name)
+    # True: a tag protocol's own parser finds this tool's calls (search and code keep the authors' rules);
+    # False: the episode finds ``<tag>...</tag>`` with :meth:`find`
+    parsed_by_layout: ClassVar[bool] = False
 
     @property
     def open_tag(self) -> str:

@@ -21,6 +21,7 @@ class CodeTool(Tool):
     function = "run_python"
     argument = "code"
     tag = "code"
+    parsed_by_layout = True  # the authors' <code> rules (protocols/visual_arft.py)
     config_key = "sandbox"
 
     def __init__(self, sandbox: Any, timeout: float, exec_scope: str | None) -> None:

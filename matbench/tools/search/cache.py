@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -26,6 +27,8 @@ from matbench.tools.search.base import (
     SearchHit,
     default_cache_dir,
 )
+
+log = logging.getLogger("matbench.search.cache")
 
 CacheMode = Literal["readwrite", "read", "off"]
 CACHE_MODES: tuple[str, ...] = ("readwrite", "read", "off")
@@ -77,6 +80,7 @@ class CachedSearch(SearchBackend):
         self._params_json = json.dumps(self._params, sort_keys=True)
         self._guard = threading.Lock()
         self._inflight: dict[str, threading.Event] = {}
+        self._corrupt: set[str] = set()  # keys whose stored row did not read back: the next store replaces it
         self._hits = self._misses = self._errors = 0
         self._db: CacheDB | None = None
         if self.mode == "read" and not self.path.is_file():
@@ -103,7 +107,16 @@ class CachedSearch(SearchBackend):
             raise SearchError(f"search cache {self.path} unreadable: {exc}") from None
         if row is None:
             return None
-        return [SearchHit.from_dict(d) for d in json.loads(row[0])]
+        try:
+            data = json.loads(row[0])
+            if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+                raise ValueError("not a list of hits")
+            return [SearchHit.from_dict(d) for d in data]
+        except (ValueError, TypeError) as exc:  # a corrupt row is a miss: searched again, the row replaced
+            log.warning("search cache %s: corrupt row dropped (%s); searching again", self.path, exc)
+            with self._guard:
+                self._corrupt.add(key)
+            return None
 
     def _store(self, key: str, k: int, query: str, hits: list[SearchHit]) -> None:
         assert self._db is not None
@@ -117,7 +130,10 @@ class CachedSearch(SearchBackend):
             "hits": payload,
             "created_at": time.time(),
         }
-        self._db.put("searches", key, row)
+        with self._guard:
+            replace = key in self._corrupt
+            self._corrupt.discard(key)
+        self._db.put("searches", key, row, replace=replace)
 
     # ----------------------------------------------------------------------------------------------
     # counting

@@ -39,6 +39,7 @@ class SearchTool(Tool):
     function = "search"
     argument = "query"
     tag = "search"
+    parsed_by_layout = True  # the authors' <search> rules (protocols/visual_arft.py)
 
     def __init__(self, cache: Any, spec: str) -> None:
         self.cache = cache  # CachedSearch: search_with_source(query, k) -> (hits, cached)
@@ -53,7 +54,14 @@ class SearchTool(Tool):
     def config(self) -> dict[str, Any]:
         backend = self.cache.backend
         # "cache": the mode "auto" resolved to (off for local BM25)
-        return {"backend": backend.name, "spec": self.spec, "params": backend.params(), "cache": self.cache.mode}
+        # "setting": what the leaderboard shows and ranks by (runs with different settings never share a list)
+        return {
+            "backend": backend.name,
+            "spec": self.spec,
+            "params": backend.params(),
+            "cache": self.cache.mode,
+            "setting": backend.setting(),
+        }
 
     def blank(self, value: str | None, error: str | None = None) -> dict[str, Any]:
         return {"name": self.name, "input": cap_text(value), "results": [], "error": error, "cached": False}
