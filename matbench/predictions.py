@@ -93,6 +93,7 @@ def _authors_rows(path: Path, text: str) -> list[PredRow]:
                 split=raw.get("split"),
                 row=no,
                 positional=rid is None,
+                question=raw["query"] if isinstance(raw.get("query"), str) else None,
             )
         )
     return rows

@@ -62,8 +62,9 @@ class JudgeViews:
             return ""
         n = sum(self.counts[v] for v in JUDGED)
         acc = f"{100 * self.counts['correct'] / n:.2f}" if n else "n/a"
+        model, prompt = _text(self.config.get("model")) or "(unnamed model)", _text(self.config.get("prompt"))
         text = (
-            f"judge {self.config.get('model')} ({self.config.get('prompt')} prompt): accuracy {acc} over {n} judged "
+            f"judge {model}{f' ({prompt} prompt)' if prompt else ''}: accuracy {acc} over {n} judged "
             f"sample(s); unparsed {self.counts['unparsed']}, judge errors {self.counts['error']}"
         )
         return f'<div class="meta">{html.escape(text)}</div>'

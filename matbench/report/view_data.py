@@ -23,6 +23,7 @@ from matbench.tools.base import turn_calls
 
 #: characters of the question and prediction kept in the index (the full text is in the detail)
 EXCERPT = 140
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 def outcome(rec: dict, score: Scored | None = None) -> str:
@@ -52,8 +53,10 @@ def types_of(rec: dict) -> list[str]:
 
 
 def id_order(sample_id: str) -> tuple:
-    """Natural order: numeric ids by value, then the others by text (``1, 2, 10, a, b``)."""
-    return (0, int(sample_id), "") if sample_id.isdigit() else (1, 0, sample_id)
+    """Natural order: runs of digits compare by value (``dev_1, dev_2, dev_10, dev_100``; ``1, 2, 10, a, b``);
+    the id itself breaks ties (``01`` and ``1``)."""
+    parts = tuple((0, int(p), "") if _DIGITS.fullmatch(p) else (1, 0, p) for p in _DIGITS.split(sample_id) if p)
+    return parts, sample_id
 
 
 def _num(x: object) -> float:
@@ -208,53 +211,3 @@ def index_row(rec: dict, score: Scored | None = None) -> dict:
         "q": _excerpt(rec.get("question")),
         "p": _excerpt(rec.get("prediction")) if rec.get("prediction") is not None else None,
     }
-
-
-# --------------------------------------------------------------------------------------------------
-# the run header as text
-
-
-def _count(x: object) -> str:
-    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
-
-
-def _seconds(x: float) -> str:
-    if x >= 3600:
-        return f"{int(x // 3600)} h {int(x % 3600 // 60)} min"
-    if x >= 60:
-        return f"{int(x // 60)} min {round(x % 60)} s"
-    return f"{x:.3g} s" if x < 10 else f"{x:.1f} s"
-
-
-def _value(key: str, v: object) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (int, float)) and re.search(r"(_s|seconds)$", key):
-        return _seconds(float(v))
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    return _count(v)
-
-
-def _label(key: str) -> str:
-    return re.sub(r"(_s|_seconds)$", "", str(key)).replace("_", " ")
-
-
-def stats_text(run: dict) -> list[str]:
-    """``summary.json``'s run block as short phrases: numbers with units, nested blocks flattened, no JSON."""
-    out = []
-    for key, v in run.items():
-        if key == "model":
-            continue
-        if key == "tokens" and isinstance(v, dict) and {"input", "output"} <= set(v):
-            out.append(f"tokens {_count(v['input'])} in / {_count(v['output'])} out")
-        elif isinstance(v, dict):
-            inner = ", ".join(
-                f"{_label(k)} {_value(str(k), x)}" for k, x in v.items() if not isinstance(x, dict)
-            )
-            out.append(f"{_label(key)} {inner}" if inner else _label(key))
-        elif isinstance(v, list):
-            out.append(f"{_label(key)} {', '.join(_value(key, x) for x in v)}")
-        else:
-            out.append(f"{_label(key)} {_value(str(key), v)}")
-    return out

@@ -168,7 +168,7 @@ function rowEl(row){
   if (row.judge) add(verdict, document.createTextNode(' '), el('span', 'badge j-' + row.judge, 'judge: ' + row.judge));
   add(tr, el('td', 'id', '#' + row.id), verdict,
       el('td', 'n', 'F1 ' + pct(row.f1)), el('td', 'n', 'EM ' + pct(row.em)), el('td', '', row.split),
-      el('td', '', row.types.join(' + ')), el('td', '', row.turns + ' turn(s), ' + row.calls),
+      el('td', '', row.types.join(' + ')), el('td', '', row.turns ? row.turns + ' turn(s), ' + row.calls : ''),
       el('td', 'q', row.q), el('td', row.p === null ? 'missing' : '', row.p === null ? 'none' : row.p));
   tr.addEventListener('click', function(){ toggle(tr, row); });
   return tr;
@@ -184,8 +184,9 @@ function render(){
   $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
 }
 function has(list, v){ return list.indexOf(v) >= 0; }
+function value(id){ var e = $(id); return e ? e.value : ''; }
 function apply(){
-  var o = $('f-outcome').value, s = $('f-split').value, t = $('f-type').value, u = $('f-tool').value;
+  var o = value('f-outcome'), s = value('f-split'), t = value('f-type'), u = value('f-tool');
   var q = $('f-text').value.trim().toLowerCase();
   shown = rows.filter(function(r){
     return (!o || r.outcome === o) && (!s || r.split === s) && (!t || has(r.types, t)) && (!u || has(r.tools, u))
@@ -193,7 +194,7 @@ function apply(){
   });
   page = 0; render();
 }
-['f-outcome', 'f-split', 'f-type', 'f-tool'].forEach(function(id){ $(id).addEventListener('change', apply); });
+['f-outcome', 'f-split', 'f-type', 'f-tool'].forEach(function(id){ if ($(id)) $(id).addEventListener('change', apply); });
 $('f-text').addEventListener('input', apply);
 $('prev').addEventListener('click', function(){ page--; render(); });
 $('next').addEventListener('click', function(){ page++; render(); });
@@ -231,15 +232,17 @@ def select(fid: str, label: str, values: list[str]) -> str:
 
 
 def filters(rows: list[dict]) -> str:
+    """Only the filters the task's samples have values for: no split filter for a task without splits, no
+    degradation-type filter (MAT-Coding's) for a HotpotQA run, no tool filter when no sample used a tool."""
     splits = sorted({r["split"] for r in rows if r["split"]})
     types = sorted({t for r in rows for t in r["types"]})
     tools = sorted({t for r in rows for t in r["tools"]})
     return (
         '<div class="filters">'
         + select("f-outcome", "outcome", ["correct", "wrong", "error"])
-        + select("f-split", "split", splits)
-        + select("f-type", "degradation type", types)
-        + select("f-tool", "tool used", tools)
+        + (select("f-split", "split", splits) if splits else "")
+        + (select("f-type", "degradation type", types) if types else "")
+        + (select("f-tool", "tool used", tools) if set(tools) - {"none"} else "")
         + '<label>id or question <input id="f-text" type="search" size="24"></label>'
         + f'<span><b id="shown">{len(rows)}</b> of {len(rows)} match</span>'
         + '<span class="pager"><button id="prev" type="button">‹ prev</button>'

@@ -24,11 +24,13 @@ from matbench.errors import ConfigError
 from matbench.judge.view import JudgeViews
 from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.run_files import check_not_special
-from matbench.report.view_data import ImageLinker, detail, id_order, index_row, stats_text
+from matbench.report.view_data import ImageLinker, detail, id_order, index_row
+from matbench.report.view_header import config_text, stats_text
 from matbench.report.view_page import page
 from matbench.run.outputs import check_dir, check_file, file_marker, install_dir, new_dir_beside, write_file
 from matbench.scoring.reader import RunScorer
 from matbench.scoring.table import Scored, aggregate
+from matbench.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ PAGE_SIZE = 100
 #: the outputs markers (matbench.run.outputs) of the page and of its data folder
 PAGE_KIND = "view"
 DATA_KIND = "view-data"
+OPTION = "--out"
 
 
 def _e(text: object) -> str:
@@ -65,9 +68,14 @@ def run_scorer(config: dict) -> RunScorer | None:
         return None
 
 
-def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScorer | None = None) -> str:
+def header(
+    rows: list[dict],
+    config: dict,
+    summary: dict | None,
+    scorer: RunScorer | None = None,
+    source: str | None = None,
+) -> str:
     """The config line, the run's numbers as text, the F1/EM table by split and the outcome counts."""
-    task = config.get("task") if isinstance(config.get("task"), dict) else {}
     spec = scorer.spec if scorer is not None else None
     main, exact = scorer.labels if scorer is not None else ("F1", "EM")
     scored = [
@@ -87,19 +95,11 @@ def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScor
         for name, part in [*agg["splits"].items(), ("all", agg)]
     )
     counts = {k: sum(r["outcome"] == k for r in rows) for k in ("correct", "wrong", "error")}
-    model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    proto = config.get("protocol") if isinstance(config.get("protocol"), dict) else {}
-    search = config.get("search") if isinstance(config.get("search"), dict) else {}
-    meta = (
-        f'<div class="meta"><b>task</b> {_e(task.get("name"))} v{_e(task.get("version"))} · '
-        f"<b>model</b> {_e(model.get('spec'))} ({_e(model.get('model'))}, {_e(model.get('backend'))}) · "
-        f"<b>protocol</b> {_e(proto.get('name'))} · <b>scoring</b> {_e(config.get('scoring'))} · "
-        f"<b>search</b> {_e(search.get('backend') or '-')} · <b>created</b> {_e(config.get('created'))}</div>"
-    )
+    meta = " · ".join(f"<b>{_e(label)}</b> {_e(text)}" for label, text in config_text(config, source))
     run = (summary or {}).get("run")
     stats = stats_text(run) if isinstance(run, dict) else []
     return (
-        meta
+        f'<div class="meta">{meta}</div>'
         + (f'<div class="meta run">{_e(" · ".join(stats))}</div>' if stats else "")
         + f'<table class="sum"><tr><th>split</th><th>n</th><th>{_e(main)}</th><th>{_e(exact)}</th></tr>'
         + table
@@ -109,6 +109,35 @@ def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScor
     )
 
 
+def _targets(target: Path) -> str:
+    """The data folder's name; a foreign file or folder where the page or its data go is refused first."""
+    data_name = f"{target.stem}_data"
+    check_file(target, PAGE_KIND, OPTION)
+    check_dir(target.parent / data_name, DATA_KIND, OPTION)
+    return data_name
+
+
+def _write(target: Path, data_name: str, rows: list[dict], blobs: dict[str, dict], title: str, head: str) -> None:
+    """The detail chunks (in natural id order) into ``<stem>_data/``, then the page that indexes them."""
+    rows.sort(key=lambda r: id_order(r["id"]))
+    tmp = new_dir_beside(target.parent / data_name)
+    try:
+        for n, start in enumerate(range(0, len(rows), CHUNK)):
+            part = rows[start : start + CHUNK]
+            for r in part:
+                r["c"] = n
+            payload = json.dumps(
+                [blobs.pop(r["id"]) for r in part], ensure_ascii=False, separators=(",", ":")
+            )
+            (tmp / f"c{n:05d}.js").write_text(f"MB.chunk({n},{payload});\n", encoding="utf-8")
+        install_dir(tmp, target.parent / data_name, DATA_KIND, OPTION)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    index = {"data_dir": data_name, "page_size": PAGE_SIZE, "rows": rows}
+    write_file(target, page(title, head, rows, index, marker=file_marker(PAGE_KIND)), PAGE_KIND, OPTION)
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report (default ``RUN_DIR/report.html``) and its ``<stem>_data/`` folder beside it."""
     run = RunDir(run_dir)
@@ -116,10 +145,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         check_not_special(run.path / name)  # a FIFO or a device would block or never end
     config = run.read_config()
     target = Path(out) if out else run.path / "report.html"
-    data_name = f"{target.stem}_data"
-    option = "--out"
-    check_file(target, PAGE_KIND, option)  # before any work: a foreign file or folder there is refused
-    check_dir(target.parent / data_name, DATA_KIND, option)
+    data_name = _targets(target)  # before any work
     images = ImageLinker(run.path, target.parent)
 
     scorer = run_scorer(config)
@@ -134,24 +160,44 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         row["judge"] = judged["verdict"] if judged else None
         rows.append(row)
         blobs[row["id"]] = {**detail(rec, images), "judge": judged}
-    rows.sort(key=lambda r: id_order(r["id"]))
-
-    tmp = new_dir_beside(target.parent / data_name)
-    try:
-        for n, start in enumerate(range(0, len(rows), CHUNK)):
-            part = rows[start : start + CHUNK]
-            for r in part:
-                r["c"] = n
-            payload = json.dumps(
-                [blobs.pop(r["id"]) for r in part], ensure_ascii=False, separators=(",", ":")
-            )
-            (tmp / f"c{n:05d}.js").write_text(f"MB.chunk({n},{payload});\n", encoding="utf-8")
-        install_dir(tmp, target.parent / data_name, DATA_KIND, option)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    title = f"matbench report: {run.path.resolve().name}"
-    index = {"data_dir": data_name, "page_size": PAGE_SIZE, "rows": rows}
     head = header(rows, config, run.read_summary(), scorer) + verdicts.header()
-    write_file(target, page(title, head, rows, index, marker=file_marker(PAGE_KIND)), PAGE_KIND, option)
+    _write(target, data_name, rows, blobs, f"matbench report: {run.path.resolve().name}", head)
+    return target
+
+
+def _no_image(ref: object, caption: str) -> dict:
+    """A predictions file has no run directory to show images from (its rows hold no trajectories)."""
+    return {"ref": str(ref), "caption": caption, "why": "no run directory"}
+
+
+def write_predictions_report(
+    path: str | Path, spec: TaskSpec, scoring: str | None = None, out: str | Path | None = None
+) -> Path:
+    """The report of a predictions file that is not a run (the authors' JSON list of ``{id?, query?, gt,
+    pred_answer}``, or JSON Lines): question, gold, prediction and scores, read and checked as ``matbench
+    score`` reads them (ids and answers must belong to the task). Default ``<file stem>_report.html`` beside
+    the file."""
+    from matbench.predictions import check_ids, read_predictions, size_warning
+
+    path = Path(path)
+    target = Path(out) if out else path.parent / f"{path.stem}_report.html"
+    data_name = _targets(target)
+    preds = read_predictions(path)
+    check_ids(preds, spec, None, str(path))  # refused in one line when they are another task's
+    warning = size_warning(spec, len(preds), str(path))
+    if warning:
+        log.warning("%s", warning.removeprefix("warning: "))
+    scorer = RunScorer(spec, scoring)
+    rows: list[dict] = []
+    blobs: dict[str, dict] = {}
+    for p in preds:
+        rec = {"id": p.id, "split": p.split, "question": p.question, "gold": p.gold, "prediction": p.prediction,
+               "status": p.status}
+        row = index_row(rec, scorer.score(p))
+        row["judge"] = None
+        rows.append(row)
+        blobs[row["id"]] = {**detail(rec, _no_image), "judge": None}
+    config = {"task": {"name": spec.name, "version": spec.version}, "scoring": scorer.name}
+    head = header(rows, config, None, scorer, source=str(path))
+    _write(target, data_name, rows, blobs, f"matbench report: {path.name}", head)
     return target

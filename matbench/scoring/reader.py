@@ -35,6 +35,7 @@ class PredRow:
     row: int
     positional: bool = False  # the id is the row's 1-based position (authors' files without ids)
     status: str = "ok"
+    question: str | None = None  # shown by `matbench view`; never scored
 
     @classmethod
     def from_record(cls, raw: Mapping, row: int, *, file: str | None = None) -> PredRow:
@@ -52,7 +53,12 @@ class PredRow:
             split=raw.get("split"),
             row=row,
             status=str(raw.get("status", "ok")),
+            question=_text(raw.get("question")),
         )
+
+
+def _text(x: object) -> str | None:
+    return x if isinstance(x, str) else None
 
 
 class RunScorer:
