@@ -233,6 +233,7 @@ def _write_merge(merged: RunDir, target: Path, parts: list[_Part], first: dict, 
         fingerprint=first["fingerprint"],
         sample_ids=sample_ids,
         duration=float(max(durations)),
+        layout=(first.get("protocol") or {}).get("layout"),
     )
     summary["run"]["cost"] = totals.cost(price_of_run(first, parts[0].run.read_summary()))
     summary["run"]["shards"] = len(parts)

@@ -177,6 +177,7 @@ def summarize(plan: TaskPlan, duration: float, model=None, meter: SpendMeter | N
         fingerprint=plan.config["fingerprint"],
         sample_ids=[s.id for s in plan.samples],
         duration=duration,
+        layout=(plan.config.get("protocol") or {}).get("layout"),
     )
     run = summary["run"]
     run["cost"] = totals.cost(plan.price)

@@ -17,11 +17,26 @@ from matbench.records import RunDir
 from matbench.scoring.reader import PredRow, RunScorer
 from matbench.scoring.table import ScoreTable
 from matbench.tasks import TaskSpec
+from matbench.tools.base import turn_calls
 
 _INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
 # Token counts beyond input/output (matbench.cost): every call's, and only the calls the API billed.
 _USAGE = ("cached_input", "reasoning", "unreported")
 _BILLED = ("input", "cached_input", "output")
+# per-row flags of how a sample ended (a byte each)
+_CALLED_TOOL = 1  # some tool ran, or the model made a native function call (answer() included)
+_NO_ANSWER = 2  # ended without an answer (status ok, no prediction: the call limit came first)
+
+
+def called_a_tool(raw: dict, calls: dict[str, int]) -> bool:
+    """Whether the sample used its tools at all: a tool ran (the record's counts), or some turn holds a native
+    function call (an ``answer`` call too: the model does use native tool calls)."""
+    if any(calls.values()):
+        return True
+    for turn in raw.get("trajectory") or []:
+        if isinstance(turn, dict) and any("function" in c for c in turn_calls(turn)):
+            return True
+    return False
 
 
 class RunTotals:
@@ -39,6 +54,7 @@ class RunTotals:
         self._ints.update({f"tokens_{k}": array("q") for k in _USAGE})
         self._ints.update({f"billed_{k}": array("q") for k in _BILLED})
         self._tools: dict[str, array] = {}  # tool name -> calls per row
+        self._flags = bytearray()  # _CALLED_TOOL | _NO_ANSWER per row
 
     @classmethod
     def from_run(cls, run: RunDir, spec: TaskSpec, scoring: str | None) -> RunTotals:
@@ -71,15 +87,21 @@ class RunTotals:
         billed = billed_usage(raw)
         ints.update({f"billed_{k}": billed.get(k, 0) for k in _BILLED})
         calls = {str(k): int(v) for k, v in (raw.get("tool_calls") or {}).items()}
+        status = str(raw.get("status", "ok"))
+        flags = _CALLED_TOOL if called_a_tool(raw, calls) else 0
+        if status == "ok" and r.prediction is None:
+            flags |= _NO_ANSWER
         # a rerun of an id (--retry-errors) replaces its row in place: it keeps its first-seen position
         i = self._scores.put(r.id, s.split, s.f1, s.em, s.missing, s.error)
         if i == len(self._status):  # a new id: a new row at the end
             self._status.append(0)
+            self._flags.append(0)
             for arr in self._ints.values():
                 arr.append(0)
             for arr in self._tools.values():
                 arr.append(0)
-        self._status[i] = self._code(self._statuses, str(raw.get("status", "ok")))
+        self._status[i] = self._code(self._statuses, status)
+        self._flags[i] = flags
         for name, value in ints.items():
             self._ints[name][i] = int(value or 0)
         for name in calls.keys() - self._tools.keys():
@@ -115,11 +137,26 @@ class RunTotals:
     def _count_status(self, status: str) -> int:
         return self._status.count(self._statuses.index(status)) if status in self._statuses else 0
 
+    def tool_use(self) -> tuple[int, int, int]:
+        """(samples that ran to their end, those of them that called no tool, those that never answered):
+        API and input errors are left out, they never had the chance."""
+        ok = self._statuses.index("ok") if "ok" in self._statuses else -1
+        ran = no_tool = no_answer = 0
+        for status, flags in zip(self._status, self._flags, strict=True):
+            if status == ok:
+                ran += 1
+                no_tool += not flags & _CALLED_TOOL
+                no_answer += bool(flags & _NO_ANSWER)
+        return ran, no_tool, no_answer
+
     def counts(self) -> dict:
         tool_calls = {name: sum(arr) for name, arr in self._tools.items() if any(arr)}
+        _, no_tool, no_answer = self.tool_use()
         return {
             "errors": self._count_status("error"),
             "input_errors": self._count_status("input_error"),
+            "no_tool_calls": no_tool,
+            "no_answer": no_answer,
             "calls": sum(self._ints["turns"]),
             "tool_calls": tool_calls,
             "tool_errors": sum(self._ints["tool_errors"]),
@@ -127,9 +164,18 @@ class RunTotals:
         }
 
     def summary(
-        self, *, model: str, run_dir: str, fingerprint: str, sample_ids: list[str], duration: float
+        self,
+        *,
+        model: str,
+        run_dir: str,
+        fingerprint: str,
+        sample_ids: list[str],
+        duration: float,
+        layout: str | None = None,
     ) -> dict:
-        """``summary.json``: the scores and the run's counts (``finished`` when every sample id is recorded)."""
+        """``summary.json``: the scores and the run's counts (``finished`` when every sample id is recorded).
+        ``layout`` is the protocol's (config.json): a ``direct`` run has no tools, so no count of samples that
+        called none; the native ``tools`` layout gets its own hint when most samples called no tool."""
         counts = self.counts()
         run = {
             "model": model,
@@ -142,9 +188,15 @@ class RunTotals:
             "calls": counts["calls"],
             "tool_calls": counts["tool_calls"],
             "tool_errors": counts["tool_errors"],
+            "no_tool_calls": counts["no_tool_calls"],
+            "no_answer": counts["no_answer"],
             "tokens": counts["tokens"],
             "duration_s": round(duration, 3),
         }
+        if layout == "direct":
+            del run["no_tool_calls"]
+        elif hint := self.no_tool_hint(native_tools=layout == "tools"):
+            run["no_tool_hint"] = hint
         return {**self.scores(), "run": run}
 
     def _usage(self) -> dict[str, int]:
@@ -163,3 +215,17 @@ class RunTotals:
     def spent(self, price: Price) -> float:
         """$ of the recorded calls that went to the API (what ``--max-cost`` counts)."""
         return price.cost(self._billed())
+
+    def no_tool_hint(self, native_tools: bool) -> str | None:
+        """One line when most samples (or all) called no tool; for the native ``tools`` protocol it names the
+        usual cause (a server that does not turn the model's calls into native tool calls)."""
+        ran, no_tool, _ = self.tool_use()
+        if no_tool * 2 <= ran:  # most samples used their tools (or none ran)
+            return None
+        text = f"{no_tool} of {ran} samples called no tool"
+        if native_tools:
+            return (
+                f"{text}: is the model using native tool calls? --protocol tools needs a server that returns "
+                "them (vLLM: --enable-auto-tool-choice and a --tool-call-parser for the model), or use a tag protocol"
+            )
+        return f"{text}: the model answered without the task's tools; check the protocol suits the model"

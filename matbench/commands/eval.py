@@ -58,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
             f"errors={run['errors']} input_errors={run['input_errors']} calls={run['calls']} "
             f"cache_hits={(run.get('response_cache') or {}).get('hits', 0)} "
             f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
+            + (f"no_tool_calls={run['no_tool_calls']} " if "no_tool_calls" in run else "")
+            + f"no_answer={run.get('no_answer', 0)} "
             f"finished={run['finished']} time={run['duration_s']}s"
         )
+        if run.get("no_tool_hint"):
+            print(f"hint: {run['no_tool_hint']}")
         hits = (run.get("response_cache") or {}).get("hits", 0)
         if hits:
             whose = "earlier runs' too (--response-cache)" if args.response_cache else "this run's own, resumed"

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from matbench.cost import UNKNOWN
 
 # summary.json's run keys that are identity, not numbers to read (the config line says model and task)
-_SKIP = frozenset({"model", "run_dir", "fingerprint"})
+_SKIP = frozenset({"model", "run_dir", "fingerprint", "no_tool_hint"})  # the hint: with no_tool_calls
 
 
 def _num(x: object) -> bool:
@@ -183,16 +183,16 @@ def time_split_phrase(ts: object) -> str | None:
 
 
 def no_tools_phrase(run: dict) -> str | None:
-    """``6 of 6 samples called no tool`` (only when some did not)."""
-    n, total = run.get("no_tool_calls"), run.get("samples")
-    if not _num(n) or not n:
-        return None
-    return f"{_count(n)} of {_count(total)} samples called no tool" if _num(total) else f"{_count(n)} samples called no tool"
+    """``no tool called by 6 samples`` (when some called none), or the run's hint, which says it already."""
+    n, hint = run.get("no_tool_calls"), run.get("no_tool_hint")
+    if isinstance(hint, str) and hint:
+        return hint
+    return f"no tool called by {_count(n)} sample(s)" if _num(n) and n else None
 
 
 def no_answer_phrase(run: dict) -> str | None:
     n = run.get("no_answer")
-    return f"{_count(n)} samples never answered" if _num(n) and n else None
+    return f"no answer from {_count(n)} sample(s)" if _num(n) and n else None
 
 
 _BLOCKS: dict[str, Callable[[object], str | None]] = {
