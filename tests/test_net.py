@@ -169,6 +169,15 @@ def test_request_timeout_reaches_the_search_backend():
         search.close()
 
 
+def test_request_timeout_reaches_the_judge(tmp_path, monkeypatch):
+    from matbench.judge.loop import Judge, JudgeSettings
+
+    monkeypatch.setenv("MATBENCH_CACHE_DIR", str(tmp_path))
+    with Recorder(trickle) as srv:
+        judge = Judge(JudgeSettings(model="openai:fake", base_url=srv.url + "/v1", request_timeout=1.5))
+        assert judge.model.config()["timeout"] == 1.5
+
+
 # --- secrets stay at their origin ----------------------------------------------------------------------------
 def _redirect_to(target: Recorder):
     def answer(handler, method):
