@@ -237,9 +237,10 @@ def cost_text(cost: dict[str, Any] | None) -> str:
 
 @dataclass
 class Ticket:
-    """One admitted model call: the spend reserved for it until it settles."""
+    """Admitted model calls: the spend reserved for them until they settle."""
 
     reserved: float
+    calls: int = 1
 
 
 class SpendMeter:
@@ -268,8 +269,9 @@ class SpendMeter:
     def exhausted(self) -> bool:
         return self.halted is not None or self.spent >= self.limit
 
-    async def admit(self) -> Ticket | None:
-        """A ticket for one call, waiting while the calls in flight might reach the limit; None: stop."""
+    async def admit(self, calls: int = 1) -> Ticket | None:
+        """A ticket for ``calls`` calls sent together, waiting while the calls in flight might reach the limit;
+        None: stop (the limit is reached, or the run halted)."""
         import asyncio
 
         if self._changed is None:
@@ -280,28 +282,30 @@ class SpendMeter:
                     return None
                 guess = self.dearest
                 if self.in_flight == 0 or (
-                    guess is not None and self.spent + self.reserved + guess < self.limit
+                    guess is not None and self.spent + self.reserved + calls * guess < self.limit
                 ):
-                    self.in_flight += 1
-                    self.reserved += guess or 0.0
-                    return Ticket(guess or 0.0)
+                    self.in_flight += calls
+                    self.reserved += calls * (guess or 0.0)
+                    return Ticket(calls * (guess or 0.0), calls)
                 await self._changed.wait()
 
     async def settle(
-        self, ticket: Ticket, out: ModelOutput | None, max_new_tokens: int | None = None
+        self, ticket: Ticket, outs: list[ModelOutput | None], max_new_tokens: int | None = None
     ) -> None:
-        """The call is over: count what it cost (or halt on usage that cannot be priced)."""
+        """The ticket's calls are over: count what they cost (or halt on usage that cannot be priced)."""
         async with self._changed:
-            self.in_flight -= 1
+            self.in_flight -= ticket.calls
             self.reserved -= ticket.reserved
-            if out is not None and not out.cached:
+            for out in outs:
+                if out is None or out.cached:
+                    continue
                 problem = usage_problem(out, max_new_tokens)
                 if problem is not None:
                     self.halted = f"{problem}: --max-cost cannot count this call, so the run stopped"
-                else:
-                    cost = self.price.cost(usage_of(out))
-                    self.spent += cost
-                    self.dearest = max(self.dearest or 0.0, cost)
+                    continue
+                cost = self.price.cost(usage_of(out))
+                self.spent += cost
+                self.dearest = max(self.dearest or 0.0, cost)
             self._changed.notify_all()
 
     def block(self) -> dict[str, Any]:

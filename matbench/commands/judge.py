@@ -113,6 +113,7 @@ async def judge_run(judge, path: Path, records: list[dict]) -> dict:
             "limit_usd": judge.meter.limit,
             "spent_usd": round(judge.meter.spent, 6),
             "not_judged": judge.skipped,
+            "halted": judge.meter.halted,  # a judge call whose usage could not be priced stopped the judging
         }
     write_judge_block(path, block)
     return block

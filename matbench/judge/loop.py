@@ -167,10 +167,19 @@ class Judge:
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.settings.max_concurrency))
         async with self._sem:
-            if self.meter is not None and self.meter.exhausted:  # checked before each sample's calls
-                self.skipped += 1
-                return None
-            outs = await self.model.generate([c.request for c in plan.calls])
+            ticket = None
+            if self.meter is not None and plan.calls:  # --max-cost admits every call before it is sent
+                ticket = await self.meter.admit(len(plan.calls))
+                if ticket is None:
+                    self.skipped += 1
+                    return None
+            outs = None
+            try:
+                outs = await self.model.generate([c.request for c in plan.calls])
+            finally:
+                if ticket is not None:
+                    limit = max(c.request.max_new_tokens for c in plan.calls)
+                    await self.meter.settle(ticket, list(outs or []), limit)
         tokens: dict[str, int] = {}
         billed: dict[str, int] = {}
         calls, verdicts, errors = [], [], []
@@ -179,8 +188,6 @@ class Judge:
             add_usage(tokens, usage)
             if not out.cached:
                 add_usage(billed, usage)
-            if self.meter is not None:
-                self.meter.add(out)
             said = None if out.error is not None or out.text is None else self.prompt.parse(out.text)
             verdict = (
                 "error"
