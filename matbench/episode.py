@@ -16,6 +16,7 @@ from matbench.data.sample import Sample
 from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
 from matbench.protocols import visual_arft as va
+from matbench.protocols.replay import text_sha256
 from matbench.protocols.templates import Templates, fill
 from matbench.records import SampleRecord, as_disk_full, cap_text
 from matbench.scoring.base import ScoreFn
@@ -99,6 +100,11 @@ class Episode:
         return str(path.relative_to(self.run_dir)) if path is not None else None
 
     # --- turns -------------------------------------------------------------------------------------------
+    def request_digest(self) -> str:
+        """sha256 of this turn's request text, recorded per turn: ``matbench submit`` rebuilds every turn's text
+        from the claimed protocol's strings and the recorded outputs and compares (no relabelled protocol)."""
+        return text_sha256(self.text)
+
     def request(self) -> ChatRequest:
         return self.options.request(
             self.text,
@@ -114,6 +120,7 @@ class Episode:
             # the reply is stored once (capped; its true length beside it): no separate copy of its <think>
             "output": cap_text(out.text),
             "output_chars": None if out.text is None else len(out.text),
+            "request_sha256": self.request_digest(),
             "action": None,
             "answer": None,
             "tokens": usage_of(out),

@@ -22,6 +22,7 @@ from matbench.cost import add_usage, usage_of
 from matbench.episode import Episode
 from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
 from matbench.protocols import native_tools as nt
+from matbench.protocols.replay import messages_sha256
 from matbench.protocols.templates import fill
 from matbench.records import cap_text, put_text
 from matbench.tools.base import Tool
@@ -43,6 +44,9 @@ class ToolsEpisode(Episode):
             Message("user", self.text, images=[self.image] if self.image is not None else []),
         ]
 
+    def request_digest(self) -> str:
+        return messages_sha256(self.messages)
+
     def request(self) -> ChatRequest:
         assert self.declared is not None
         return self.options.request(
@@ -62,6 +66,7 @@ class ToolsEpisode(Episode):
             "action": None,
             "answer": None,
             "tokens": usage,
+            "request_sha256": self.request_digest(),
             "latency": round(out.latency, 4),
             "cached": out.cached,
             "error": out.error,

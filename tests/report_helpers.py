@@ -12,7 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
+from matbench.cost import add_usage
 from matbench.predictions import read_predictions
+from matbench.protocols.replay import request_digests
 from matbench.protocols.resolve import resolve_protocol
 from matbench.records import RunDir, SampleRecord
 from matbench.runconfig import config_fingerprint, file_sha256
@@ -64,6 +66,26 @@ def make_coding_data(fixtures: Path, root: Path) -> Path:
     for img in (fixtures / DEMO).glob("*.png"):
         shutil.copyfile(img, root / img.name)
     return root
+
+
+def coding_templates():
+    """The stock visual-arft MAT-Coding strings (the authors', from the fixtures' copy of their scripts)."""
+    task = get_task("mat-coding")
+    return resolve_protocol(
+        task, "visual-arft", None, authors_repo=str(AUTHORS_REPO), cache_dir=AUTHORS_REPO.parent
+    ).templates
+
+
+def stamped(traj: list[dict], question: str, templates=None) -> tuple[list[dict], dict[str, int]]:
+    """``traj`` with each turn's ``request_sha256`` (what `matbench eval` records: the sha256 of the text the
+    protocol built for that turn) and the record's token total (the sum of its turns')."""
+    digests = list(request_digests(templates or coding_templates(), question, traj))
+    tokens: dict[str, int] = {"input": 0, "output": 0}
+    for turn, digest in zip(traj, digests, strict=False):
+        turn["request_sha256"] = digest
+    for turn in traj:
+        add_usage(tokens, turn.get("tokens") or {})
+    return traj, tokens
 
 
 def coding_config(data_dir: Path | None, *, spec: str = "qwen2.5-vl-7b", seed: int = 0) -> dict:
@@ -208,6 +230,7 @@ def make_coding_run(
     rows = {r.id: r for r in read_predictions(fixtures / PRED / pred_file)}
     rd = RunDir(run)
     rd.create(coding_config(data_dir, spec=spec))
+    templates = coding_templates()
     scored = []
     for i, (rid, ans) in enumerate(answers.items()):
         demo = demo_by_id.get(rid, demos[i % len(demos)])
@@ -224,6 +247,7 @@ def make_coding_run(
             pred, status, error = None, "error", "model server returned HTTP 500"
         s = scorer(pred, ans["answers"])
         traj = coding_trajectory(fixtures, run, rid, demo, question, pred) if trajectories else one_turn(pred)
+        traj, tokens = stamped(traj, question, templates)
         rd.append(
             SampleRecord(
                 id=rid,
@@ -237,6 +261,7 @@ def make_coding_run(
                 error=error,
                 turns=len(traj),
                 tool_calls={"code": 1} if trajectories else {},
+                tokens=tokens,
                 metadata={"type": list(demo["type"])},
                 trajectory=traj,
             )

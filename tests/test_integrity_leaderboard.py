@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import edit_json, edit_records, make_coding_data, make_coding_run, one_turn, write_summary
+from report_helpers import (
+    edit_json,
+    edit_records,
+    make_coding_data,
+    make_coding_run,
+    one_turn,
+    stamped,
+    write_summary,
+)
 
 from matbench.cli import main
 from matbench.data.loaders import load_samples
@@ -66,8 +74,10 @@ def perfect_run(run: Path, data: Path, config_from: Path) -> Path:
     for s in load_samples(spec, data_dir=data):
         pred = s.answers[0]
         r = scorer(pred, s.answers)
-        traj = one_turn(pred)
-        rd.append(SampleRecord(s.id, s.split, s.question, list(s.answers), pred, r.f1, r.em, trajectory=traj))
+        traj, tokens = stamped(one_turn(pred), s.question)
+        rec = SampleRecord(s.id, s.split, s.question, list(s.answers), pred, r.f1, r.em, trajectory=traj)
+        rec.tokens = tokens
+        rd.append(rec)
         scored.append(Scored(s.id, s.split, r.f1, r.em))
     write_summary(rd, scored, config["model"]["spec"])
     return run

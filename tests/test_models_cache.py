@@ -265,3 +265,29 @@ def test_a_corrupt_row_is_dropped_and_recomputed(tmp_path: Path, garbage: str) -
         s.close(m2)
     assert out.text == "a1" and not out.cached and m2.stats()["corrupt"] == 1
     assert again.text == "a1" and again.cached and srv.calls == 2  # the fresh answer replaced the row
+
+
+def test_a_run_over_a_corrupt_cache_finishes_every_sample(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
+    """#20.7 end to end: every stored answer corrupted between two runs; the second run asks the model again
+    and finishes every sample (no error a --retry-errors rerun would hit again)."""
+    import json
+
+    from matbench.cli import main
+
+    cache = tmp_path / "cache"
+
+    def run(srv: FakeOpenAIServer, name: str) -> dict:
+        args = ["eval", "--no-progress", "--json", "--model", "openai:m", "--base-url", srv.base_url,
+                "--task", "bamboogle", "--protocol", "direct", "--data-dir", str(fixtures_dir / "multihop"),
+                "--limit", "3", "--run-dir", str(tmp_path / name), "--cache-dir", str(cache)]
+        assert main(args) == 0
+        return json.loads(capsys.readouterr().out)[0]
+
+    with FakeOpenAIServer("<answer>x</answer>") as srv:
+        first = run(srv, "a")
+        assert srv.calls == 3 and first["run"]["errors"] == 0
+        with sqlite3.connect(cache / "responses.sqlite") as db:
+            assert db.execute("UPDATE responses SET output = '{torn'").rowcount == 3
+        second = run(srv, "b")
+    assert srv.calls == 6 and second["run"]["errors"] == 0
+    assert second["run"]["response_cache"]["corrupt"] == 3

@@ -112,6 +112,34 @@ def test_each_kind_through_the_command_line(plugin_path, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["em"] == pytest.approx(2 / 4)
 
 
+def test_a_model_backend(plugin_path, tmp_path, capsys):
+    assert main(["models"]) == 0
+    backends = next(line for line in capsys.readouterr().out.splitlines() if "backends: " in line)
+    assert "constant" in backends.split("backends: ", 1)[1].split(";")[0]  # `matbench models` shows it
+    data, passages, _ = _data(tmp_path)
+    rc, out, err = main_eval(
+        ["--model", "constant:Paris", "--task", "capitals", "--data-file", str(data),
+         "--search", f"keyword:{passages}", "--runs-root", str(tmp_path / "runs")],
+        capsys,
+    )
+    assert rc == 0, err
+    run = run_dir_of(out)
+    rows = {r["id"]: r for r in read_jsonl(run / "predictions.jsonl")}
+    assert {k: (r["prediction"], r["turns"], r["f1"]) for k, r in rows.items()} == {
+        "fr": ("Paris", 1, 1.0), "jp": ("Paris", 1, 0.0), "ch": ("Paris", 1, 0.0), "it": ("Paris", 1, 0.0)
+    }
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["backend"] == "constant" and config["model"]["model"] == "Paris"
+    rc, out, err = main_eval(  # another constant is another model: a new run, not a resume of this one
+        ["--model", "constant:Rome", "--task", "capitals", "--data-file", str(data),
+         "--search", f"keyword:{passages}", "--runs-root", str(tmp_path / "runs")],
+        capsys,
+    )
+    assert rc == 0, err
+    assert run_dir_of(out) != run
+    assert json.loads((run_dir_of(out) / "summary.json").read_text())["f1"] == 0.25
+
+
 def test_a_plugin_cannot_replace_a_builtin(plugin_path, tmp_path, caplog):
     dist = next(plugin_path.glob("*.dist-info"))
     eps = dist / "entry_points.txt"

@@ -48,17 +48,24 @@ def test_markdown_rows_and_numbers(lb, capsys):
     assert "| Visual-ARFT-7B | visual-arft |" in md
     assert f"{100 * e7.scores['all']['f1']:.2f} / {100 * e7.scores['all']['em']:.2f}" in md
     assert f"{100 * e7.scores['hard']['f1']:.2f} / {100 * e7.scores['hard']['em']:.2f}" in md
-    assert "49.77 / 39.13†" in md  # a reported cell is marked
+    assert "49.77 / 39.13 (n=12576, 95% CI" in md and "39.13†" not in md  # the 3B 2Wiki file, rescored
     assert "Qwen &lt;3B&gt; run" in md and "Qwen <3B>" not in md and "[run]" in md
-    rows = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert [r.split(" | ")[1] for r in rows] == ["Visual-ARFT-7B", "Visual-ARFT-3B", "Qwen &lt;3B&gt; run"]
+    coding = md[md.index("## MAT-Coding — search: none") :].split("\n## ")[0]
+    rows = [line for line in coding.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [r.split(" | ")[1] for r in rows] == [
+        "Visual-ARFT-7B (v2 file)",
+        "Visual-ARFT-7B",
+        "Visual-ARFT-3B (v2 file)",
+        "Visual-ARFT-3B",
+        "Qwen &lt;3B&gt; run",
+    ]
 
 
 def test_csv_has_flat_columns_with_fractions(lb, capsys):
     text = output(lb, capsys, "--format", "csv", "--task", "mat-coding", "--sort", "mat-coding.hard.f1")
     rows = list(csv.DictReader(io.StringIO(text)))
     hard = [float(r["mat-coding.hard.f1"]) for r in rows]
-    assert rows[0]["system"] == "Visual-ARFT-7B" and hard == sorted(hard, reverse=True) and len(rows) == 3
+    assert rows[0]["system"] == "Visual-ARFT-7B" and hard == sorted(hard, reverse=True) and len(rows) == 5
     e3 = entry(lb, "reference-visual-arft-3b-mat-coding")
     row3 = next(r for r in rows if r["system"] == "Visual-ARFT-3B")
     assert float(row3["mat-coding.hard.f1"]) == pytest.approx(e3.scores["hard"]["f1"], abs=1e-9)
@@ -71,11 +78,13 @@ def test_csv_has_flat_columns_with_fractions(lb, capsys):
 
 def test_json_and_sort(lb, capsys):
     data = json.loads(output(lb, capsys, "--format", "json", "--sort", "system"))
-    assert [r["system"] for r in data["rows"]] == sorted(r["system"] for r in data["rows"])
+    for search in {r["search"] for r in data["rows"]}:  # sorted within each search setting
+        names = [r["system"] for r in data["rows"] if r["search"] == search]
+        assert names == sorted(names)
     by_name = {r["system"]: r for r in data["rows"]}
     e = entry(lb, "reference-visual-arft-7b-musique")
     assert by_name["Visual-ARFT-7B"]["tasks"]["musique"]["scores"]["all"]["f1"] == e.scores["all"]["f1"]
-    assert by_name["Visual-ARFT-3B"]["tasks"]["musique"]["kind"] == "reported"
+    assert by_name["Visual-ARFT-3B"]["tasks"]["musique"]["kind"] == "reference"  # rescored, no longer †
     assert data["tasks"][:2] == ["mat-search", "mat-coding"]
     asc = json.loads(output(lb, capsys, "--format", "json", "--sort", "bamboogle.em"))
     assert [r["system"] for r in asc["rows"]][:2] == ["Visual-ARFT-7B", "Visual-ARFT-3B"]

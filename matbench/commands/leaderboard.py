@@ -16,7 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(simple/hard for the MAT tasks), n and error counts. Markdown/HTML show percent; CSV/JSON fractions.",
     )
     p.add_argument("--task", action="append", help="only this task (repeatable); default: every task present")
-    p.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
+    p.add_argument(
+        "--format",
+        choices=["text", "md", "csv", "json", "html"],
+        help="default: text (a table that fits 100 columns) in a terminal, md otherwise",
+    )
+    p.add_argument("--ci", action="store_true", help="text format: show the 95%% intervals")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.add_argument("--sort", help="column to sort by, e.g. mat-coding.f1, mat-search.hard.em, system")
     p.add_argument(
@@ -34,38 +39,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
-    from matbench.errors import ConfigError
+    from matbench.errors import ConfigError, InputError
     from matbench.report import leaderboard_dir, submissions_dir
     from matbench.report.entries import load_entries
     from matbench.report.leaderboard import build_board, to_csv, to_json, to_markdown
 
     root = leaderboard_dir(args.leaderboard_dir)
-    entries = load_entries(submissions_dir(root))
+    def bad(exc: InputError) -> None:  # one line per malformed entry; the rest still builds
+        print(f"matbench: refused leaderboard entry {exc}", file=sys.stderr)
+
+    entries = load_entries(submissions_dir(root), on_bad=bad)
     if not entries:
         raise ConfigError(
             f"no leaderboard entries in {submissions_dir(root)} (add some with `matbench submit`)"
         )
     board = build_board(entries, args.task, args.sort)
     if args.write:
+        from matbench.report.board_write import write_board
         from matbench.report.html_page import render_page
 
-        (root / "README.md").write_text(to_markdown(board), encoding="utf-8")
-        (root / "index.html").write_text(render_page(board), encoding="utf-8")
-        print(f"wrote {root / 'README.md'} and {root / 'index.html'} ({plural(len(board.rows), 'row')})")
-        if args.screenshot:
-            from matbench.report.browser import screenshot
-
-            screenshot(root / "index.html", root / "screenshot.png")
-            print(f"wrote {root / 'screenshot.png'}")
+        written = write_board(root, to_markdown(board), render_page(board), screenshot=args.screenshot)
+        print(f"wrote {', '.join(str(p) for p in written)} ({plural(len(board.rows), 'row')})")
         return 0
-    if args.format == "html":
+    fmt = args.format or ("text" if sys.stdout.isatty() else "md")
+    if fmt == "html":
         from matbench.report.html_page import render_page
 
         text = render_page(board)
+    elif fmt == "text":
+        from matbench.report.board_text import to_text
+
+        text = to_text(board, ci=args.ci)
     else:
-        text = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](board)
+        text = {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt](board)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")

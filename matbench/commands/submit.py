@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate a finished run against its task (every sample once, the task's gold answers and "
         "version), recompute its scores from the predictions, refuse it if summary.json disagrees, and store "
         "a leaderboard entry under <leaderboard-dir>/submissions/. With --reference, score a published "
-        "predictions file instead; with --authors-references, (re)build all of the Visual-ARFT authors' entries.",
+        "predictions file instead; with --authors-references, (re)build all of the Visual-ARFT authors' entries; "
+        "with --literature, the published judge accuracies of matbench/data/literature.yaml.",
     )
     p.add_argument("run_dir", nargs="?", help="the run directory written by `matbench eval`")
     p.add_argument("--name", help="display name on the leaderboard (default: the model spec)")
@@ -21,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--data-file", help="load the task's samples from this file (overrides the run's)")
     p.add_argument(
         "--leaderboard-dir", help="default: $MATBENCH_LEADERBOARD_DIR or the repository's leaderboard/"
+    )
+    p.add_argument(
+        "--authors-repo",
+        help="a copy of the Visual-ARFT authors' repository, to rebuild the requests of a run on their protocol "
+        "(default: $MATBENCH_AUTHORS_REPO, then matbench's cache, then one download at the pinned commit)",
     )
     ref = p.add_argument_group("reference entries")
     ref.add_argument("--reference", metavar="PRED_FILE", help="score this published predictions file instead")
@@ -33,8 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ref.add_argument(
         "--authors-references",
-        metavar="PRED_DIR",
-        help="rebuild every Visual-ARFT authors' entry from their prediction files in PRED_DIR",
+        metavar="DIR",
+        help="rebuild every Visual-ARFT authors' entry from their prediction files: DIR is a copy of their "
+        "repository (the folder holding Visual-ARFT/) or a flat folder of the files",
+    )
+    ref.add_argument(
+        "--literature",
+        action="store_true",
+        help="(re)write the literature's published judge accuracies (matbench/data/literature.yaml)",
     )
     p.set_defaults(func=run)
 
@@ -46,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
 
     target = submissions_dir(leaderboard_dir(args.leaderboard_dir))
     modes = sum(x is not None for x in (args.run_dir, args.reference, args.authors_references))
-    if modes != 1:
+    if modes + bool(args.literature) != 1:
         raise ConfigError(
-            "give exactly one of RUN_DIR, --reference PRED_FILE or --authors-references PRED_DIR"
+            "give exactly one of RUN_DIR, --reference PRED_FILE, --authors-references DIR or --literature"
         )
+    if args.literature:
+        from matbench.report.literature import build_literature
+
+        for path, written in build_literature(target):
+            print(f"{'wrote' if written else 'unchanged'} {path}")
+        return 0
     if args.authors_references:
         from matbench.report.reference import build_authors_references
 
@@ -79,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = submit_run(
-            args.run_dir, target, name=args.name, data_dir=args.data_dir, data_file=args.data_file
+            args.run_dir,
+            target,
+            name=args.name,
+            data_dir=args.data_dir,
+            data_file=args.data_file,
+            authors_repo=args.authors_repo,
         )
     except Refused as exc:
         raise Refused(f"{args.run_dir}: refused: {exc}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from matbench.report.leaderboard import Board, Row, cell_text, label, pct
+from matbench.report.leaderboard import MARKER, NO_SEARCH, Board, Row, cell_text, judge_text, label, pct
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d232a;background:#fff}
@@ -73,35 +73,39 @@ def _e(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def _columns(board: Board) -> list[tuple[str, str, str | None, str]]:
+def _columns(board: Board, tasks: list[str]) -> list[tuple[str, str, str | None, str]]:
     """(header, task, split, metric) for every numeric column."""
     cols = []
-    for task in board.tasks:
+    for task in tasks:
         cols += [("F1", task, "all", "f1"), ("EM", task, "all", "em")]
         for s in board.splits[task]:
             cols += [(f"{s} F1", task, s, "f1"), (f"{s} EM", task, s, "em")]
+        cols += [("judge", task, None, "judge")]
         cols += [("n", task, None, "n"), ("errors", task, None, "errors")]
         cols += [("$/sample", task, None, "cost_per_sample")]
     return cols
 
 
-def _value(row: Row, task: str, split: str | None, metric: str) -> float | int | None:
+def _value(board: Board, row: Row, task: str, split: str | None, metric: str) -> float | int | None:
     e = row.cells.get(task)
     if e is None:
         return None
     if split is None:
         if metric == "cost_per_sample":
-            return (e.cost or {}).get("per_sample_usd")
+            return (board.costs.get(e.key) or {}).get("per_sample_usd")
+        if metric == "judge":
+            return (e.judge or {}).get("accuracy")
         return e.n if metric == "n" else e.errors
     part = e.scores.get(split)
     return None if part is None else part[metric]
 
 
-def _table(board: Board) -> str:
-    cols = _columns(board)
+def _table(board: Board, rows: list[Row], table_id: str) -> str:
+    tasks = [t for t in board.tasks if any(t in r.cells for r in rows)]
+    cols = _columns(board, tasks)
     info = ["System", "Protocol", "Search", "Scoring"]
     top = [f'<th class="t" colspan="{len(info)}"></th>']
-    for task in board.tasks:
+    for task in tasks:
         width = sum(1 for c in cols if c[1] == task)
         top.append(f'<th class="g" colspan="{width}">{_e(label(task))}</th>')
     heads = [f'<th class="t" data-col="{i}" data-type="text">{_e(h)}</th>' for i, h in enumerate(info)]
@@ -110,7 +114,7 @@ def _table(board: Board) -> str:
         for i, (h, task, _s, _m) in enumerate(cols)
     ]
     body = []
-    for row in board.rows:
+    for row in rows:
         kinds = sorted({e.kind for e in row.cells.values()})
         badge = "".join(f'<span class="kind {_e(k)}">{_e(k)}</span>' for k in kinds)
         cells = [
@@ -120,23 +124,28 @@ def _table(board: Board) -> str:
             f'<td class="t">{_e(row.scoring)}</td>',
         ]
         for _h, task, split, metric in cols:
-            v = _value(row, task, split, metric)
+            v = _value(board, row, task, split, metric)
             e = row.cells.get(task)
             if v is None:
                 cells.append('<td data-v="">n/a</td>' if e is not None else '<td data-v=""></td>')
                 continue
             shown = (
-                pct(v) if metric in ("f1", "em") else (f"{v:.4f}" if metric == "cost_per_sample" else str(v))
+                pct(v)
+                if metric in ("f1", "em", "judge")
+                else (f"{v:.4f}" if metric == "cost_per_sample" else str(v))
             )
             klass = ' class="reported"' if e is not None and e.kind == "reported" else ""
             mark = "†" if klass and metric in ("f1", "em") else ""
             title = f' title="{_e(e.provenance)}"' if e is not None else ""
             ci = (e.scores.get(split) or {}).get(f"{metric}_ci") if e is not None and split else None
+            if metric == "judge" and e is not None and e.judge:
+                ci = e.judge.get("ci95")
+                title = f' title="{_e(judge_text(e.judge))}"'
             interval = f'<small class="ci">{pct(ci[0])}–{pct(ci[1])}</small>' if ci else ""
             cells.append(f'<td{klass} data-v="{v}"{title}>{_e(shown)}{mark}{interval}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        '<div class="wrap"><table class="lb" id="leaderboard"><thead><tr>'
+        f'<div class="wrap"><table class="lb" id="{table_id}"><thead><tr>'
         + "".join(top)
         + "</tr><tr>"
         + "".join(heads)
@@ -146,9 +155,50 @@ def _table(board: Board) -> str:
     )
 
 
+def _tables(board: Board) -> str:
+    """One sortable table per search setting: sorting never puts runs with different settings in one list."""
+    groups: dict[str, list[Row]] = {}
+    for row in board.rows:
+        groups.setdefault(row.search, []).append(row)
+    out = []
+    for i, (setting, rows) in enumerate(groups.items()):
+        table_id = "leaderboard" if i == 0 else f"leaderboard-{i + 1}"
+        shown = "none (tasks without search)" if setting == NO_SEARCH else setting
+        out.append(f'<h2 class="setting">Search: {_e(shown)}</h2>' + _table(board, rows, table_id))
+    return "".join(out)
+
+
+def _literature(board: Board) -> str:
+    """The literature's judge accuracies, as published, in the source's order (not a ranking)."""
+    if not board.literature:
+        return ""
+    parts = ["<h2>Reported in the literature: judge accuracy (not rescored, not ranked)</h2>"]
+    for task in board.tasks:
+        items = [e for e in board.literature if e.task == task]
+        if not items:
+            continue
+        metrics = "; ".join(sorted({e.metric or "" for e in items}))
+        rows = "".join(
+            f'<tr><td class="t">{_e(e.source.get("section") or e.protocol)}</td><td class="t">{_e(e.name)}</td>'
+            f'<td title="{_e(judge_text(e.judge))}">{_e(pct(e.judge["accuracy"]))}'
+            f'<small class="ci">{_e(judge_text(e.judge))}</small></td>'
+            f'<td class="t">{_e(e.provenance)}</td></tr>'
+            for e in items
+        )
+        parts.append(
+            f'<h3>{_e(label(task))}</h3><p class="note">{_e(metrics)}</p>'
+            f'<div class="wrap"><table class="lb literature"><thead><tr><th class="t">Setting</th>'
+            '<th class="t">System</th><th>judge accuracy</th><th class="t">source</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>"
+        )
+    return "".join(parts)
+
+
 def _chart(board: Board, task: str) -> str:
     """Horizontal bars: F1 (dark) and EM (light) per row, 0-100."""
     members = [r for r in board.rows if task in r.cells]
+    if not members:
+        return ""
     members.sort(key=lambda r: -r.cells[task].scores["all"]["f1"])
     name_w, bar_w, row_h = 170, 260, 30
     height = row_h * len(members) + 4
@@ -208,7 +258,7 @@ def _unofficial(board: Board) -> str:
 
 def render_page(board: Board, *, title: str = "matbench leaderboard") -> str:
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n{MARKER}\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{_e(title)}</title>'
         f"<style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
@@ -216,11 +266,14 @@ def render_page(board: Board, *, title: str = "matbench leaderboard") -> str:
         "<b>run</b>: a matbench run validated and rescored by <code>matbench submit</code>; <b>reference</b>: the "
         "authors' published predictions rescored by matbench; <b>reported</b> (†, italic): computed from files "
         "not available here, not rescored by matbench. Small print under a score: its 95% bootstrap interval. "
+        "One table per search setting: runs that searched different corpora are never ranked together. "
+        "<b>judge</b>: LLM-judge accuracy (hover for n, interval, judge model and prompt). "
         "Only runs on a task's official gold set are ranked. Click a column header to sort.</p>"
-        + _table(board)
+        + _tables(board)
         + '<h2>Per task</h2><div class="charts">'
         + "".join(_chart(board, t) for t in board.tasks)
         + "</div>"
+        + _literature(board)
         + _unofficial(board)
         + "<h2>Provenance</h2>"
         + _provenance(board)

@@ -4,12 +4,18 @@ per task. pandas does the pivot; this module renders Markdown, CSV and JSON (``h
 A task that uses no search tool (MAT-Coding) does not depend on the search backend, so its entry joins every
 row of the same system that differs only by search backend (or makes its own row when there is none).
 With several entries for one row and task, the latest submitted wins.
+
+Rankings: one per (task, search setting) (``rankings``): runs that searched different corpora are never ranked
+in one list. Entries that carry only a judge accuracy (the literature's rows) are kept apart in
+``Board.literature``: shown in the judge tables, never mixed with F1/EM and never ranked with reproduced runs.
+A run's cost is recomputed here from its recorded tokens and matbench's price table (``costs``).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +64,9 @@ class Board:
     splits: dict[str, list[str]]
     frame: pd.DataFrame
     unofficial: list[Entry] = field(default_factory=list)
+    literature: list[Entry] = field(default_factory=list)
+    costs: dict[str, dict] = field(default_factory=dict)  # entry key -> cost block priced by matbench
+    sort: str = ""  # the column the rows are sorted by
 
 
 def label(task: str) -> str:
@@ -120,6 +129,7 @@ def task_columns(task: str, splits: list[str]) -> list[str]:
     for s in splits:
         cols += [f"{task}.{s}.f1", f"{task}.{s}.em"]
     return cols + [
+        f"{task}.judge",
         f"{task}.n",
         f"{task}.errors",
         f"{task}.input_errors",
@@ -128,7 +138,9 @@ def task_columns(task: str, splits: list[str]) -> list[str]:
     ]
 
 
-def to_frame(rows: list[Row], tasks: list[str], splits: dict[str, list[str]]) -> pd.DataFrame:
+def to_frame(
+    rows: list[Row], tasks: list[str], splits: dict[str, list[str]], costs: dict[str, dict]
+) -> pd.DataFrame:
     """Long (row, column, value) records pivoted into one wide numeric frame indexed like ``INDEX``."""
     import pandas as pd
 
@@ -138,8 +150,10 @@ def to_frame(rows: list[Row], tasks: list[str], splits: dict[str, list[str]]) ->
             values = {"f1": e.scores["all"]["f1"], "em": e.scores["all"]["em"], "n": e.n}
             values["errors"] = e.errors
             values["input_errors"] = e.input_errors
-            values["cost_usd"] = (e.cost or {}).get("usd")
-            values["cost_per_sample_usd"] = (e.cost or {}).get("per_sample_usd")
+            cost = costs.get(e.key) or {}
+            values["cost_usd"] = cost.get("usd")
+            values["cost_per_sample_usd"] = cost.get("per_sample_usd")
+            values["judge"] = (e.judge or {}).get("accuracy")
             for s in splits[task]:
                 if s in e.scores:
                     values[f"{s}.f1"] = e.scores[s]["f1"]
@@ -169,18 +183,46 @@ def resolve_sort(board: Board, column: str | None) -> str:
     raise ConfigError(f"unknown sort column {column!r}; choose one of {', '.join(sort_columns(board))}")
 
 
+def entry_cost(entry: Entry, prices: dict) -> dict | None:
+    """A run's cost from its recorded tokens and matbench's price table (never a price from the entry)."""
+    from matbench.cost import cost_block, find_price
+
+    if entry.kind != "run":
+        return None
+    recorded = entry.cost or {}
+    tokens, billed = recorded.get("tokens"), recorded.get("billed_tokens")
+    if not isinstance(tokens, dict):  # an entry without tokens: its cost cannot be checked
+        return cost_block({}, {}, entry.n, None)
+    model = {"model": entry.model.get("name"), "spec": entry.model.get("spec")}
+    n = recorded.get("n") if isinstance(recorded.get("n"), int) else entry.n
+    return cost_block(tokens, billed if isinstance(billed, dict) else tokens, n, find_price(prices, model))
+
+
 def build_board(entries: list[Entry], tasks: list[str] | None = None, sort: str | None = None) -> Board:
+    from matbench.cost import load_prices
+
     chosen_tasks = task_order(entries, tasks)
-    official = [e for e in entries if e.official]
+    literature = sorted(
+        (e for e in entries if e.judge_only and e.task in chosen_tasks),
+        key=lambda e: (
+            chosen_tasks.index(e.task),
+            str(e.source.get("repository")),
+            e.source.get("position", 0),
+        ),
+    )
+    scored = [e for e in entries if not e.judge_only]
+    official = [e for e in scored if e.official]
+    prices = load_prices() if any(e.kind == "run" for e in scored) else {}
+    costs = {e.key: c for e in scored if (c := entry_cost(e, prices)) is not None}
     rows = build_rows(official, chosen_tasks)
     splits = split_names(rows, chosen_tasks)
-    frame = to_frame(rows, chosen_tasks, splits)
+    frame = to_frame(rows, chosen_tasks, splits, costs)
     apart = sorted(
-        (e for e in entries if not e.official and e.task in chosen_tasks),
+        (e for e in scored if not e.official and e.task in chosen_tasks),
         key=lambda e: (chosen_tasks.index(e.task), e.name, e.submitted_at),
     )
-    board = Board(rows, chosen_tasks, splits, frame, apart)
-    column = resolve_sort(board, sort)
+    board = Board(rows, chosen_tasks, splits, frame, apart, literature, costs)
+    column = board.sort = resolve_sort(board, sort)
     flat = frame.reset_index()
     flat["_pos"] = range(len(flat))
     numeric = column not in INDEX
@@ -188,9 +230,50 @@ def build_board(entries: list[Entry], tasks: list[str] | None = None, sort: str 
         [column, "_pos"], ascending=[not numeric, True], na_position="last", kind="stable"
     )
     order = list(flat["_pos"])
+    # rows of one search setting stay together (in the order of each setting's best row): the overview never
+    # interleaves runs that searched different corpora
+    first = {}
+    for i in order:
+        first.setdefault(rows[i].search, len(first))
+    order.sort(key=lambda i: first[rows[i].search])
     board.rows = [rows[i] for i in order]
     board.frame = frame.iloc[order]
     return board
+
+
+def uses_search(task: str) -> bool:
+    tasks = all_tasks()
+    return task in tasks and "search" in tasks[task].tools
+
+
+def rankings(board: Board, task: str) -> list[tuple[str, list[Row]]]:
+    """One ranking per search setting of ``task`` (one in all for a task without search), each labelled,
+    each in the board's order: runs with different search settings never share a list."""
+    metric = board.sort.split(".", 1)[1] if board.sort.startswith(f"{task}.") else "f1"
+    ascending = not any(metric.endswith(m) for m in ("f1", "em", "judge"))
+
+    def value(r: Row) -> float:
+        v = board.frame.loc[r.key].get(f"{task}.{metric}") if f"{task}.{metric}" in board.frame else None
+        v = float("nan") if v is None else float(v)
+        return math.inf if v != v else (v if ascending else -v)
+
+    members = sorted((r for r in board.rows if task in r.cells), key=value)
+    if not uses_search(task):
+        return [("none (the task uses no search)", members)] if members else []
+    groups: dict[str, list[Row]] = {}
+    for r in members:
+        groups.setdefault(r.search, []).append(r)
+    return list(groups.items())
+
+
+def judge_text(judge: dict | None) -> str:
+    """``accuracy (n, 95 % CI; judge model, prompt)``; empty when not judged."""
+    if not judge:
+        return ""
+    extra = [f"n={judge['n']}"]
+    if judge.get("ci95"):
+        extra.append(f"95% CI {_span(judge['ci95'])}")
+    return f"{pct(judge['accuracy'])} ({', '.join(extra)}; {judge['model']}, {judge['prompt']} prompt)"
 
 
 # --- text outputs ------------------------------------------------------------------------------------------
@@ -233,42 +316,51 @@ def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
+MARKER = "<!-- made by matbench leaderboard --write: regenerate it, do not edit (matbench replaces only files with this line) -->"
+
+
 def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
-    """The overview table (F1 / EM per task), one table per task with splits, then each row's provenance."""
+    """The overview (F1 / EM per task), one ranking per (task, search setting) with splits and the judge
+    column, the literature's judge accuracies apart, then each row's provenance."""
     lines = [
         f"# {title}",
+        MARKER,
         "",
         "Scores are percent, F1 / EM, under each row's scoring (`visual-arft` = the Visual-ARFT authors' rules).",
         "Rows come from `leaderboard/submissions/`: `run` entries are matbench runs validated and rescored by",
         "`matbench submit`; `reference` entries are the authors' published predictions, rescored by matbench;",
-        "cells marked † are `reported`: computed from files not available here and not rescored by matbench.",
-        "Each cell gives n and the 95 % bootstrap interval of F1 and EM. Only runs on a task's official gold set",
-        "are ranked; runs on local, edited or partial data are listed apart at the end.",
+        "cells marked † are `reported`: not rescored by matbench. Each cell gives n and the 95 % bootstrap",
+        "interval. A task is ranked once per search setting (runs that searched different corpora are never",
+        "ranked together); only runs on a task's official gold set are ranked. The judge column is LLM-judge",
+        "accuracy (judge model and prompt named); the literature's judge accuracies are listed apart, not ranked.",
+        "A run's cost is priced from its recorded tokens with matbench's price table.",
         "Regenerate with `matbench leaderboard --write`.",
         "",
     ]
-    heads = ["#", "System", "Protocol", "Search", "Scoring"] + [label(t) for t in board.tasks]
+    heads = ["System", "Protocol", "Search", "Scoring"] + [label(t) for t in board.tasks]
     body = [
-        [str(i), r.system, r.protocol, r.search, r.scoring] + [cell_text(r.cells.get(t)) for t in board.tasks]
-        for i, r in enumerate(board.rows, 1)
+        [r.system, r.protocol, r.search, r.scoring] + [cell_text(r.cells.get(t)) for t in board.tasks]
+        for r in board.rows
     ]
-    lines += _md_table(heads, body)
+    if body:
+        lines += _md_table(heads, body)
     for task in board.tasks:
-        members = [r for r in board.rows if task in r.cells]
-        if not members:
-            continue
-        splits = board.splits[task]
-        heads = ["System", "n"] + [f"{s} F1 / EM" for s in splits] + ["all F1 / EM", "errors", "input errors"]
-        heads += ["cost ($/sample)"]
-        body = []
-        for r in members:
-            e = r.cells[task]
-            body.append(
-                [r.system, str(e.n)]
-                + [cell_text(e, s) for s in splits]
-                + [cell_text(e), _count(e.errors), _count(e.input_errors), _cost(e)]
-            )
-        lines += ["", f"## {label(task)}", ""] + _md_table(heads, body)
+        for setting, members in rankings(board, task):
+            splits = board.splits[task]
+            heads = ["#", "System", "n"] + [f"{s} F1 / EM" for s in splits] + ["all F1 / EM", "judge"]
+            heads += ["errors", "input errors", "cost ($/sample)"]
+            body = []
+            for i, r in enumerate(members, 1):
+                e = r.cells[task]
+                body.append(
+                    [str(i), r.system, str(e.n)]
+                    + [cell_text(e, s) for s in splits]
+                    + [cell_text(e), judge_text(e.judge) or "-", _count(e.errors), _count(e.input_errors)]
+                    + [_cost(e, board)]
+                )
+            lines += ["", f"## {md_escape(label(task))} — search: {md_escape(setting)}", ""]
+            lines += _md_table(heads, body)
+    lines += literature_markdown(board)
     lines += unofficial_markdown(board)
     lines += ["", "## Provenance", ""]
     for i, r in enumerate(board.rows, 1):
@@ -282,6 +374,45 @@ def to_markdown(board: Board, *, title: str = "matbench leaderboard") -> str:
                     f"   - {md_escape(label(task))} [{md_escape(e.kind)}]: {md_escape(e.provenance)}"
                 )
     return "\n".join(lines) + "\n"
+
+
+def literature_markdown(board: Board) -> list[str]:
+    """The literature's judge accuracies per task, as published (in the source's order: not a ranking)."""
+    out: list[str] = []
+    for task in board.tasks:
+        items = [e for e in board.literature if e.task == task]
+        if not items:
+            continue
+        metrics = sorted({e.metric or "" for e in items})
+        out += [
+            "",
+            f"## {md_escape(label(task))} — reported in the literature (not rescored, not ranked)",
+            "",
+        ]
+        out.append(f"Metric: {md_escape('; '.join(metrics))}. Sources are named in the last column.")
+        out.append("")
+        heads = ["Setting", "System", "judge accuracy", "source"]
+        body = [
+            [
+                str(e.source.get("section") or e.protocol or ""),
+                e.name,
+                judge_text(e.judge),
+                _source_text(e),
+            ]
+            for e in items
+        ]
+        out += _md_table(heads, body)
+    return out
+
+
+def _source_text(e: Entry) -> str:
+    src = e.source or {}
+    parts = [str(src.get("repository") or "")]
+    if src.get("commit"):
+        parts.append(f"@{str(src['commit'])[:12]}")
+    if src.get("file"):
+        parts.append(f"{src['file']}")
+    return " ".join(p for p in parts if p)
 
 
 def unofficial_markdown(board: Board) -> list[str]:
@@ -302,11 +433,11 @@ def unofficial_markdown(board: Board) -> list[str]:
     ] + _md_table(heads, body)
 
 
-def _cost(entry: Entry) -> str:
-    """A run's cost in $ (and per sample), ``unknown price``; references carry no cost (n/a)."""
+def _cost(entry: Entry, board: Board) -> str:
+    """A run's cost in $ (and per sample), priced by matbench, or ``unknown price``; references: n/a."""
     from matbench.cost import cost_text
 
-    return cost_text(entry.cost) if entry.kind == "run" else "n/a"
+    return cost_text(board.costs.get(entry.key)) if entry.kind == "run" else "n/a"
 
 
 def _count(value: int | None) -> str:
@@ -321,7 +452,8 @@ def to_csv(board: Board) -> str:
     return flat.to_csv(index=False, float_format="%.10g")
 
 
-def row_object(row: Row, tasks: list[str]) -> dict:
+def row_object(row: Row, board: Board) -> dict:
+    tasks = board.tasks
     out: dict = {k: v for k, v in zip(INDEX, row.key, strict=True)}
     out["tasks"] = {}
     for task in tasks:
@@ -335,7 +467,8 @@ def row_object(row: Row, tasks: list[str]) -> dict:
             "errors": e.errors,
             "input_errors": e.input_errors,
             "scores": e.scores,
-            "cost": e.cost,
+            "cost": board.costs.get(e.key),
+            "judge": e.judge,
             "task_version": e.task_version,
             "provenance": e.provenance,
             "key": e.key,
@@ -348,7 +481,31 @@ def to_json(board: Board) -> str:
         {"system": e.name, "task": e.task, "why": e.unofficial, "n": e.n, "scores": e.scores, "key": e.key}
         for e in board.unofficial
     ]
+    literature = [
+        {
+            "system": e.name,
+            "task": e.task,
+            "metric": e.metric,
+            "judge": e.judge,
+            "source": e.source,
+            "key": e.key,
+        }
+        for e in board.literature
+    ]
+    rank = {
+        task: [
+            {"search": setting, "systems": [r.system for r in rows]}
+            for setting, rows in rankings(board, task)
+        ]
+        for task in board.tasks
+    }
     return json.dumps(
-        {"tasks": board.tasks, "rows": [row_object(r, board.tasks) for r in board.rows], "unofficial": apart},
+        {
+            "tasks": board.tasks,
+            "rows": [row_object(r, board) for r in board.rows],
+            "rankings": rank,
+            "literature": literature,
+            "unofficial": apart,
+        },
         indent=2,
     )

@@ -4,7 +4,10 @@ Nothing in the run is trusted: its config must hash to its fingerprint and name 
 strings and limits; the task's samples are reloaded and their gold set hashed against the one the task spec
 pins (only then is the run *official*: on any other data it is stored as an unofficial entry, never ranked);
 every id must be present once with the task's gold answers and split; each prediction must be the answer of
-its own trajectory's last turn; the scores are recomputed and compared with what ``summary.json`` and each
+its own trajectory's last turn; every turn's request text is rebuilt from the claimed protocol's strings and
+the recorded outputs and compared with the sha256 the run recorded (a relabelled ``--protocol-file`` run is
+refused); each record's tokens must add up from its turns (the leaderboard prices them with matbench's own
+table, never a submitted price); the scores are recomputed and compared with what ``summary.json`` and each
 record claim. Any disagreement refuses the run with the reason.
 """
 
@@ -15,14 +18,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from matbench.cost import CostTally, price_of_run
+from matbench.cost import CostTally, add_usage
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.judge.summary import entry_field, run_judge_block
 from matbench.protocols.authors_source import AUTHORS_COMMIT
 from matbench.protocols.authors_strings import EXPECTED, pinned_run_problem
 from matbench.protocols.authors_strings import sha256 as strings_sha256
-from matbench.protocols.templates import load_templates
+from matbench.protocols.replay import request_digests
+from matbench.protocols.templates import Templates, load_templates
 from matbench.records import PREDICTIONS_FILE, RunDir, check_schema_version
 from matbench.registry import SCORERS
 from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
@@ -32,6 +36,7 @@ from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
 from matbench.scoring.reader import RunScorer
 from matbench.scoring.table import Scored
 from matbench.tasks import TaskSpec, get_task
+from matbench.tools.search.base import setting_label
 
 TOLERANCE = 1e-9
 LIST_AT_MOST = 20
@@ -292,6 +297,83 @@ def check_summary(summary: dict | None, result: dict, counts: dict[str, int], mo
             )
 
 
+def _count_of(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_tokens(rec: dict) -> None:
+    """A record's tokens are the sum of its turns' (each a count >= 0): no cost can be edited down."""
+    rid = rec.get("id")
+    total: dict[str, int] = {}
+    for i, turn in enumerate(rec.get("trajectory") or [], 1):
+        tokens = turn.get("tokens") if isinstance(turn, dict) else None
+        for key, value in (tokens or {}).items():
+            if not _count_of(value):
+                raise Refused(f"sample {rid}, turn {i}: token count {key}={value!r} is not a count")
+        add_usage(total, tokens or {})
+    claimed = rec.get("tokens") or {}
+    for key, value in claimed.items():
+        if not _count_of(value):
+            raise Refused(f"sample {rid}: token count {key}={value!r} is not a count")
+    if {k: v for k, v in claimed.items() if v} != {k: v for k, v in total.items() if v}:
+        raise Refused(
+            f"sample {rid}: predictions.jsonl records tokens {json.dumps(claimed, sort_keys=True)} but its "
+            f"turns add up to {json.dumps(total, sort_keys=True)}: the record was edited"
+        )
+
+
+class RequestCheck:
+    """Every turn's request text, rebuilt from the claimed protocol's strings and the recorded outputs, must
+    hash to the ``request_sha256`` the run recorded: a ``--protocol-file`` run cannot pass as a stock one."""
+
+    def __init__(self, name: str, templates: Templates, compat: str):
+        self.name, self.templates, self.compat = name, templates, compat
+
+    def check(self, rec: dict) -> None:
+        turns = rec.get("trajectory") or []
+        if rec.get("status") == "input_error" or not turns:
+            return
+        question = str(rec.get("question") or "")
+        built_texts = request_digests(self.templates, question, turns, self.compat)
+        for i, (turn, built) in enumerate(zip(turns, built_texts, strict=False), 1):
+            recorded = turn.get("request_sha256") if isinstance(turn, dict) else None
+            if recorded is None:
+                raise Refused(
+                    f"sample {rec.get('id')}, turn {i}: no request_sha256 recorded (made by an older matbench), "
+                    "so the protocol cannot be checked: rerun the task"
+                )
+            if recorded != built:
+                raise Refused(
+                    f"sample {rec.get('id')}, turn {i}: the request text the run sent is not what protocol "
+                    f"{self.name} builds from its strings and the recorded outputs: the run used other strings "
+                    "(a relabelled --protocol-file run)"
+                )
+
+
+def request_check(config: dict, spec: TaskSpec, authors_repo: str | None) -> RequestCheck | None:
+    """The check for the run's claimed protocol (None for a run that says it is ``custom``)."""
+    from matbench.protocols.resolve import resolve_protocol
+    from matbench.tools.search.base import default_cache_dir
+
+    name = str(_get(config, "protocol.name"))
+    if name == "custom":
+        return None
+    resolved = resolve_protocol(spec, name, None, authors_repo=authors_repo, cache_dir=default_cache_dir())
+    compat = str((_get(config, "options", required=False) or {}).get("compat") or "fixed")
+    return RequestCheck(name, resolved.templates, compat)
+
+
+def search_of(config: dict) -> tuple[str | None, dict | None]:
+    """The run's search setting (config ``search.setting``; older runs: backend and parameters) and its label."""
+    search = config.get("search")
+    if not isinstance(search, dict):
+        return None, None
+    setting = search.get("setting")
+    if not isinstance(setting, dict):
+        setting = {"backend": search.get("backend"), **(search.get("params") or {})}
+    return setting_label(setting), setting
+
+
 def _needed(rec: dict) -> dict:
     """The fields validation reads: a record without its trajectory (but its last turn's answer), question and
     metadata."""
@@ -310,6 +392,7 @@ def validate_run(
     name: str | None = None,
     data_dir: str | None = None,
     data_file: str | None = None,
+    authors_repo: str | None = None,
 ) -> Entry:
     """The entry for a finished run, or :class:`Refused` with the reason."""
     run = RunDir(run_dir)
@@ -324,8 +407,14 @@ def validate_run(
     if scoring not in SCORERS:
         raise Refused(f"config.json names an unknown scoring {scoring!r}")
     check_config(config, spec)
+    requests = request_check(config, spec, authors_repo)
     tally = CostTally()  # tokens add up as the records stream past
-    records = [_needed(r) for r in tally.watch(run.iter_records())]  # streamed; trajectories are never held
+    records = []
+    for rec in tally.watch(run.iter_records()):  # streamed; trajectories are never held
+        check_tokens(rec)
+        if requests is not None:
+            requests.check(rec)
+        records.append(_needed(rec))
     if not records:
         raise Refused("predictions.jsonl holds no records")
     model = _get(config, "model")
@@ -342,10 +431,12 @@ def validate_run(
     }
     check_summary(run.read_summary(), result, counts, model_spec)
 
-    cost = tally.block(price_of_run(config, run.read_summary()))
+    # tokens only: the leaderboard prices them with matbench's table when it builds (a price in summary.json,
+    # or one the submitter wrote into the entry, is never used)
+    cost = {"tokens": dict(tally.usage), "billed_tokens": dict(tally.billed), "n": tally.n}
     sha = sha256_file(run.predictions_path)
     fingerprint = str(config.get("fingerprint") or "")
-    search = config.get("search") or None
+    search_label, setting = search_of(config)
     parts = ("run" if unofficial is None else "unofficial", model_spec, spec.name, fingerprint, sha[:12])
     key = "-".join(key_part(p) for p in parts if p)
     created = config.get("created")
@@ -359,7 +450,8 @@ def validate_run(
         model={"spec": model_spec, "name": model.get("model"), "backend": model.get("backend")},
         protocol=_get(config, "protocol.name", required=False),
         protocol_sha256=_get(config, "protocol.sha256", required=False),
-        search=search.get("backend") if isinstance(search, dict) else None,
+        search=search_label,
+        search_setting=setting,
         scoring=scoring,
         decoding=decoding,
         n=result["n"],

@@ -81,6 +81,11 @@ class SearchBackend(ABC):
     def params(self) -> dict[str, Any]:
         """What identifies this backend's results (endpoint, index fingerprint...), never secrets."""
 
+    def setting(self) -> dict[str, Any]:
+        """The search setting a run records (config ``search.setting``) and the leaderboard ranks by: runs
+        with different settings are never ranked in one list. Never secrets."""
+        return {"backend": self.name, **self.params()}
+
     def describe(self) -> str:
         """A short human label for logs and run summaries."""
         p = ", ".join(f"{k}={v}" for k, v in sorted(self.params().items()))
@@ -171,3 +176,20 @@ class SearchService:
 
     def close(self) -> None:
         self._service.close()
+
+
+def setting_label(setting: dict[str, Any] | None) -> str:
+    """A search setting in words: ``serper``, ``local index NAME (N passages, corpus sha256 PREFIX)``,
+    ``retriever URL``; other backends by name and parameters."""
+    if not setting:
+        return "-"
+    backend = str(setting.get("backend") or "?")
+    if backend == "local" and "passages" in setting:
+        sha = str(setting.get("corpus_sha256") or "?")[:12]
+        return f"local index {setting.get('name', '?')} ({setting.get('passages', '?')} passages, corpus sha256 {sha})"
+    if backend == "retriever":
+        return f"retriever {setting.get('url', '?')}"
+    if backend == "serper":
+        return "serper" + (" (all results)" if setting.get("all_results") else "")
+    rest = ", ".join(f"{k}={v}" for k, v in sorted(setting.items()) if k != "backend")
+    return f"{backend} ({rest})" if rest else backend

@@ -315,7 +315,9 @@ def build_index(
     )
 
 
-def _consume(batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: ShardBuilder, offsets: array) -> None:
+def _consume(
+    batch: list[Passage], tokenizer: Any, docs: IO[bytes], shards: ShardBuilder, offsets: array
+) -> None:
     """Tokenize one batch (growing the vocabulary), hand it to the shards, append it to the doc store."""
     pos = offsets[-1]
     for passage in batch:
@@ -494,6 +496,18 @@ class LocalSearch(SearchBackend):
 
     def params(self) -> dict[str, Any]:
         return {"index": self.meta["fingerprint"]}
+
+    def setting(self) -> dict[str, Any]:
+        """The index by name (its corpus file), passage count and corpus sha256, and its fingerprint."""
+        corpus = self.meta.get("corpus") or {}
+        name = Path(str(corpus.get("path") or self.index_dir)).name
+        return {
+            "backend": "local",
+            "name": name,
+            "passages": self.n_passages,
+            "corpus_sha256": corpus.get("sha256"),
+            "index": self.meta["fingerprint"],
+        }
 
     def describe(self) -> str:
         return f"local(bm25 over {self.n_passages} passages, {self.index_dir})"

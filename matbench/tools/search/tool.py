@@ -54,7 +54,14 @@ class SearchTool(Tool):
     def config(self) -> dict[str, Any]:
         backend = self.cache.backend
         # "cache": the mode "auto" resolved to (off for local BM25)
-        return {"backend": backend.name, "spec": self.spec, "params": backend.params(), "cache": self.cache.mode}
+        # "setting": what the leaderboard shows and ranks by (runs with different settings never share a list)
+        return {
+            "backend": backend.name,
+            "spec": self.spec,
+            "params": backend.params(),
+            "cache": self.cache.mode,
+            "setting": backend.setting(),
+        }
 
     def blank(self, value: str | None, error: str | None = None) -> dict[str, Any]:
         return {"name": self.name, "input": cap_text(value), "results": [], "error": error, "cached": False}

@@ -1,5 +1,5 @@
-"""An example matbench plug-in (README "Extending matbench"): a scorer, a search backend, a tool, a data
-format, a task and a command, each announced by an entry point in the ``.dist-info/entry_points.txt`` beside
+"""An example matbench plug-in (README "Extending matbench"): a model backend, a scorer, a search backend, a
+tool, a data format, a task and a command, each announced by an entry point in the ``.dist-info/entry_points.txt`` beside
 this package (what ``pip install`` writes from ``[project.entry-points."matbench.<kind>"]`` tables)."""
 
 from pathlib import Path
