@@ -237,10 +237,9 @@ def cost_text(cost: dict[str, Any] | None) -> str:
 
 @dataclass
 class Ticket:
-    """Admitted model calls: the spend reserved for them until they settle."""
+    """One admitted model call: the spend reserved for it until it settles."""
 
     reserved: float
-    calls: int = 1
 
 
 class SpendMeter:
@@ -269,9 +268,9 @@ class SpendMeter:
     def exhausted(self) -> bool:
         return self.halted is not None or self.spent >= self.limit
 
-    async def admit(self, calls: int = 1) -> Ticket | None:
-        """A ticket for ``calls`` calls sent together, waiting while the calls in flight might reach the limit;
-        None: stop (the limit is reached, or the run halted)."""
+    async def admit(self) -> Ticket | None:
+        """A ticket for one call, waiting while the calls in flight might reach the limit; None: stop (the
+        limit is reached, or the run halted)."""
         import asyncio
 
         if self._changed is None:
@@ -282,30 +281,28 @@ class SpendMeter:
                     return None
                 guess = self.dearest
                 if self.in_flight == 0 or (
-                    guess is not None and self.spent + self.reserved + calls * guess < self.limit
+                    guess is not None and self.spent + self.reserved + guess < self.limit
                 ):
-                    self.in_flight += calls
-                    self.reserved += calls * (guess or 0.0)
-                    return Ticket(calls * (guess or 0.0), calls)
+                    self.in_flight += 1
+                    self.reserved += guess or 0.0
+                    return Ticket(guess or 0.0)
                 await self._changed.wait()
 
     async def settle(
-        self, ticket: Ticket, outs: list[ModelOutput | None], max_new_tokens: int | None = None
+        self, ticket: Ticket, out: ModelOutput | None, max_new_tokens: int | None = None
     ) -> None:
-        """The ticket's calls are over: count what they cost (or halt on usage that cannot be priced)."""
+        """The call is over: count what it cost (or halt on usage that cannot be priced)."""
         async with self._changed:
-            self.in_flight -= ticket.calls
+            self.in_flight -= 1
             self.reserved -= ticket.reserved
-            for out in outs:
-                if out is None or out.cached:
-                    continue
+            if out is not None and not out.cached:
                 problem = usage_problem(out, max_new_tokens)
                 if problem is not None:
                     self.halted = f"{problem}: --max-cost cannot count this call, so the run stopped"
-                    continue
-                cost = self.price.cost(usage_of(out))
-                self.spent += cost
-                self.dearest = max(self.dearest or 0.0, cost)
+                else:
+                    cost = self.price.cost(usage_of(out))
+                    self.spent += cost
+                    self.dearest = max(self.dearest or 0.0, cost)
             self._changed.notify_all()
 
     def block(self) -> dict[str, Any]:

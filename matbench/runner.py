@@ -90,7 +90,7 @@ async def run_concurrent(
                         (out,) = await model.generate([request])
                     finally:
                         if ticket is not None:
-                            await meter.settle(ticket, [out], request.max_new_tokens)
+                            await meter.settle(ticket, out, request.max_new_tokens)
                     t1 = clock()
                     await ep.advance(out)
                     if split is not None:

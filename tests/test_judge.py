@@ -483,7 +483,7 @@ def test_their_script_is_downloaded_once_at_the_pinned_commit(tmp_path, monkeypa
         original = body["data"]
         system = their_strings(fixtures_dir)[0][0].encode()  # their vision system message, one byte changed
         body["data"] = original.replace(system, system[:-1] + b"?")
-        with pytest.raises(ConfigError, match="differs from the one matbench checked"):
+        with pytest.raises(ConfigError, match="not the one pinned"):
             sensenova.load_strings(judge_repo=None, cache_dir=tmp_path)
         assert not cache_path(tmp_path, SCRIPT, sensenova.SENSENOVA).exists()
         body["data"] = original
@@ -493,3 +493,21 @@ def test_their_script_is_downloaded_once_at_the_pinned_commit(tmp_path, monkeypa
     monkeypatch.setenv("MATBENCH_AUTHORS_BASE_URL", "http://127.0.0.1:9")
     again = sensenova.load_strings(judge_repo=None, cache_dir=tmp_path)
     assert again.source["via"] == "cache" and again.system == got.system and again.prompt == got.prompt
+
+
+def test_a_judge_the_model_table_says_takes_no_images_gets_none(run, fixtures_dir, monkeypatch):
+    """The model table decides (a text-only row: their text-only system message and template, no image)."""
+    from dataclasses import replace
+
+    from matbench.models import capabilities
+
+    real = capabilities.info
+    monkeypatch.setattr(
+        capabilities, "info", lambda mid, backend="openai": replace(real(mid, backend), images=False)
+    )
+    systems, _ = their_strings(fixtures_dir)
+    with FakeOpenAIServer("<judge>No</judge>", models=["judge"]) as js:
+        assert judge(run, js, "--judge-prompt", "sensenova-mars") == 0
+        req = js.requests[0]
+    assert req["messages"][0]["content"] == systems[1] and isinstance(req["messages"][1]["content"], str)
+    assert json.loads((run / "judge.json").read_text())["vision"] is False

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runtime_helpers import main_eval, read_jsonl, run_dir_of
+from runtime_helpers import ROOT, main_eval, read_jsonl, run_dir_of
 
 from matbench.cli import main
 from matbench.registry import REGISTRIES
@@ -138,6 +138,30 @@ def test_a_model_backend(plugin_path, tmp_path, capsys):
     assert rc == 0, err
     assert run_dir_of(out) != run
     assert json.loads((run_dir_of(out) / "summary.json").read_text())["f1"] == 0.25
+
+
+def test_a_run_scored_by_a_plugin_that_is_gone(tmp_path, capsys, caplog, monkeypatch):
+    site = tmp_path / "site"
+    shutil.copytree(PLUGINS, site)
+    monkeypatch.syspath_prepend(str(site))
+    _rescan()
+    demo = ROOT / "matbench" / "data" / "demo"
+    rc, out, err = main_eval(
+        ["--model", "scripted:quickstart", "--task", "hotpotqa", "--data-dir", str(demo / "hotpotqa"),
+         "--search", f"local:{demo / 'hotpotqa-paragraphs.jsonl'}", "--protocol", "matbench-wording",
+         "--scoring", "contains", "--limit", "2", "--runs-root", str(tmp_path / "runs")],
+        capsys,
+    )
+    assert rc == 0, err
+    run = run_dir_of(out)
+    monkeypatch.undo()  # the plug-in is uninstalled
+    _rescan()
+    assert main(["score", str(run)]) == 2  # no number without the scorer the run was made with
+    assert "unknown scorer 'contains'; choose one of: visual-arft, squad, anls" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING):
+        assert main(["view", str(run), "--out", str(tmp_path / "r.html")]) == 0  # the recorded numbers
+    assert "unknown scorer 'contains'" in caplog.text and "showing the recorded scores" in caplog.text
+    assert "scoring</b> contains" in (tmp_path / "r.html").read_text()
 
 
 def test_a_plugin_cannot_replace_a_builtin(plugin_path, tmp_path, caplog):

@@ -110,10 +110,8 @@ async def judge_run(judge, path: Path, records: list[dict]) -> dict:
     block = judge_block(pairs, config, judge.price)
     if judge.meter is not None:
         block["max_cost"] = {
-            "limit_usd": judge.meter.limit,
-            "spent_usd": round(judge.meter.spent, 6),
+            **judge.meter.block(),
             "not_judged": judge.skipped,
-            "halted": judge.meter.halted,  # a judge call whose usage could not be priced stopped the judging
         }
     write_judge_block(path, block)
     return block
@@ -130,6 +128,8 @@ def print_block(block: dict) -> None:
             f"stopped by --max-cost ${mc['limit_usd']:g}: {mc['not_judged']} sample(s) not judged; "
             "rerun with a higher --max-cost to finish"
         )
+    if mc and mc.get("halted"):
+        print(f"matbench: {mc['halted']}", file=sys.stderr)
     if block.get("errors"):
         print(
             f"matbench: {block['errors']} judgment(s) failed on the judge's API; rerun the same command to judge "

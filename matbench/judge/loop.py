@@ -20,6 +20,7 @@ from matbench.cost import Price, SpendMeter, add_usage, find_price, load_prices,
 from matbench.errors import ConfigError
 from matbench.judge.prompts import DEFAULT_PROMPT, MAX_NEW_TOKENS, TEMPERATURE, JudgeItem, make_prompt
 from matbench.judge.records import Judgment, JudgmentsFile
+from matbench.models.base import ChatRequest, ModelOutput
 from matbench.records import cap_text, fingerprint
 from matbench.report.run_files import resolve_run_file
 
@@ -33,7 +34,7 @@ class JudgeSettings:
     api_key_env: str | None = None
     prompt: str = DEFAULT_PROMPT
     judge_repo: str | None = None  # a copy of SenseNova-MARS (else $MATBENCH_SENSENOVA_REPO, the cache)
-    vision: bool = True  # send the sample's image (a text-only judge: False)
+    vision: bool = True  # send the sample's image when the judge takes images (--judge-text-only: never)
     max_concurrency: int = 16
     max_cost: float | None = None
     response_cache: bool = True
@@ -86,6 +87,10 @@ class Judge:
                 f"--judge {settings.model}: the judge needs an OpenAI-compatible endpoint (an API model, or "
                 "`vllm serve` with --judge-base-url URL)"
             )
+        from matbench.models.capabilities import info
+
+        # the image goes to a judge that takes images (the model table; a model not in it is assumed to)
+        self.vision = settings.vision and info(spec.model_id).images
         self._tmp = tempfile.TemporaryDirectory(prefix="matbench-judge-")
         self.prompt = make_prompt(
             settings.prompt,
@@ -138,7 +143,7 @@ class Judge:
             "identity": identity,
             "prompt": self.prompt.name,
             "source": self.prompt.source,
-            "vision": self.settings.vision,
+            "vision": self.vision,
             "decoding": {"temperature": self.temperature, "max_new_tokens": MAX_NEW_TOKENS},
             "deviations": self.prompt.deviations,
             "price": self.price.to_dict() if self.price else None,
@@ -154,7 +159,7 @@ class Judge:
 
     async def judge(self, item: JudgeItem) -> Judgment | None:
         """One sample's judgment (API failures become ``error``), or None when ``--max-cost`` is spent."""
-        plan = self.prompt.plan(item, self.settings.vision)
+        plan = self.prompt.plan(item, self.vision)
         base = dict(
             id=item.id, split=item.split, method=plan.method, answer=cap_text(item.prediction), em=item.em
         )
@@ -167,19 +172,17 @@ class Judge:
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.settings.max_concurrency))
         async with self._sem:
-            ticket = None
-            if self.meter is not None and plan.calls:  # --max-cost admits every call before it is sent
-                ticket = await self.meter.admit(len(plan.calls))
-                if ticket is None:
+            if self.meter is not None and self.meter.exhausted:  # --max-cost: no new sample once spent
+                self.skipped += 1
+                return None
+            if self.meter is None:
+                outs = await self.model.generate([c.request for c in plan.calls])
+            else:  # every call admitted by the meter, as eval's: a sample cut short is judged by a rerun
+                got = await asyncio.gather(*(self._metered(c.request) for c in plan.calls))
+                if any(o is None for o in got):
                     self.skipped += 1
                     return None
-            outs = None
-            try:
-                outs = await self.model.generate([c.request for c in plan.calls])
-            finally:
-                if ticket is not None:
-                    limit = max(c.request.max_new_tokens for c in plan.calls)
-                    await self.meter.settle(ticket, list(outs or []), limit)
+                outs = [o for o in got if o is not None]
         tokens: dict[str, int] = {}
         billed: dict[str, int] = {}
         calls, verdicts, errors = [], [], []
@@ -232,6 +235,19 @@ class Judge:
             error="; ".join(errors) if final == "error" else None,
             **base,
         )
+
+    async def _metered(self, request: ChatRequest) -> ModelOutput | None:
+        """One call admitted by ``--max-cost``'s meter (None: the limit is reached), its cost counted after."""
+        assert self.meter is not None
+        ticket = await self.meter.admit()
+        if ticket is None:
+            return None
+        out = None
+        try:
+            out = (await self.model.generate([request]))[0]
+            return out
+        finally:
+            await self.meter.settle(ticket, out, request.max_new_tokens)
 
     async def aclose(self) -> None:
         if self.closed:

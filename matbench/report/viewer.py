@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import shutil
 from pathlib import Path
 
+from matbench.errors import ConfigError
 from matbench.judge.view import JudgeViews
 from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.run_files import check_not_special
@@ -27,6 +29,8 @@ from matbench.report.view_page import page
 from matbench.run.outputs import check_dir, check_file, file_marker, install_dir, new_dir_beside, write_file
 from matbench.scoring.reader import RunScorer
 from matbench.scoring.table import Scored, aggregate
+
+log = logging.getLogger(__name__)
 
 #: samples per detail chunk: small enough that opening one sample loads ~100 KB-1 MB
 CHUNK = 100
@@ -46,13 +50,19 @@ def _pct(x: object) -> str:
 
 
 def run_scorer(config: dict) -> RunScorer | None:
-    """The run's scorer (as score and submit build it); None for a task this matbench does not know, whose
-    records are shown with their own numbers."""
+    """The run's scorer (as score and submit build it); None for a task or a scorer this matbench does not
+    have (a plug-in's, not installed here): the report then shows the records' own numbers and says so."""
     from matbench.tasks import all_tasks
 
     task = config.get("task") if isinstance(config.get("task"), dict) else {}
     spec = all_tasks().get(str(task.get("name")))
-    return RunScorer.of_run(spec, config) if spec is not None else None
+    if spec is None:
+        return None
+    try:
+        return RunScorer.of_run(spec, config)
+    except ConfigError as exc:
+        log.warning("%s: showing the recorded scores", exc)
+        return None
 
 
 def header(rows: list[dict], config: dict, summary: dict | None, scorer: RunScorer | None = None) -> str:
