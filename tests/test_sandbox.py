@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runtime_helpers import run_cli
 
 from matbench.tools import sandbox as sandbox_mod
 from matbench.tools.sandbox import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER, CodeResult, Sandbox
@@ -274,16 +275,7 @@ def test_bad_arguments(image):
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "matbench.cli", "sandbox", "run", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(["sandbox", "run", *args], input=stdin)
 
 
 def test_cli_json_and_out(tmp_path, image):
