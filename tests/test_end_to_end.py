@@ -209,6 +209,7 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
                 srv.base_url,
                 "--search-cache",
                 "read",
+                "--response-cache",  # another run's answers: reuse across runs is asked for by name
                 "--run-dir",
                 str(tmp_path / "replay"),
             ],

@@ -319,9 +319,14 @@ def test_response_cache_makes_reruns_free(tmp_path, fixtures_dir):
     with FakeOpenAIServer("<answer> x </answer>") as srv:
         first = run_eval(["--base-url", srv.base_url, *args], cache_dir=tmp_path / "cache")
         assert first.returncode == 0 and srv.calls == 4
-        again = run_eval(["--base-url", srv.base_url, *args, "--overwrite"], cache_dir=tmp_path / "cache")
+        # a new run (--overwrite starts one) replays earlier runs' answers only when asked to
+        fresh = run_eval(["--base-url", srv.base_url, *args, "--overwrite"], cache_dir=tmp_path / "cache")
+        assert fresh.returncode == 0 and srv.calls == 8, fresh.stderr
+        again = run_eval(["--base-url", srv.base_url, *args, "--overwrite", "--response-cache"],
+                         cache_dir=tmp_path / "cache")
         assert again.returncode == 0, again.stderr
-        assert srv.calls == 4  # every response came from the cache
+        assert srv.calls == 8  # every response came from the cache
+        assert "answers from the response cache: 4 of 4" in again.stdout
     summary = json.loads((run_dir_of(again.stdout) / "summary.json").read_text())
     assert summary["run"]["response_cache"]["hits"] == 4 and summary["n"] == 4
 
