@@ -19,8 +19,9 @@ from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
 from matbench.episode import Episode
 from matbench.errors import ConfigError, Interrupted
+from matbench.models.cache import CACHE_SCOPE
 from matbench.net.transport import Notice, listening
-from matbench.records import DiskFull, SampleRecord
+from matbench.records import DiskFull, RunDir, SampleRecord
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.run.plan import TaskPlan as TaskPlan
 from matbench.run.plan import default_cache_dir
@@ -50,7 +51,7 @@ def build_model(settings: EvalSettings):
         **options,
     )
     model.preflight()  # HTTP: GET /models; a dead or wrong endpoint ends here, before any run directory
-    if settings.response_cache:
+    if settings.response_cache is not False:  # None: this run's own answers only (the scope, _run_plan)
         cache_dir = usable_cache_dir(settings.cache_dir or default_cache_dir())
         model = CachedModel(model, cache_dir / "responses.sqlite")
     return model
@@ -273,6 +274,7 @@ async def _run_plan(
 
     lockstep = bool(getattr(model, "lockstep", False))
     plan.time_split = TimeSplit("lockstep" if lockstep else "concurrent")
+    scope = CACHE_SCOPE.set("" if settings.response_cache else cache_scope(plan.run))
     try:
         makers = (make(s) for s in plan.todo)
         with listening(progress.notice):  # retries and backoff show in the bar while they happen
@@ -283,7 +285,14 @@ async def _run_plan(
                     makers, model, settings.max_concurrency, on_done, meter, split=plan.time_split
                 )
     finally:
+        CACHE_SCOPE.reset(scope)
         progress.close()
+
+
+def cache_scope(run: RunDir) -> str:
+    """A run's own response-cache scope: its directory and creation stamp, stable across resumes (a new
+    run in the same place is another run)."""
+    return f"run:{run.path.resolve()}:{run.read_config().get('created')}"
 
 
 def _nothing_to_do(plan: TaskPlan) -> dict | None:
@@ -332,8 +341,9 @@ def evaluate(settings: EvalSettings) -> list[dict]:
         price = find_price(load_prices(settings.prices), {"spec": settings.model, **model.config()})
         for plan in plans:
             plan.price = price
+        meter = _spend_meter(settings, plans, model, price)  # a refusal here leaves no run directory behind
+        for plan in plans:
             open_run(plan)
-        meter = _spend_meter(settings, plans, model, price)
         if model.notice():  # e.g. a model the model table does not know: its defaults, said once
             log.warning(model.notice())
         return asyncio.run(_evaluate(plans, model, settings, meter, judging))

@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from fixture_paths import FIXTURES
+
 from matbench.cost import add_usage
 from matbench.predictions import read_predictions
 from matbench.protocols.replay import request_digests
@@ -25,7 +27,7 @@ from matbench.tasks import get_task
 PRED = Path("predictions") / "visual-arft"
 # The authors' scripts (their protocol strings), in the shared fixtures.
 AUTHORS_REPO = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "visual-arft-repo"
+    FIXTURES / "visual-arft-repo"
 ).resolve()
 DEMO = Path("mat") / "coding-demo"
 

@@ -17,13 +17,93 @@ def eval_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "matbench.cli", "eval", "--no-progress", *args]
 
 
-def run_eval(args: list[str], env_extra: dict | None = None, cache_dir: Path | None = None, **kw):
+def run_eval(
+    args: list[str],
+    env_extra: dict | None = None,
+    cache_dir: Path | None = None,
+    *,
+    in_process: bool = True,
+    **kw,
+) -> subprocess.CompletedProcess:
+    """`matbench eval --no-progress ARGS` in this process (``in_process``, the fast default: no interpreter
+    start-up and imports per call) or as a real subprocess (the end-to-end tests that keep the process
+    boundary: the console script, exit codes, signals). Either way the environment, cwd and result match."""
     env = dict(os.environ)
     env.setdefault("OPENAI_API_KEY", "sk-test-secret-never-logged")
     if cache_dir is not None:
         env["MATBENCH_CACHE_DIR"] = str(cache_dir)
     env.update(env_extra or {})
+    if in_process:
+        return run_cli(["eval", "--no-progress", *args], env=env, **kw)
     return subprocess.run(eval_cmd(*args), env=env, capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # what matbench.cli.main configures
+
+
+def run_cli(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    cwd: Path | str = ROOT,
+    input: str | None = None,  # noqa: A002 - the name subprocess.run uses
+    timeout: float | None = None,  # accepted for subprocess.run compatibility; an in-process call has none
+) -> subprocess.CompletedProcess:
+    """``matbench ARGV`` through ``matbench.cli.main`` in this process, as ``subprocess.run`` would report it.
+
+    The environment is replaced for the call (``env``, plus ``env_extra``), cwd is ``cwd``, stdin is ``input``;
+    stdout, stderr and the warnings matbench logs are captured; an uncaught exception is exit status 1 with
+    its traceback on stderr, as the interpreter would print it. Everything is restored afterwards.
+    """
+    import contextlib
+    import io
+    import logging
+    import signal
+    import traceback
+
+    from matbench.cli import main
+
+    del timeout
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    saved_level = root.level
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    saved_stdin = sys.stdin
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        os.environ.update(env_extra or {})
+        os.chdir(cwd)
+        sys.stdin = io.StringIO(input or "")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse errors and --help
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if exc.code is not None and not isinstance(exc.code, int):
+                    print(exc.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001 - what the interpreter does with an uncaught exception
+                traceback.print_exc()
+                rc = 1
+    finally:
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, old in saved_handlers.items():
+            signal.signal(sig, old)
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+    return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
 def fake_args(srv, task: str, data_dir) -> list[str]:

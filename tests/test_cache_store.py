@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from runtime_helpers import run_cli as in_process_cli
 
 from matbench.cache_db import CacheDB
 from matbench.tools.search import CachedSearch, SearchBackend, SearchHit
@@ -143,8 +144,7 @@ def test_search_command_on_a_local_index_writes_no_cache_by_default(fixtures_dir
     corpus = fixtures_dir / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "matbench.cli", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return in_process_cli(list(args), env=env)
 
     assert run("index", "build", str(corpus), "--out", str(tmp_path / "idx"), "--no-progress").returncode == 0
     res = run("search", "Laleli Mosque", "--search", f"local:{tmp_path / 'idx'}")
@@ -162,8 +162,7 @@ def _fill(path: Path, n: int, *, age_s: float = 0.0, payload: int = 2000) -> Non
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "matbench.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)
+    return in_process_cli(list(args), env=env)
 
 
 def test_cache_info_and_prune_by_age_and_size(tmp_path):

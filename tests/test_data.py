@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
+from runtime_helpers import run_cli
 
 from matbench.data.loaders import load_samples
 from matbench.errors import InputError, MatbenchError
@@ -24,9 +23,8 @@ def test_six_tasks():
         "musique",
         "bamboogle",
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "matbench.cli", "tasks"], capture_output=True, text=True, check=True
-    )
+    out = run_cli(["tasks"])
+    assert out.returncode == 0, out.stderr
     for name in all_tasks():
         assert name in out.stdout
 
@@ -151,11 +149,7 @@ def test_score_errors(tmp_path, fixtures_dir):
     bad.write_text("not json")
     with pytest.raises(InputError, match="not valid JSON"):
         score_file(bad, spec)
-    out = subprocess.run(
-        [sys.executable, "-m", "matbench.cli", "score", str(bad), "--task", "mat-coding"],
-        capture_output=True,
-        text=True,
-    )
+    out = run_cli(["score", str(bad), "--task", "mat-coding"])
     assert out.returncode == 2 and "bad.json" in out.stderr and "Traceback" not in out.stderr
     # ids checked against a loaded dataset: bamboogle's file has no ids, rows map by position
     res = score_file(

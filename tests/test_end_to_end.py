@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
-from runtime_helpers import read_jsonl, run_dir_of, run_eval
+from runtime_helpers import RetrievalServer, read_jsonl, run_dir_of, run_eval
 
 from matbench.cli import main
 
@@ -209,6 +209,7 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
                 srv.base_url,
                 "--search-cache",
                 "read",
+                "--response-cache",  # another run's answers: reuse across runs is asked for by name
                 "--run-dir",
                 str(tmp_path / "replay"),
             ],
@@ -249,7 +250,7 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
             else "<think> x </think>\n<search> q </search>"
         )
 
-    with FakeOpenAIServer(policy) as srv:
+    with FakeOpenAIServer(policy) as srv, RetrievalServer([("Q", "a passage")]) as retriever:
         settings = EvalSettings(
             model="openai:fake",
             tasks=["bamboogle"],
@@ -260,7 +261,7 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
             cache_dir=str(tmp_path / "cache"),
             response_cache=False,
             progress=False,
-            search="retriever:http://127.0.0.1:9",
+            search=f"retriever:{retriever.url}/retrieve",
         )
         model = build_model(settings)
         model.lockstep = True
@@ -276,3 +277,4 @@ def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
         (summary,) = asyncio.run(_evaluate([plan], model, settings))
     assert batches == [n, n]  # round 1: all live episodes; round 2: the same ones, then all are done
     assert summary["n"] == n and summary["run"]["calls"] == 2 * n
+    assert set(retriever.queries) == {"q"}  # the searches between the two rounds reached the live retriever

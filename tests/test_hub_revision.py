@@ -48,7 +48,8 @@ class HubCache:
     def eval(self, srv, *extra: str):
         args = ["--model", "openai:fake", "--base-url", srv.base_url, "--task", "mat-coding", *extra]
         env = {"HF_HUB_CACHE": str(self.root), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        return run_eval(args, env_extra=env, cache_dir=self.cache_dir)
+        # a real process: huggingface_hub reads HF_HUB_CACHE once, when it is imported
+        return run_eval(args, env_extra=env, cache_dir=self.cache_dir, in_process=False)
 
 
 def _one_line(out) -> str:

@@ -268,3 +268,19 @@ def test_judge_column_shows_accuracy_n_interval_judge_and_prompt(lb, capsys):
     assert 'data-v="0.72"' in page and "qwen3-vl-32b, matbench prompt" in page
     (entry,) = [e for e in load_entries(lb / "submissions") if e.key == raw["key"]]
     assert entry.judge["model"] == "qwen3-vl-32b"
+
+
+def test_search_setting_labels_tell_settings_apart():
+    from matbench.tools.search.base import setting_label
+
+    default = {"backend": "serper", "endpoint": "https://google.serper.dev/search", "gl": None, "hl": None}
+    labels = {
+        setting_label(default),
+        setting_label({**default, "gl": "de"}),
+        setting_label({**default, "all_results": True}),
+        setting_label({"backend": "local", "name": "c.jsonl", "passages": 991, "corpus_sha256": "a" * 64}),
+        setting_label({"backend": "local", "name": "c.jsonl", "passages": 991, "corpus_sha256": "b" * 64}),
+        setting_label({"backend": "retriever", "url": "http://127.0.0.1:8000"}),
+        setting_label({"backend": "retriever", "url": "http://127.0.0.1:8001"}),
+    }
+    assert len(labels) == 7 and setting_label(default) == "serper"

@@ -142,3 +142,75 @@ def test_a_stock_coding_run_passes_the_rebuild(fixtures_dir, tmp_path, capsys):
     assert [t["action"] for t in rec["trajectory"]] == ["problem", "code", "answer"]
     capsys.readouterr()
     assert main(["submit", str(run), "--leaderboard-dir", str(tmp_path / "lb")]) == 0, capsys.readouterr().err
+
+
+# --- native tool calling: every turn's conversation is rebuilt too ------------------------------------------
+def _rebuilt_all_turns(run: Path) -> int:
+    """Check every record of ``run`` with submit's rebuild; the number of turns rebuilt."""
+    from matbench.protocols.replay import request_digests
+    from matbench.report.submit import request_check
+    from matbench.tasks import get_task
+
+    config = json.loads((run / "config.json").read_text())
+    check = request_check(config, get_task(config["task"]["name"]), None)
+    assert check is not None and check.templates.layout == "tools"
+    turns = 0
+    for rec in read_jsonl(run / "predictions.jsonl"):
+        check.check(rec)  # raises Refused on a mismatch
+        built = list(request_digests(check.templates, rec["question"], rec["trajectory"]))
+        assert len(built) == len(rec["trajectory"])  # no turn left unchecked
+        turns += len(built)
+    return turns
+
+
+def test_native_tools_runs_pass_the_rebuild_turn_by_turn(tmp_path, fixtures_dir):
+    from test_tools_protocol import _coding_run, _search_run, _tool_results
+
+    def search_then_answer(req):
+        if not _tool_results(req):
+            return Reply(tool_calls=[{"id": "c1", "name": "search", "arguments": {"query": "LEGO name"}}])
+        return Reply(tool_calls=[{"id": "c2", "name": "answer", "arguments": {"text": "Play well"}}])
+
+    def parallel_searches(req):  # two per message, then the budget is used up
+        n = len(_tool_results(req))
+        return Reply(
+            tool_calls=[
+                {"id": f"c{n + i}", "name": "search", "arguments": {"query": f"q{n}"}} for i in range(2)
+            ]
+        )
+
+    def malformed(req):
+        results = _tool_results(req)
+        if not results:
+            return Reply(tool_calls=[{"id": "bad", "name": "search", "arguments": '{"query": "LEGO'}])
+        if len(results) == 1:
+            return Reply(tool_calls=[{"id": "nope", "name": "browse", "arguments": "{}"}])
+        return Reply(tool_calls=[{"id": "ok", "name": "answer", "arguments": {"text": "Play well"}}])
+
+    counts = []
+    for i, policy in enumerate((search_then_answer, parallel_searches, malformed)):
+        out, _, _ = _search_run(tmp_path / str(i), fixtures_dir, policy)
+        counts.append(_rebuilt_all_turns(run_dir_of(out.stdout)))
+    out, _, _ = _coding_run(tmp_path / "code", fixtures_dir / "mat" / "coding-demo", "gpt-4o")
+    counts.append(_rebuilt_all_turns(run_dir_of(out.stdout)))  # run_python, its image message, answer
+    assert counts == [2, 5, 3, 2]
+
+
+def test_native_tools_search_text_is_rebuilt_from_the_claimed_strings(tmp_path, fixtures_dir):
+    from test_tools_protocol import _search_run, _tool_results
+
+    from matbench.report.submit import Refused
+
+    def policy(req):
+        if not _tool_results(req):
+            return Reply(tool_calls=[{"id": "c1", "name": "search", "arguments": {"query": "LEGO name"}}])
+        return Reply(tool_calls=[{"id": "c2", "name": "answer", "arguments": {"text": "Play well"}}])
+
+    out, _, _ = _search_run(tmp_path, fixtures_dir, policy)
+    run = run_dir_of(out.stdout)
+    path = run / "predictions.jsonl"
+    rec = read_jsonl(path)[0]
+    rec["trajectory"][0]["tool_calls"][0]["results"][1]["snippet"] = "LEGO was founded in Lyon."
+    path.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(Refused, match="turn 2"):
+        _rebuilt_all_turns(run)

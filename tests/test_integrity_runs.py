@@ -165,7 +165,8 @@ def test_sigterm_behaves_like_ctrl_c(tmp_path, fixtures_dir, sigint_ignored):
         done = _lines_all_parse(preds)
         assert 2 <= len(done) < 12 and not (run / ".lock").exists()
         # one line: how many samples are saved where, and the exact command that resumes
-        (line,) = err.strip().splitlines()
+        first, line = err.strip().splitlines()
+        assert first == f"new run: {run}"
         saved, _, command = line.partition("; resume with: ")
         assert saved == f"matbench: interrupted: {len(done)}/12 samples saved in {run}"
         argv = shlex.split(command)
@@ -205,11 +206,12 @@ def test_extending_a_run_resumes_it_and_refusals_name_the_key(tmp_path, fixtures
 
 
 def test_refused_multi_task_command_leaves_no_directories(tmp_path, fixtures_dir):
-    root = tmp_path / "runs"
+    root = tmp_path / "runs"  # a pinned --run-dir: a changed configuration there is refused
     common = ["--model", "openai:fake", "--data-dir", str(fixtures_dir / "multihop"), "--protocol", "direct"]
-    common += ["--limit", "2", "--runs-root", str(root), "--no-response-cache"]
+    common += ["--limit", "2", "--run-dir", str(root), "--no-response-cache"]
     with FakeOpenAIServer(ANSWER) as srv:
-        first = run_eval(["--base-url", srv.base_url, *common, "--task", "musique"])
+        first = run_eval(["--base-url", srv.base_url, *common[:-3], "--run-dir", str(root / "musique"),
+                          "--no-response-cache", "--task", "musique"])
         assert first.returncode == 0, first.stderr
         before = sorted(p.name for p in root.iterdir())
         both = ["--task", "bamboogle", "--task", "musique", "--scoring", "squad"]

@@ -145,3 +145,49 @@ def test_a_finished_run_resumed_keeps_its_summary(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "nothing to do: all 5 samples are recorded" in captured.err
     assert "hotpotqa" in captured.out  # the table is still printed, from the kept summary
+
+
+# --- 1. a new configuration is a new run -------------------------------------------------------------------------
+def test_a_changed_configuration_is_a_new_run_directory(tmp_path, capsys):
+    from matbench.cli import main
+
+    root = tmp_path / "runs"
+    argv = _quickstart(tmp_path, "--runs-root", str(root))
+    assert main(argv) == 0
+    (first,) = root.iterdir()
+    assert first.name.startswith("scripted-quickstart_hotpotqa_")
+    assert f"new run: {first}" in capsys.readouterr().err
+    assert main(argv) == 0  # the same command resumes the same directory
+    assert list(root.iterdir()) == [first] and "nothing to do" in capsys.readouterr().err
+    assert main([*argv, "--temperature", "0.7"]) == 0  # a changed one starts fresh, and says where
+    (second,) = set(root.iterdir()) - {first}
+    assert f"new run: {second}" in capsys.readouterr().err
+    assert main([*argv, "--limit", "6"]) == 0  # a larger selection of the same configuration extends the run
+    assert set(root.iterdir()) == {first, second}
+    # --run-dir pins a directory: a changed configuration there is still refused, naming the key
+    assert main([*argv, "--run-dir", str(first), "--protocol", "direct"]) == 2
+    assert "changed:" in capsys.readouterr().err
+
+
+# --- 2. the response cache is opt-in across runs -----------------------------------------------------------------
+def test_a_new_run_never_replays_another_runs_answers_unless_asked(tmp_path, capsys):
+    from matbench.cli import main
+
+    argv = _quickstart(tmp_path, "--temperature", "0")  # deterministic: cacheable
+    assert main([*argv, "--run-dir", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--run-dir", str(tmp_path / "b"), "--json"]) == 0
+    (b,) = json.loads(capsys.readouterr().out)
+    assert b["run"]["response_cache"]["hits"] == 0 and b["run"]["response_cache"]["misses"] > 0
+    assert main([*argv, "--run-dir", str(tmp_path / "c"), "--response-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "answers from the response cache:" in out and "--response-cache" in out
+    # resuming the same run replays its own calls: cut run a back to two samples, as an interrupt would
+    preds = tmp_path / "a" / "predictions.jsonl"
+    preds.write_text("".join(preds.read_text().splitlines(keepends=True)[:2]))
+    assert main([*argv, "--run-dir", str(tmp_path / "a"), "--json"]) == 0
+    (a,) = json.loads(capsys.readouterr().out)
+    assert a["run"]["response_cache"]["hits"] > 0 and a["run"]["response_cache"]["misses"] == 0
+    assert main([*argv, "--run-dir", str(tmp_path / "d"), "--no-response-cache", "--json"]) == 0
+    (d,) = json.loads(capsys.readouterr().out)
+    assert "response_cache" not in d["run"]  # still accepted: no cache at all

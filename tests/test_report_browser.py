@@ -5,19 +5,52 @@ report opens and filters fast from a local file; Chinese MAT-Coding items render
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from report_helpers import PRED, make_coding_run, make_search_run
 
 from matbench.cli import main
-from matbench.report.browser import open_page, unavailable_reason
+from matbench.report.browser import launch, unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no headless browser: {REASON}")
 
 
-def test_leaderboard_page_renders_and_sorts(fixtures_dir, tmp_path):
+@pytest.fixture(scope="module")
+def playwright_driver() -> Iterator[object]:
+    """One playwright driver and ONE chromium for the module (a launch costs seconds); a page per test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        yield pw, browser
+        browser.close()
+
+
+@pytest.fixture()
+def open_page(playwright_driver):
+    """``open_page()`` as matbench.report.browser has it: a fresh 1400x900 page, closed after use; with
+    ``env``, in a browser of its own started with that environment."""
+    pw, shared = playwright_driver
+
+    @contextmanager
+    def page_of(env: dict[str, str] | None = None) -> Iterator[object]:
+        browser = shared if env is None else launch(pw, env)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            yield page
+        finally:
+            page.close()
+            if browser is not shared:
+                browser.close()
+
+    return page_of
+
+
+def test_leaderboard_page_renders_and_sorts(fixtures_dir, tmp_path, open_page):
     assert (
         main(["submit", "--authors-references", str(fixtures_dir / PRED), "--leaderboard-dir", str(tmp_path)])
         == 0
@@ -39,7 +72,7 @@ def test_leaderboard_page_renders_and_sorts(fixtures_dir, tmp_path):
         assert page.locator(".chart svg").count() == 6
 
 
-def test_view_report_screenshot(fixtures_dir, tmp_path):
+def test_view_report_screenshot(fixtures_dir, tmp_path, open_page):
     run = make_coding_run(fixtures_dir, tmp_path / "run", None, trajectories=True, errors=("5",))
     assert main(["view", str(run)]) == 0
     png = tmp_path / "report.png"
@@ -85,7 +118,7 @@ def large_report(tmp_path_factory) -> Path:
     return run / "report.html"
 
 
-def test_large_view_opens_and_filters_fast(large_report):
+def test_large_view_opens_and_filters_fast(large_report, open_page):
     """12,576 samples: the page is an index and opens in well under the old 17 s; bench_view.py prints the
     exact numbers (the target is 2 s to open and 300 ms to filter)."""
     assert large_report.stat().st_size < 8_000_000
@@ -119,7 +152,7 @@ def _glyph_shots(page) -> list[bytes]:
     return shots
 
 
-def test_chinese_items_render_as_glyphs_not_boxes(fixtures_dir, tmp_path):
+def test_chinese_items_render_as_glyphs_not_boxes(fixtures_dir, tmp_path, open_page):
     run = make_coding_run(fixtures_dir, tmp_path / "run", None, trajectories=True)
     assert main(["view", str(run)]) == 0
     # the control: a fontconfig that knows only DejaVu (no CJK) draws every Chinese character as the same box

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 from fake_openai_server import FakeOpenAIServer, Reply, decode_request_images, request_text
 from PIL import Image
-from runtime_helpers import ROOT, RetrievalServer, eval_cmd, fake_eval, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import (
+    ROOT,
+    RetrievalServer,
+    eval_cmd,
+    fake_eval,
+    read_jsonl,
+    run_cli,
+    run_dir_of,
+    run_eval,
+)
 
 from matbench.records import RunDir
 
@@ -160,7 +169,7 @@ def test_search_episode_and_five_call_limit(tmp_path, fixtures_dir):
     assert rec["trajectory"][0]["tool_calls"][-1]["results"][0]["snippet"] == SNIPPETS[0][1]
 
 
-def test_malformed_output_and_search_failure(tmp_path, fixtures_dir):
+def test_malformed_output_and_search_failure(tmp_path, fixtures_dir, fast_search_retries):
     """Output without a tag leaves the text unchanged (the authors' loop has no else branch) and the loop goes
     on; a dead search backend becomes text for the model."""
     outputs = iter(
@@ -310,32 +319,25 @@ def test_response_cache_makes_reruns_free(tmp_path, fixtures_dir):
     with FakeOpenAIServer("<answer> x </answer>") as srv:
         first = run_eval(["--base-url", srv.base_url, *args], cache_dir=tmp_path / "cache")
         assert first.returncode == 0 and srv.calls == 4
-        again = run_eval(["--base-url", srv.base_url, *args, "--overwrite"], cache_dir=tmp_path / "cache")
+        # a new run (--overwrite starts one) replays earlier runs' answers only when asked to
+        fresh = run_eval(["--base-url", srv.base_url, *args, "--overwrite"], cache_dir=tmp_path / "cache")
+        assert fresh.returncode == 0 and srv.calls == 8, fresh.stderr
+        again = run_eval(["--base-url", srv.base_url, *args, "--overwrite", "--response-cache"],
+                         cache_dir=tmp_path / "cache")
         assert again.returncode == 0, again.stderr
-        assert srv.calls == 4  # every response came from the cache
+        assert srv.calls == 8  # every response came from the cache
+        assert "answers from the response cache: 4 of 4" in again.stdout
     summary = json.loads((run_dir_of(again.stdout) / "summary.json").read_text())
     assert summary["run"]["response_cache"]["hits"] == 4 and summary["n"] == 4
 
 
 def test_no_endpoint_says_what_it_needs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    out = subprocess.run(
-        eval_cmd("--model", "qwen2.5-vl-7b", "--task", "mat-coding"),
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    out = run_cli(["eval", "--no-progress", "--model", "qwen2.5-vl-7b", "--task", "mat-coding"], env=env)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "--base-url" in lines[0] and "vllm" in lines[0]
-    out = subprocess.run(
-        eval_cmd("--model", "gpt-4o", "--task", "mat-coding"),
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    out = run_cli(["eval", "--no-progress", "--model", "gpt-4o", "--task", "mat-coding"], env=env)
     assert (
         out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "OPENAI_API_KEY" in out.stderr
     )

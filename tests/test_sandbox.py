@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runtime_helpers import run_cli
 
 from matbench.tools import sandbox as sandbox_mod
 from matbench.tools.sandbox import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER, CodeResult, Sandbox
@@ -274,16 +275,7 @@ def test_bad_arguments(image):
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "matbench.cli", "sandbox", "run", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(["sandbox", "run", *args], input=stdin)
 
 
 def test_cli_json_and_out(tmp_path, image):
@@ -316,17 +308,25 @@ def test_cli_missing_file(tmp_path):
     assert "code file not found" in proc.stderr
 
 
+@pytest.fixture
+def open_tmp():
+    """A temporary directory uid 65534 can reach (without bwrap jobs run as nobody), removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="matbench-test-"))
+    tmp.chmod(0o755)
+    yield tmp
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(ROOT), TMPDIR=str(tmp), **extra)
     return env
 
 
-def test_cli_sandbox_run_papercuts(tmp_path, image):
+def test_cli_sandbox_run_papercuts(tmp_path, image, open_tmp):
     """#21.9: one line without --image, --out writes the format its suffix names, no folder is left behind
     (failed, --json or not) unless --keep, and the default timeout is eval's."""
-    tmp = Path(tempfile.mkdtemp(prefix="matbench-test-"))
-    tmp.chmod(0o755)  # without bwrap, uid 65534 must reach the sandbox root below it
+    tmp = open_tmp
 
     def cli(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -345,9 +345,7 @@ def test_cli_sandbox_run_papercuts(tmp_path, image):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # PNG, not JPEG bytes under a .png name
     assert cli("-", "--image", str(image), stdin="raise SystemExit(3)\n").returncode == 1
     assert cli("-", "--image", str(image), "--json", stdin="print(1)\n").returncode == 1  # no output image
-    left = list(tmp.iterdir())
-    shutil.rmtree(tmp)
-    assert left == []  # nothing left in the temporary directory
+    assert list(tmp.iterdir()) == []  # nothing left in the temporary directory
     assert cli("-", "--out", str(tmp_path / "x.xyz"), stdin="pass\n").returncode == 2
     from matbench.tools.sandbox import DEFAULT_CODE_TIMEOUT, Sandbox
 
@@ -355,11 +353,9 @@ def test_cli_sandbox_run_papercuts(tmp_path, image):
     assert "default 60" in cli("--help").stdout
 
 
-def test_cli_sandbox_run_refuses_without_isolation(image):
+def test_cli_sandbox_run_refuses_without_isolation(image, open_tmp):
     """#20.8: as eval, `sandbox run` without bubblewrap refuses unless --unsafe-no-sandbox."""
-    tmp = Path(tempfile.mkdtemp(prefix="matbench-test-"))
-    tmp.chmod(0o755)  # without bwrap, uid 65534 must reach the sandbox root below it
-    env = _cli_env(tmp, MATBENCH_BWRAP="/nonexistent/bwrap")
+    env = _cli_env(open_tmp, MATBENCH_BWRAP="/nonexistent/bwrap")
     base = [sys.executable, "-m", "matbench.cli", "sandbox", "run", "-", "--image", str(image)]
     copy = "import shutil\nshutil.copy('path_to_input_image.jpg', 'path_to_output_image.jpg')\n"
     for extra in ([], ["--isolation", "none"]):
@@ -369,6 +365,5 @@ def test_cli_sandbox_run_refuses_without_isolation(image):
     proc = subprocess.run(
         [*base, "--unsafe-no-sandbox", "--json"], input=copy, capture_output=True, text=True, env=env, timeout=120
     )
-    shutil.rmtree(tmp)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["isolation"] == "none"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from runtime_helpers import run_cli
 
 from matbench.predictions import score_file
 from matbench.scoring.rules import normalize_answer, score_squad, score_visual_arft
@@ -63,21 +62,16 @@ def test_reproduces_authors_table(fixtures_dir, fname, task, expected):
 
 @pytest.mark.parametrize("fname,task,expected", [TABLE[2], TABLE[8]], ids=["coding-3b", "bamboogle"])
 def test_score_cli_json(fixtures_dir, fname, task, expected):
-    out = subprocess.run(
+    out = run_cli(
         [
-            sys.executable,
-            "-m",
-            "matbench.cli",
             "score",
             str(fixtures_dir / "predictions/visual-arft" / fname),
             "--task",
             task,
             "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+        ]
     )
+    assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) == {"task", "scoring", "n", "missing", "errors", "f1", "em", "splits"}
     assert result["scoring"] == "visual-arft"
@@ -85,20 +79,16 @@ def test_score_cli_json(fixtures_dir, fname, task, expected):
 
 
 def test_score_cli_table(fixtures_dir):
-    out = subprocess.run(
+    out = run_cli(
         [
-            sys.executable,
-            "-m",
-            "matbench.cli",
             "score",
             str(fixtures_dir / "predictions/visual-arft/7b_step200_mat_search_web_n4.json"),
             "--task",
             "mat-search",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        ]
+    )
+    assert out.returncode == 0, out.stderr
+    out = out.stdout
     assert "71.78" in out and "66.67" in out and "63.77" in out
 
 

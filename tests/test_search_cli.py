@@ -1,25 +1,19 @@
-"""`matbench index build` and `matbench search` as a user runs them (subprocess)."""
+"""`matbench index build` and `matbench search` as a user runs them (the CLI's ``main``, in process)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from runtime_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "matbench.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(list(args), env=env, cwd=ROOT)
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -70,7 +70,7 @@ def _lockstep_bamboogle(srv: FakeOpenAIServer, tmp_path, fixtures_dir, **setting
     return summary
 
 
-def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir) -> None:
+def test_lockstep_rounds_are_recorded(tmp_path, fixtures_dir, fast_search_retries) -> None:
     """The lock-step scheduler through a real HTTP adapter: one round per batched generate, timed."""
     with FakeOpenAIServer(_search_then_answer, latency=0.15) as srv:
         # the retriever is down: round 1's searches get an error back as text, round 2 answers

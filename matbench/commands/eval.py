@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a model on tasks",
         description="Run every sample of each task as a tool-using episode, score it, and leave a resumable "
-        "run directory (runs/<utc>_<model>_<task>/). Rerunning the same command resumes.",
+        "run directory (runs/<model>_<task>_<key>/, the key a hash of the configuration). Rerunning the same command resumes; a changed configuration is a new run.",
     )
     add_eval_arguments(p)  # every option is declared once, in matbench/run/options.py
     p.set_defaults(func=run)
@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
             f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
             f"finished={run['finished']} time={run['duration_s']}s"
         )
+        hits = (run.get("response_cache") or {}).get("hits", 0)
+        if hits:
+            whose = "earlier runs' too (--response-cache)" if args.response_cache else "this run's own, resumed"
+            print(f"answers from the response cache: {hits} of {hits + run['response_cache'].get('misses', 0)} "
+                  f"cacheable calls ({whose})")
         tokens = " ".join(f"{k}={v}" for k, v in run["tokens"].items())
         print(f"tokens: {tokens}  cost: {cost_text(run.get('cost'))}")
         mc = run.get("max_cost") or {}

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Ask an LLM judge whether each answer of a run is correct (the evaluated model is not called). "
         "Writes judgments.jsonl and the judge block of summary.json; rerunning resumes and retries judge errors.",
     )
-    p.add_argument("run_dir", help="a run directory (runs/<utc>_<model>_<task>/)")
+    p.add_argument("run_dir", help="a run directory (runs/<model>_<task>_<key>/)")
     add_judge_arguments(p)
     p.add_argument(
         "--max-cost", type=float, metavar="USD", help="judge no new sample once the judge has spent this"

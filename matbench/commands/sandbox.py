@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
 
             sb = Sandbox(timeout=args.timeout, memory_mb=args.memory_mb, workers=1, isolation=args.isolation)
         else:
-            sb = open_code_sandbox("matbench sandbox run", args.timeout, 1, False, memory_mb=args.memory_mb)
+            sb = open_code_sandbox("this snippet", args.timeout, 1, False, after="", memory_mb=args.memory_mb)
         with sb:  # without --keep every file lives in the sandbox root, which goes with it
             result = sb.run(code, args.image, workdir=args.keep)
             if args.out is not None and result.output_image is not None:

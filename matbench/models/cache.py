@@ -12,6 +12,10 @@ by content). A model without an identity (a server that reports no checkpoint: a
 could serve another model under the same name) is never answered from the cache. A row that does not read
 back as an answer is dropped and recomputed, never replayed or failed on.
 
+Reuse across runs is opt-in (``eval --response-cache``): by default the runner sets :data:`CACHE_SCOPE` to
+the run's own identity while its episodes run, so a resumed or interrupted run replays its own calls but a
+new run never silently replays an earlier one.
+
 SQLite in WAL mode (:mod:`matbench.cache_db`: one connection per process, batched writes off the event loop):
 several processes (parallel runs) can share one cache file.
 """
@@ -24,6 +28,7 @@ import json
 import logging
 import sqlite3
 import time
+from contextvars import ContextVar
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -83,16 +88,35 @@ def config_prefix(config: dict[str, Any]) -> bytes:
     return ('{"config":' + _dumps(semantic_config(config)) + ',"request":').encode("utf-8")
 
 
+#: Whose answers a lookup may replay: "" shares them across runs (``--response-cache``, the judge); the
+#: runner sets a run's identity while that run's episodes call the model (asyncio tasks inherit it).
+CACHE_SCOPE: ContextVar[str] = ContextVar("matbench_cache_scope", default="")
+
+
 def cache_key(config: dict[str, Any], request: ChatRequest, prefix: bytes | None = None) -> str:
     """sha256 over what determines the answer: endpoint, served model, decoding config, the request.
 
     The payload is ``{"config": ..., "request": ...}`` as sorted compact JSON; ``prefix`` (from
     :func:`config_prefix`) saves re-encoding the config on every call and gives the same bytes.
     """
+    return _key_hash(config, request, prefix).hexdigest()
+
+
+def _key_hash(config: dict[str, Any], request: ChatRequest, prefix: bytes | None) -> Any:
     h = hashlib.sha256(prefix if prefix is not None else config_prefix(config))
     h.update(_dumps(request_fields(request)).encode("utf-8"))
     h.update(b"}")
-    return h.hexdigest()
+    return h
+
+
+def scoped_keys(config: dict[str, Any], request: ChatRequest, prefix: bytes | None, scope: str) -> tuple[str, str]:
+    """(the shared key, the key a scoped lookup uses): the same key when ``scope`` is empty."""
+    h = _key_hash(config, request, prefix)
+    shared = h.hexdigest()
+    if not scope:
+        return shared, shared
+    h.update(b"\0scope:" + scope.encode("utf-8"))
+    return shared, h.hexdigest()
 
 
 class CachedModel(Model):
@@ -126,7 +150,17 @@ class CachedModel(Model):
             return None
         if row is None:
             return None
-        out = _read_output(row[0])
+        raw = row[0]
+        ref = _ref_of(raw)
+        if ref is not None:  # a run's own entry points at the shared row holding the answer
+            try:
+                row = self._db.get("responses", ref, "output")
+            except sqlite3.Error:
+                row = None
+            if row is None:
+                return None
+            raw = row[0]
+        out = _read_output(raw)
         if out is None:
             log.warning("response cache %s: a corrupt row was dropped and its answer recomputed", self.path)
             self.corrupt += 1
@@ -148,6 +182,7 @@ class CachedModel(Model):
     async def generate(self, requests: list[ChatRequest]) -> list[ModelOutput]:
         results: list[ModelOutput | None] = [None] * len(requests)
         keys: list[str | None] = [None] * len(requests)
+        refs: list[str | None] = [None] * len(requests)  # the shared keys, where answers are stored
         pending: list[int] = []
         for i, request in enumerate(requests):
             if self._identity is None or not is_deterministic(self._config, request):
@@ -155,11 +190,12 @@ class CachedModel(Model):
                 pending.append(i)
                 continue
             try:
-                key = cache_key(self._identity, request, self._prefix)
+                shared, key = scoped_keys(self._identity, request, self._prefix, CACHE_SCOPE.get())
             except OSError:  # unreadable image: let the backend report it as the sample's error
                 pending.append(i)
                 continue
             keys[i] = key
+            refs[i] = shared
             hit = self._get(key)
             if hit is not None:
                 self.hits += 1
@@ -171,9 +207,14 @@ class CachedModel(Model):
             fresh = await self.model.generate([requests[i] for i in pending])
             for i, out in zip(pending, fresh, strict=True):
                 results[i] = out
-                key = keys[i]
-                if key is not None and out.error is None and out.text is not None:
-                    self._put(key, out)
+                key, shared = keys[i], refs[i]
+                if key is not None and shared is not None and out.error is None and out.text is not None:
+                    self._put(shared, out)  # every answer is reusable by --response-cache runs
+                    if key != shared:  # and this run's own entry refers to it
+                        assert self._db is not None, "the response cache is closed"
+                        row = {"key": key, "model": self.name, "output": json.dumps({"ref": shared}),
+                               "created": time.time()}
+                        self._db.put("responses", key, row, replace=True)
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
@@ -220,6 +261,17 @@ class CachedModel(Model):
             db, self._db = self._db, None
             if db is not None:
                 db.close()
+
+
+def _ref_of(raw: Any) -> str | None:
+    """The shared key a run's own row refers to (``{"ref": KEY}``), else None."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(data, dict) and set(data) == {"ref"} and isinstance(data["ref"], str):
+        return data["ref"]
+    return None
 
 
 def _read_output(raw: Any) -> ModelOutput | None:

@@ -85,9 +85,8 @@ def request_digests(t: Templates, question: str, turns: list[dict], compat: str 
     """The sha256 of each turn's request text as the protocol ``t`` builds it, turn by turn, as far as the
     record allows (fewer than ``len(turns)`` when a turn cannot be rebuilt)."""
     text = fill(t["first"], instructions=t["instructions"], question=question)
-    if t.layout == "tools":  # the system message and the question; later turns carry the tools' own texts
-        if turns:
-            yield messages_sha256([_Msg("system", t["instructions"]), _Msg("user", text)])
+    if t.layout == "tools":
+        yield from _tools_digests(t, text, turns)
         return
     strict = compat == "strict"
     for turn in turns:
@@ -102,6 +101,48 @@ def request_digests(t: Templates, question: str, turns: list[dict], compat: str 
         if nxt is None:
             return
         text = nxt
+
+
+def _whole(record: dict, key: str) -> bool:
+    """``record[key]`` is stored whole (a capped text cannot rebuild the next request)."""
+    value, chars = record.get(key), record.get(f"{key}_chars")
+    return value is None or chars is None or chars == len(value)
+
+
+def _tools_digests(t: Templates, text: str, turns: list[dict]) -> Iterator[str]:
+    """The native-tools conversation, message by message: the system message and the question, each
+    assistant reply, each tool's text (a search's rebuilt from its recorded snippets with the claimed
+    strings; other tools' as recorded), the image and need-an-answer messages from the claimed strings."""
+    from matbench.protocols import native_tools as nt
+
+    messages = [_Msg("system", t["instructions"]), _Msg("user", text)]
+    for turn in turns:
+        yield messages_sha256(messages)
+        if turn.get("error") or not _whole(turn, "output") or turn.get("output") is None:
+            return
+        messages.append(_Msg("assistant", turn["output"] or None))
+        if turn.get("action") == "message":
+            messages.append(_Msg("user", nt.result(t, "need_answer")))
+            continue
+        if turn.get("action") != "tool_calls":
+            return
+        replies, images = [], []
+        for call in turn.get("tool_calls") or []:
+            if not _whole(call, "result"):
+                return
+            reply = call.get("result")
+            if reply is None:
+                continue
+            if (
+                call.get("name") == "search"
+                and not call.get("error")
+                and isinstance(call.get("results"), list)
+            ):
+                reply = nt.search_text(t, [str(r.get("snippet", "")) for r in call["results"]])
+            replies.append(_Msg("tool", reply))
+            if call.get("output_image"):
+                images.append(_Msg("user", fill(nt.result(t, "image_message"), call_id=call.get("call_id"))))
+        messages += replies + images
 
 
 class _Msg:

@@ -34,22 +34,29 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def launch(pw: object, env: dict[str, str] | None = None) -> object:
+    """Headless chromium from a running ``sync_playwright()``; ``env`` replaces the browser's environment
+    (e.g. a ``FONTCONFIG_FILE`` that hides some fonts). Callers that open many pages share one browser."""
+    return pw.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=env
+    )
+
+
 @contextmanager
 def open_page(width: int = 1400, height: int = 900, env: dict[str, str] | None = None) -> Iterator[object]:
-    """A playwright page in headless chromium; closed on exit. ``env`` replaces the browser's environment
-    (e.g. a ``FONTCONFIG_FILE`` that hides some fonts)."""
+    """A playwright page in its own headless chromium; closed on exit."""
     reason = unavailable_reason()
     if reason:
         raise ConfigError(f"cannot take a screenshot: {reason}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=env)
+        browser = launch(pw, env)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
             yield page
         finally:
-            browser.close()
+            browser.close()  # type: ignore[attr-defined]
 
 
 def screenshot(html_path: str | Path, png_path: str | Path, *, full_page: bool = False) -> Path:

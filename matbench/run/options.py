@@ -145,7 +145,9 @@ EVAL_OPTIONS: tuple[Option, ...] = (
            "local BM25", choices=("auto", "off", "read", "readwrite"), default="auto", recorded="search.cache"),
     Option("cache_dir", "search and response caches, the authors' scripts (default $MATBENCH_CACHE_DIR or "
            "~/.cache/matbench)"),
-    Option("response_cache", "do not reuse cached deterministic responses", action="off", default=True),
+    Option("response_cache", "--response-cache: reuse deterministic answers cached by EARLIER runs too; default: "
+           "only this run's own (a resume replays its calls); --no-response-cache: no cache at all",
+           action="both", default=None),
     Option("base_url", "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for `vllm serve`; repeat for "
            "replicas of the same model (each call goes to the one with the fewest in flight; a failing one is "
            "drained)", action="append", recorded="model_runtime.base_url"),

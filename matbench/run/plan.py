@@ -277,10 +277,9 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
     options, exec_scope = _episode_options(settings, spec, resolved, model)
     tools = _open_tools(settings, spec, templates, exec_scope, shared)
     config = _run_config(settings, spec, data, resolved, model, options, exec_scope, tools, scoring)
-    shard_label = config["selection"]["shard"]
-    run = resolve_run_dir(settings, spec, shard_label)
+    run = resolve_run_dir(settings, spec, config)
     if run.exists() and settings.overwrite:
-        run = overwrite_run(run, settings, spec, shard_label)
+        run = overwrite_run(run, settings, spec, config)
     search = tools.get("search")
     plan = TaskPlan(
         spec, templates, data.samples, list(data.samples), run, config, options, scoring, tools,

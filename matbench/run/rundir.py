@@ -8,13 +8,14 @@ is created only once every task is planned, so a refusal leaves nothing behind.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
-from matbench.records import RunDir, safe_name, utc_stamp
-from matbench.runconfig import changed_keys
+from matbench.records import RunDir, fingerprint, safe_name
+from matbench.runconfig import changed_keys, result_part
 from matbench.runlock import RunLock
 from matbench.shards import parse_shard
 from matbench.tasks import TaskSpec
@@ -45,33 +46,57 @@ def _same_run_target(path: Path, model: str, task: str, shard: str | None) -> bo
     )
 
 
-def _run_path(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> Path:
-    model_part = safe_name(settings.model)
-    task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
-    return Path(settings.runs_root) / f"{utc_stamp()}_{model_part}_{task_part}"
+def run_key(config: dict) -> str:
+    """Eight hex digits of what makes the run: its fingerprinted configuration, less the selection (a larger
+    ``--limit`` extends a run) and the hub revision (a moved hub is refused on resume, with the way on)."""
+    part = {k: v for k, v in result_part(config).items() if not k.startswith("task.revision")}
+    return fingerprint(part)[:8]
 
 
-def resolve_run_dir(settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
-    """The run directory: ``--run-dir``, else the latest previous run of this model, task and shard, else new."""
-    model_part = safe_name(settings.model)
+def _run_path(settings: EvalSettings, spec: TaskSpec, config: dict) -> Path:
+    """``runs/<model>_<task>_<key>[_shardIofN]``: the same command finds its run again, a changed one starts
+    fresh."""
+    shard = config["selection"]["shard"]
+    name = f"{safe_name(settings.model)}_{spec.name}_{run_key(config)}"
+    return Path(settings.runs_root) / (name + (f"_{parse_shard(shard).label}" if shard else ""))
+
+
+def _legacy_run(settings: EvalSettings, spec: TaskSpec, config: dict) -> Path | None:
+    """A run named the round-2 way (``<utc>_<model>_<task>``) with this very configuration: resume it."""
+    shard = config["selection"]["shard"]
     task_part = spec.name + (f"_{parse_shard(shard).label}" if shard else "")
+    root = Path(settings.runs_root)
+    previous = sorted(root.glob(f"*_{safe_name(settings.model)}_{task_part}")) if root.is_dir() else []
+    for path in reversed(previous):
+        if path.name[:1].isdigit() and _same_run_target(path, settings.model, spec.name, shard):
+            try:
+                old = RunDir(path).read_config()
+            except (ConfigError, InputError):
+                continue
+            if run_key(old) == run_key(config):
+                return path
+    return None
+
+
+def resolve_run_dir(settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
+    """The run directory: ``--run-dir`` (pinned: a changed configuration there is refused), else the one
+    named by model, task and configuration key (an earlier round's run of the same configuration too)."""
     if settings.run_dir:
         path = Path(settings.run_dir)
         if len(settings.tasks) > 1:
             path = path / spec.name
-    else:
-        root = Path(settings.runs_root)
-        previous = sorted(root.glob(f"*_{model_part}_{task_part}")) if root.is_dir() else []
-        previous = [p for p in previous if _same_run_target(p, settings.model, spec.name, shard)]
-        path = previous[-1] if previous else _run_path(settings, spec, shard)
+        return RunDir(path)
+    path = _run_path(settings, spec, config)
+    if not RunDir(path).exists():
+        path = _legacy_run(settings, spec, config) or path
     return RunDir(path)
 
 
-def overwrite_run(run: RunDir, settings: EvalSettings, spec: TaskSpec, shard: str | None) -> RunDir:
+def overwrite_run(run: RunDir, settings: EvalSettings, spec: TaskSpec, config: dict) -> RunDir:
     """Remove an existing run (under its lock, so that a running `eval` is never pulled from under)."""
     with RunLock(run.path):
         shutil.rmtree(run.path)
-    return run if settings.run_dir else RunDir(_run_path(settings, spec, shard))
+    return run if settings.run_dir else RunDir(_run_path(settings, spec, config))
 
 
 def check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample], spec: TaskSpec) -> None:
@@ -118,3 +143,4 @@ def open_run(plan: Any) -> None:
         plan.lock.release()
         raise ConfigError(f"{plan.run.path} was just started by another `matbench eval`; rerun to resume it")
     plan.run.create(plan.config)
+    print(f"new run: {plan.run.path}", file=sys.stderr)  # a changed configuration is a new directory: say which

@@ -19,9 +19,14 @@ INSTALL_HINT = (
 )
 
 
-def open_code_sandbox(task: str, timeout: float, workers: int, unsafe: bool, **options: Any) -> Sandbox:
+UNOFFICIAL = " (the run is then marked unofficial)"
+
+
+def open_code_sandbox(
+    task: str, timeout: float, workers: int, unsafe: bool, *, after: str = UNOFFICIAL, **options: Any
+) -> Sandbox:
     """A sandbox for ``task``'s model code; refuses (ConfigError, one line) when isolation is missing.
-    ``options``: more Sandbox settings (memory_mb, ...)."""
+    ``after``: what the refusal says --unsafe-no-sandbox means; ``options``: more Sandbox settings."""
     sandbox = Sandbox(timeout=timeout, workers=workers, isolation="auto" if unsafe else "bwrap", **options)
     try:
         sandbox.isolation  # noqa: B018 - decides (and probes) now, before any model call
@@ -30,7 +35,7 @@ def open_code_sandbox(task: str, timeout: float, workers: int, unsafe: bool, **o
         reason = " ".join(str(exc).split())
         raise ConfigError(
             f"{task} runs model-written code, which needs bubblewrap for isolation ({reason}): {INSTALL_HINT}, "
-            "or pass --unsafe-no-sandbox to run it without isolation (the run is then marked unofficial)"
+            f"or pass --unsafe-no-sandbox to run it without isolation{after}"
         ) from None
     return sandbox
 

@@ -63,8 +63,8 @@ def _cache_root() -> Path:
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    if not FIXTURES.is_dir():  # the collection hook of tests/conftest.py says so first, for the whole session
+        pytest.fail(f"test fixtures not found at {FIXTURES}: see scripts/fetch-fixtures.sh", pytrace=False)
     return FIXTURES
 
 

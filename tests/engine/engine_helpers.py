@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = (ROOT / ".." / "shared" / "fixtures").resolve()
+FIXTURES = Path(
+    os.environ.get("MATBENCH_FIXTURES") or ROOT / ".." / "shared" / "fixtures"
+).expanduser().resolve()  # as tests/fixture_paths.py resolves them (this lane runs from its own venv)
 HERE = Path(__file__).resolve().parent
 
 

@@ -189,7 +189,13 @@ def setting_label(setting: dict[str, Any] | None) -> str:
         return f"local index {setting.get('name', '?')} ({setting.get('passages', '?')} passages, corpus sha256 {sha})"
     if backend == "retriever":
         return f"retriever {setting.get('url', '?')}"
-    if backend == "serper":
-        return "serper" + (" (all results)" if setting.get("all_results") else "")
+    if backend == "serper":  # another endpoint, region or language is another setting
+        extra = [f"{k}={setting[k]}" for k in ("gl", "hl") if setting.get(k)]
+        endpoint = str(setting.get("endpoint") or "")
+        if endpoint and not endpoint.startswith("https://google.serper.dev/"):
+            extra.append(endpoint)
+        if setting.get("all_results"):
+            extra.append("all results")
+        return "serper" + (f" ({', '.join(extra)})" if extra else "")
     rest = ", ".join(f"{k}={v}" for k, v in sorted(setting.items()) if k != "backend")
     return f"{backend} ({rest})" if rest else backend
