@@ -112,3 +112,32 @@ def test_disk_full_stops_in_one_line_and_a_rerun_finishes(tmp_path, fixtures_dir
     final = read_jsonl(out / "run2" / "predictions.jsonl")
     assert sorted(r["id"] for r in final) == ["119", "12", "124", "22", "63", "71"]
     assert {r["status"] for r in final} == {"ok"}
+
+
+def test_a_full_disk_at_the_predictions_line_is_disk_full_and_leaves_whole_lines(tmp_path):
+    """The disk fills exactly when a record is appended (not at an image copy): DiskFull (one line at the CLI),
+    and no torn bytes left in predictions.jsonl (a buffered file used to keep a 4 KiB fragment and raise a bare
+    OSError from its close)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    snippet = tmp_path / "append.py"
+    snippet.write_text(
+        "import sys\n"
+        "from matbench.records import DiskFull, RunDir, SampleRecord\n"
+        "run = RunDir(sys.argv[1]); run.path.mkdir(); run.predictions_path.touch()\n"
+        "rec = SampleRecord(id='1', split=None, question='q' * 6000, gold=['a'], prediction='a', f1=1.0, em=1.0)\n"
+        "try:\n"
+        "    run.append(rec)\n"
+        "except DiskFull:\n"
+        "    print('DiskFull', run.predictions_path.stat().st_size)\n"
+    )
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs {small}
+        head -c 61440 /dev/zero > {small}/filler 2>/dev/null
+        {sys.executable} {snippet} {small}/run
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        ["unshare", "-rm", "bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.strip() == "DiskFull 0", done.stdout + done.stderr
