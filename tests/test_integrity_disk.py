@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
-from runtime_helpers import ROOT, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import ROOT, error_lines, read_jsonl, run_dir_of, run_eval
 
 
 def _coding_args(data, *extra: str) -> list[str]:
@@ -98,7 +98,7 @@ def test_disk_full_stops_in_one_line_and_a_rerun_finishes(tmp_path, fixtures_dir
         env = dict(os.environ, OPENAI_API_KEY="sk-x", MATBENCH_CACHE_DIR=str(tmp_path / "cache"))
         done = subprocess.run(["unshare", "-rm", "bash", "-c", script], cwd=ROOT, env=env, timeout=300)
         assert done.returncode == 0
-    err1 = (out / "1.err").read_text().strip().splitlines()
+    err1 = error_lines((out / "1.err").read_text())
     assert (out / "1.rc").read_text().strip() != "0"
     assert len(err1) == 1 and "No space left on device while writing" in err1[0], err1
     need = (data / "dark_1_proc.png").stat().st_size / 1024  # id 22's image
