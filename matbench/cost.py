@@ -269,7 +269,8 @@ class SpendMeter:
         return self.halted is not None or self.spent >= self.limit
 
     async def admit(self) -> Ticket | None:
-        """A ticket for one call, waiting while the calls in flight might reach the limit; None: stop."""
+        """A ticket for one call, waiting while the calls in flight might reach the limit; None: stop (the
+        limit is reached, or the run halted)."""
         import asyncio
 
         if self._changed is None:

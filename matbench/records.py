@@ -186,14 +186,8 @@ class RunDir:
         disk) is cut back off, so the file keeps only whole lines, and raised as :class:`DiskFull`.
         """
         data = (json.dumps(record.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
-        with self._lock, self.predictions_path.open("ab") as fh:
-            start = fh.tell()
-            try:
-                fh.write(data)
-                fh.flush()
-            except OSError as exc:
-                _truncate_quietly(fh, start)
-                raise as_disk_full(exc, self.predictions_path, len(data)) from exc
+        with self._lock:
+            append_line(self.predictions_path, data)
 
     def lines(self) -> Iterator[tuple[int, int, dict]]:
         """``(row number, byte offset, record)`` of each line, streamed: one line in memory at a time.
@@ -437,8 +431,25 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _truncate_quietly(fh, size: int) -> None:
+def append_line(path: Path, data: bytes) -> None:
+    """Append one whole line or nothing, handed to the OS before returning (the caller is the one writer).
+
+    Unbuffered on purpose: a buffered file whose flush failed (a full disk) keeps the bytes, cannot be cut back
+    (its truncate flushes first) and raises again when closed, past the cleanup: the file kept a torn line and
+    the caller got a bare OSError. Here a failed write is cut back off and raised as :class:`DiskFull`.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        fh.truncate(size)
-    except (OSError, ValueError):
-        pass
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise as_disk_full(exc, path, len(data)) from exc
+    finally:
+        os.close(fd)

@@ -419,3 +419,14 @@ def make_search_run(run: Path, n: int = 12_576, *, seed: int = 0) -> Path:
             )
         )
     return run
+
+
+def optional_fixture(fixtures: Path, rel: str | Path) -> Path:
+    """A fixture file that only a full fixtures folder holds (``scripts/fetch-fixtures.sh`` fetches it; the
+    shipped copy of shared/ may not): skip the one test that needs it, saying so, when it is absent."""
+    path = fixtures / rel
+    if not path.is_file():
+        import pytest
+
+        pytest.skip(f"{rel} is not in the fixtures at {fixtures} (scripts/fetch-fixtures.sh fetches it)")
+    return path

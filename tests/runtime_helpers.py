@@ -181,3 +181,10 @@ def main_eval(args: list[str], capsys) -> tuple[int, str, str]:
     rc = main(["eval", "--no-progress", *args])
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr less its informational lines (the run directory chosen, a resume, a once-per-run warning such
+    as a model the model table does not know): what is left must be the one line an error promises."""
+    info = ("new run: ", "resuming: ", "WARNING ")
+    return [line for line in stderr.strip().splitlines() if not line.startswith(info)]

@@ -126,7 +126,7 @@ def test_max_cost_needs_a_price(tmp_path, fixtures_dir):
         out = run_eval(args, cache_dir=tmp_path / "c")
         assert srv.calls == 0
     assert out.returncode == 2 and "--max-cost needs a price for openai:my-local-model" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert len(out.stderr.strip().splitlines()) == 1  # refused before any run directory: no "new run" line
 
 
 def test_cost_in_summary_leaderboard_and_compare(tmp_path, fixtures_dir, capsys):

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, Reply
+from fixture_paths import FIXTURES
 
 from matbench.cli import main
 from matbench.records import RunDir
 
-DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "multihop").resolve()
+DATA = FIXTURES / "multihop"
 
 
 def _eval(urls: list[str], tmp: Path, *extra: str) -> int:
@@ -26,9 +27,8 @@ def _eval(urls: list[str], tmp: Path, *extra: str) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _data():
-    if not DATA.is_dir():
-        pytest.skip("shared fixtures not found")
+def _data(fixtures_dir):
+    """Every test here evaluates the fixture data (a missing set is reported at collection)."""
 
 
 def test_calls_go_to_the_least_busy_endpoint(tmp_path):

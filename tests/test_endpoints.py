@@ -123,7 +123,7 @@ def test_summary_line_and_json_count_cache_hits(tmp_path, fixtures_dir) -> None:
     with FakeOpenAIServer("<answer> x </answer>") as srv:
         args = _eval_args(tmp_path, fixtures_dir, "openai:fake", srv.base_url)
         first = run_eval(args, cache_dir=tmp_path / "c")
-        again = run_eval([*args, "--overwrite"], cache_dir=tmp_path / "c")
+        again = run_eval([*args, "--overwrite", "--response-cache"], cache_dir=tmp_path / "c")  # a new run
     assert first.returncode == 0 and again.returncode == 0, again.stderr
     assert "cache_hits=0" in first.stdout and "cache_hits=2" in again.stdout
     summary = json.loads((run_dir_of(again.stdout) / "summary.json").read_text())

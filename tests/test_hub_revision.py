@@ -48,8 +48,15 @@ class HubCache:
     def eval(self, srv, *extra: str):
         args = ["--model", "openai:fake", "--base-url", srv.base_url, "--task", "mat-coding", *extra]
         env = {"HF_HUB_CACHE": str(self.root), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        # a real process: huggingface_hub reads HF_HUB_CACHE once, when it is imported
-        return run_eval(args, env_extra=env, cache_dir=self.cache_dir, in_process=False)
+        # huggingface_hub reads HF_HUB_CACHE once, when it is imported: in this process, set what it read
+        from huggingface_hub import constants
+
+        saved = constants.HF_HUB_CACHE
+        constants.HF_HUB_CACHE = str(self.root)
+        try:
+            return run_eval(args, env_extra=env, cache_dir=self.cache_dir)
+        finally:
+            constants.HF_HUB_CACHE = saved
 
 
 def _one_line(out) -> str:

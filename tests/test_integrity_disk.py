@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
-from runtime_helpers import ROOT, read_jsonl, run_dir_of, run_eval
+from runtime_helpers import ROOT, error_lines, read_jsonl, run_dir_of, run_eval
 
 
 def _coding_args(data, *extra: str) -> list[str]:
@@ -98,7 +98,7 @@ def test_disk_full_stops_in_one_line_and_a_rerun_finishes(tmp_path, fixtures_dir
         env = dict(os.environ, OPENAI_API_KEY="sk-x", MATBENCH_CACHE_DIR=str(tmp_path / "cache"))
         done = subprocess.run(["unshare", "-rm", "bash", "-c", script], cwd=ROOT, env=env, timeout=300)
         assert done.returncode == 0
-    err1 = (out / "1.err").read_text().strip().splitlines()
+    err1 = error_lines((out / "1.err").read_text())
     assert (out / "1.rc").read_text().strip() != "0"
     assert len(err1) == 1 and "No space left on device while writing" in err1[0], err1
     need = (data / "dark_1_proc.png").stat().st_size / 1024  # id 22's image
@@ -112,3 +112,32 @@ def test_disk_full_stops_in_one_line_and_a_rerun_finishes(tmp_path, fixtures_dir
     final = read_jsonl(out / "run2" / "predictions.jsonl")
     assert sorted(r["id"] for r in final) == ["119", "12", "124", "22", "63", "71"]
     assert {r["status"] for r in final} == {"ok"}
+
+
+def test_a_full_disk_at_the_predictions_line_is_disk_full_and_leaves_whole_lines(tmp_path):
+    """The disk fills exactly when a record is appended (not at an image copy): DiskFull (one line at the CLI),
+    and no torn bytes left in predictions.jsonl (a buffered file used to keep a 4 KiB fragment and raise a bare
+    OSError from its close)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    snippet = tmp_path / "append.py"
+    snippet.write_text(
+        "import sys\n"
+        "from matbench.records import DiskFull, RunDir, SampleRecord\n"
+        "run = RunDir(sys.argv[1]); run.path.mkdir(); run.predictions_path.touch()\n"
+        "rec = SampleRecord(id='1', split=None, question='q' * 6000, gold=['a'], prediction='a', f1=1.0, em=1.0)\n"
+        "try:\n"
+        "    run.append(rec)\n"
+        "except DiskFull:\n"
+        "    print('DiskFull', run.predictions_path.stat().st_size)\n"
+    )
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs {small}
+        head -c 61440 /dev/zero > {small}/filler 2>/dev/null
+        {sys.executable} {snippet} {small}/run
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        ["unshare", "-rm", "bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.strip() == "DiskFull 0", done.stdout + done.stderr

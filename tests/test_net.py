@@ -169,6 +169,15 @@ def test_request_timeout_reaches_the_search_backend():
         search.close()
 
 
+def test_request_timeout_reaches_the_judge(tmp_path, monkeypatch):
+    from matbench.judge.loop import Judge, JudgeSettings
+
+    monkeypatch.setenv("MATBENCH_CACHE_DIR", str(tmp_path))
+    with Recorder(trickle) as srv:
+        judge = Judge(JudgeSettings(model="openai:fake", base_url=srv.url + "/v1", request_timeout=1.5))
+        assert judge.model.config()["timeout"] == 1.5
+
+
 # --- secrets stay at their origin ----------------------------------------------------------------------------
 def _redirect_to(target: Recorder):
     def answer(handler, method):
@@ -252,7 +261,8 @@ def test_a_replica_answering_garbage_is_drained_and_its_calls_move(kind, tmp_pat
         posts.append(1)
         _send(handler, 200, body, ctype)
 
-    with Recorder(answer) as bad, FakeOpenAIServer("<answer> x </answer>") as good:
+    # the same model as the good replica: matbench refuses replicas that serve different checkpoints
+    with Recorder(answer) as bad, FakeOpenAIServer("<answer> x </answer>", roots={"fake": None}) as good:
         rc, out, err = main_eval(
             ["--model", "openai:fake", "--base-url", bad.url + "/v1", "--base-url", good.base_url, "--task",
              "bamboogle", "--protocol", "direct", "--data-dir", str(fixtures_dir / "multihop"), "--limit", "20",

@@ -31,7 +31,8 @@ def test_flags_parse_into_settings_and_model_options():
     assert s.crop_assist is False and s.response_cache is False and s.progress is True
     assert s.model_options == {"retry_base_delay": 2.5, "max_pixels": 1000, "enforce_eager": True}
     plain = settings_from_args(_parse())
-    assert plain.crop_assist is None and plain.response_cache is True and plain.model_options == {}
+    # the response cache: None = this run's own answers only (--response-cache: earlier runs' too)
+    assert plain.crop_assist is None and plain.response_cache is None and plain.model_options == {}
     assert (plain.search, plain.search_cache, plain.max_concurrency, plain.compat) == ("serper", "auto", 32, "fixed")
     # the runner's record of settings is the generated one, constructible by keyword as before
     assert EvalSettings(model="m", tasks=["t"]).sandbox_workers == 2

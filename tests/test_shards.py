@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
+from fixture_paths import FIXTURES
 
 from matbench.cli import main
 from matbench.errors import ConfigError
@@ -62,13 +63,11 @@ def _eval(srv, tmp: Path, *extra: str) -> int:
     )
 
 
-DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "multihop").resolve()
+DATA = FIXTURES / "multihop"
 
 
 @pytest.fixture(scope="module")
-def shard_runs(tmp_path_factory):
-    if not DATA.is_dir():
-        pytest.skip("shared fixtures not found")
+def shard_runs(tmp_path_factory, fixtures_dir):
     tmp = tmp_path_factory.mktemp("shards")
     with FakeOpenAIServer(_policy) as srv:
         for k in range(3):

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fixture_paths import FIXTURES
 
 from matbench.cli import main
 from matbench.records import RunDir, SampleRecord
 from matbench.run.outputs import MARKER_NAME, check_dir, check_file, file_marker, write_file
 
-FIXTURES = (Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures").resolve()
 CORPUS = FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"
 
 
@@ -65,9 +65,7 @@ def _run(tmp_path: Path, name: str = "run") -> RunDir:
 # -- 20.1: never delete what matbench did not make ---------------------------------------------------------
 
 
-def test_index_build_refuses_a_planted_folder_and_replaces_its_own(tmp_path, capsys):
-    if not CORPUS.is_file():
-        pytest.skip("shared fixtures not found")
+def test_index_build_refuses_a_planted_folder_and_replaces_its_own(tmp_path, capsys, fixtures_dir):
     foreign = tmp_path / "idx"
     before = _precious(foreign)
     code = main(["index", "build", str(CORPUS), "--out", str(foreign), "--no-progress"])

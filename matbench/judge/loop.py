@@ -41,6 +41,7 @@ class JudgeSettings:
     cache_dir: str | None = None
     prices: str | None = None
     overwrite: bool = False
+    request_timeout: float | None = None  # each judge call's deadline (eval's --request-timeout); None: 600 s
 
     @classmethod
     def of(cls, given: Any, *, max_cost: float | None = None) -> JudgeSettings | None:
@@ -61,6 +62,7 @@ class JudgeSettings:
             cache_dir=getattr(given, "cache_dir", None),
             prices=getattr(given, "prices", None),
             overwrite=given.judge_overwrite,
+            request_timeout=getattr(given, "request_timeout", None),
         )
 
 
@@ -96,7 +98,7 @@ class Judge:
             cache_dir=cache_dir,
             image_dir=Path(self._tmp.name),
         )
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"timeout": settings.request_timeout}  # None: the adapter's default
         if settings.prompt == "sensenova-mars" and "qwen3" in spec.model_id.lower():
             # their loop sends this to Qwen3 judges (vLLM): no thinking tokens
             options["extra_body"] = {"chat_template_kwargs": {"enable_thinking": False}}

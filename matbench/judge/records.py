@@ -10,7 +10,6 @@ who judged (model identity, prompt and its source), so judgments of two judges a
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from matbench.errors import ConfigError
 from matbench.records import (
     SCHEMA_VERSION,
-    as_disk_full,
+    append_line,
     check_schema_version,
     iter_lines,
     read_text_utf8,
@@ -70,26 +69,10 @@ class JudgmentsFile:
         return self.path.is_file()
 
     def append(self, judgment: Judgment) -> None:
-        """One whole line, handed to the OS before returning. Unbuffered on purpose: a buffered file that failed
-        to flush (a full disk) tries again when closed and raises past the cleanup; here a failed write is cut
-        back off, so the file keeps only whole lines, and raised as :class:`DiskFull`."""
+        """One whole line, handed to the OS before returning; a full disk is one :class:`DiskFull` line."""
         data = (json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                start = os.lseek(fd, 0, os.SEEK_END)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                except OSError as exc:
-                    try:
-                        os.ftruncate(fd, start)
-                    except OSError:
-                        pass
-                    raise as_disk_full(exc, self.path, len(data)) from exc
-            finally:
-                os.close(fd)
+            append_line(self.path, data)
 
     def repair(self) -> int:
         return repair_tail(self.path) if self.path.is_file() else 0
