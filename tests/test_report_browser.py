@@ -181,3 +181,26 @@ def test_chinese_items_render_as_glyphs_not_boxes(fixtures_dir, tmp_path, open_p
         page.goto((run / "report.html").as_uri() + "#s-71")
         page.locator('tr.detail[data-id="71"] .q').wait_for()
         page.locator('tr.detail[data-id="71"]').screenshot(path=str(tmp_path / "mat-coding-71.png"))
+
+
+def test_authors_file_view_filters_without_the_missing_filters(fixtures_dir, tmp_path, open_page):
+    """The authors' HotpotQA file: no split, type or tool filter on the page, and the script still filters and
+    opens a sample (question, gold and prediction; no trajectory)."""
+    src = fixtures_dir / "predictions" / "visual-arft" / "7b_step200_hotpotqa_web_n4.json"
+    out = tmp_path / "hq.html"
+    assert main(["view", str(src), "--task", "hotpotqa", "--out", str(out)]) == 0
+    with open_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(out.as_uri())
+        page.wait_for_selector("body[data-ready]")
+        assert page.locator("#f-type, #f-split, #f-tool").count() == 0
+        assert page.locator("tr.row td.id").all_inner_texts()[:11] == [f"#dev_{i}" for i in range(11)]
+        page.select_option("#f-outcome", "correct")
+        assert page.locator("#shown").inner_text() == "2701"
+        page.fill("#f-text", "dev_0")
+        page.click("tr.row")
+        detail = page.locator("tr.detail .sample")
+        detail.wait_for()
+        assert "Scott Derrickson" in detail.inner_text() and detail.locator(".turn").count() == 0
+        assert not errors, errors

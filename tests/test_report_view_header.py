@@ -134,3 +134,16 @@ def test_view_of_an_authors_file_needs_its_task(fixtures_dir, tmp_path, capsys):
     assert main(["view", str(src), "--task", "mat-coding", "--out", str(tmp_path / "c.html")]) == 0
     rows = read_index(tmp_path / "c.html")["rows"]
     assert [r["id"] for r in rows[:3]] == ["1", "2", "3"] and {r["split"] for r in rows} == {"simple", "hard"}
+
+
+def test_judge_line_is_text(tmp_path, capsys):
+    """The judge's line (#19.1) in the same header: a judge.json without a prompt name says nothing of it."""
+    from matbench.judge.records import Judgment, JudgmentsFile
+
+    run = _hotpotqa_run(tmp_path / "run", {"usd": None})
+    jf = JudgmentsFile(run)
+    jf.start({"model": "gpt-4o-mini", "prompt": None, "fingerprint": "f00d"}, overwrite=False)
+    jf.append(Judgment("dev_1", "correct", None, "llm_judge", "yes", 1.0, reason="same answer", judge="f00d"))
+    assert main(["view", str(run)]) == 0
+    head = _header(run / "report.html")
+    assert "judge gpt-4o-mini: accuracy 100.00 over 1 judged sample(s)" in head and "None" not in head
