@@ -91,6 +91,7 @@ def test_header_is_human_text(tmp_path, capsys, cost, says):
     assert "tool calls search 4" in head and "tokens 1,200 in / 300 out (2 call(s) reported no usage)" in head
     assert "max cost $5: spent $0.0100" in head and "engine 80%" in head
     assert "model qwen2.5-vl-7b (Qwen/Qwen2.5-VL-7B-Instruct, vllm-server)" in head
+    assert "created 2026-12-07 12:00 UTC" in head
     assert "search " not in head.split("scoring", 1)[1].split("created")[0]  # no search backend: left out
 
 

@@ -227,6 +227,12 @@ def stats_text(run: dict) -> list[str]:
     return out
 
 
+def _when(stamp: str | None) -> str | None:
+    """``20261207T221124Z`` (config.json's ``created``) as ``2026-12-07 22:11 UTC``; other text as it is."""
+    m = re.fullmatch(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)\d\dZ", stamp or "")
+    return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC" if m else stamp
+
+
 def config_text(config: dict, source: str | None = None) -> list[tuple[str, str]]:
     """The configuration line as (label, text) pairs, each only when the run records it."""
 
@@ -248,5 +254,5 @@ def config_text(config: dict, source: str | None = None) -> list[tuple[str, str]
     pairs.append(("scoring", text(config.get("scoring"))))
     pairs.append(("search", text(search.get("backend"))))
     pairs.append(("file", source))
-    pairs.append(("created", text(config.get("created"))))
+    pairs.append(("created", _when(text(config.get("created")))))
     return [(k, v) for k, v in pairs if v]
