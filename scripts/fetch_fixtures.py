@@ -38,7 +38,6 @@ MANIFEST = HERE / "fixtures.sha256"
 # Pinned sources: (repository, commit or revision).
 VISUAL_RFT = ("Liuziyu77/Visual-RFT", "94866331ff38c516581697882a00f947c8bfda8a")  # Apache-2.0 code
 SENSENOVA = ("OpenSenseNova/SenseNova-MARS", "c26a3e00c883bcdd2515633ec45a2b188ce2815e")
-SENSENOVA_README = ("OpenSenseNova/SenseNova-MARS", "0607019d6c1201cce7b4d07109e36b85b4c1fb39")
 HOTPOT_100 = ("kudo2022/phase1-track3-lab1-advanced-agent", "da1bc8467c7f110486bf0f71e019e36120914a38")
 HIPPORAG = ("OSU-NLP-Group/HippoRAG", "3d95d255a8db0c1699b853cfb4fbe5056708162d")
 FLASHRAG = ("RUC-NLPIR/FlashRAG", os.environ.get("MATBENCH_FLASHRAG_COMMIT", "main"))
@@ -237,6 +236,8 @@ def fixtures() -> list[Fixture]:
             url = github_raw(VISUAL_RFT, f"{CODING_RESULTS}/{name}")
             add(f"predictions/visual-arft/{name}", copy_of(url), url)
         for key, folder in SEARCH_RESULT_DIRS.items():
+            if size == "3b" and key != "mat_search":
+                continue  # the fixtures keep the 3B model's MAT results only
             name = f"{size}_step200_{key}_web_n4.json"
             url = github_raw(VISUAL_RFT, f"{SEARCH_RESULTS}/{folder}/{name}")
             add(f"predictions/visual-arft/{name}", copy_of(url), url)
@@ -260,8 +261,6 @@ def fixtures() -> list[Fixture]:
     for f in ("verl/verl/utils/reward_score/tool.py", "LICENSE"):
         url = github_raw(SENSENOVA, f)
         add(f"sensenova-mars-repo/{f}", copy_of(url), url)
-    url = github_raw(SENSENOVA_README, "README.md")
-    add("sensenova-mars-readme/README.md", copy_of(url), url)
     for config, split in (("2wikimultihopqa", "dev"), ("hotpotqa", "dev"), ("musique", "dev"),
                           ("bamboogle", "test")):
         url = hub_file(FLASHRAG_DATA, f"{config}/{split}.jsonl")
