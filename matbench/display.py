@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from matbench.scoring.base import labels_of
-
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -38,6 +36,8 @@ def score_table(result: dict) -> str:
     if errors:
         # API errors are not scores: F1/EM are over the scored samples only, and the table says so
         head += f"  API errors={errors} (not scored; rerun them with --retry-errors)"
+    from matbench.scoring.base import labels_of  # display sits below every package: no import at load time
+
     headers = ["split", "n", *labels_of(str(result["scoring"]))]
     judge = result.get("judge")
     if judge:  # the LLM judge's accuracy beside F1/EM (its own n: judged samples only)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from report_helpers import PRED, make_coding_run, make_search_run
+from report_helpers import authors_references, make_coding_run, make_search_run
 
 from matbench.cli import main
 from matbench.report.browser import launch, unavailable_reason
@@ -51,10 +51,7 @@ def open_page(playwright_driver):
 
 
 def test_leaderboard_page_renders_and_sorts(fixtures_dir, tmp_path, open_page):
-    assert (
-        main(["submit", "--authors-references", str(fixtures_dir / PRED), "--leaderboard-dir", str(tmp_path)])
-        == 0
-    )
+    authors_references(fixtures_dir, tmp_path)
     assert main(["leaderboard", "--write", "--leaderboard-dir", str(tmp_path)]) == 0
     with open_page() as page:
         page.goto((tmp_path / "index.html").as_uri())

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import PRED, make_coding_data, make_coding_run
+from report_helpers import authors_references, make_coding_data, make_coding_run
 
 from matbench.cli import main
 from matbench.report.entries import load_entries
@@ -20,10 +20,7 @@ from matbench.report.leaderboard import build_board
 def lb(fixtures_dir: Path, tmp_path_factory) -> Path:
     """The authors' entries plus one submitted run (3B predictions under another model name)."""
     root = tmp_path_factory.mktemp("lb")
-    assert (
-        main(["submit", "--authors-references", str(fixtures_dir / PRED), "--leaderboard-dir", str(root)])
-        == 0
-    )
+    authors_references(fixtures_dir, root)
     data = make_coding_data(fixtures_dir, root / "data")
     run = make_coding_run(
         fixtures_dir, root / "run", data, pred_file="3b_mat_coding_grpo_step1400.json", spec="qwen2.5-vl-3b"

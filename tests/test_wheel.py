@@ -90,6 +90,10 @@ def test_the_wheel_runs_outside_the_repository(tmp_path: Path, fixtures_dir: Pat
     assert models.returncode == 0 and "gpt-6-sol" in models.stdout and "scripted:quickstart" in models.stdout
     board = run("leaderboard")
     assert board.returncode == 0 and "visual-arft" in board.stdout.lower(), board.stderr
+    # writing needs a folder of the user's: never into the installed package
+    refused = run("submit", str(where / "nowhere"))
+    assert refused.returncode == 2 and "--leaderboard-dir" in refused.stderr, refused.stderr
+    assert not (site / "matbench" / "_shipped" / "leaderboard" / "submissions" / "nowhere.json").exists()
 
     with FakeOpenAIServer("<answer>x</answer>") as srv:
         evaluated = run(

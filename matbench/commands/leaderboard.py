@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from matbench.errors import ConfigError, InputError
-    from matbench.report import leaderboard_dir, submissions_dir
+    from matbench.report import leaderboard_dir, submissions_dir, writable_leaderboard_dir
     from matbench.report.entries import load_entries
     from matbench.report.leaderboard import build_board, to_csv, to_json, to_markdown
 
-    root = leaderboard_dir(args.leaderboard_dir)
+    root = writable_leaderboard_dir(args.leaderboard_dir) if args.write else leaderboard_dir(args.leaderboard_dir)
+
     def bad(exc: InputError) -> None:  # one line per malformed entry; the rest still builds
         print(f"matbench: refused leaderboard entry {exc}", file=sys.stderr)
 

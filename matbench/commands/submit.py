@@ -53,10 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matbench.errors import ConfigError
-    from matbench.report import leaderboard_dir, submissions_dir
+    from matbench.report import submissions_dir, writable_leaderboard_dir
     from matbench.report.entries import save_entry
 
-    target = submissions_dir(leaderboard_dir(args.leaderboard_dir))
+    target = submissions_dir(writable_leaderboard_dir(args.leaderboard_dir))
     modes = sum(x is not None for x in (args.run_dir, args.reference, args.authors_references))
     if modes + bool(args.literature) != 1:
         raise ConfigError(

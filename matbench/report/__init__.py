@@ -25,5 +25,23 @@ def leaderboard_dir(override: str | Path | None = None) -> Path:
     return shipped_path("leaderboard")  # the checkout's leaderboard/, else the installed copy
 
 
+def writable_leaderboard_dir(override: str | Path | None = None) -> Path:
+    """The leaderboard folder a command writes to (``submit``, ``leaderboard --write``): an installed matbench
+    reads its shipped entries from inside the package, which is no place to write, so there a folder must be
+    named."""
+    root = leaderboard_dir(override)
+    if not override and not os.environ.get("MATBENCH_LEADERBOARD_DIR"):
+        from matbench.data.shipped import source_checkout
+
+        if source_checkout() is None:
+            from matbench.errors import ConfigError
+
+            raise ConfigError(
+                "an installed matbench has no leaderboard folder of its own to write to: pass --leaderboard-dir "
+                "DIR (or set MATBENCH_LEADERBOARD_DIR=DIR); `matbench leaderboard` still reads the shipped entries"
+            )
+    return root
+
+
 def submissions_dir(root: Path) -> Path:
     return root / "submissions"

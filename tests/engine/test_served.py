@@ -168,7 +168,8 @@ def test_eval_against_the_server(server, data_dir, tmp_path) -> None:
         summary["run"]["time_split"]["mode"] == "concurrent"
         and summary["run"]["time_split"]["model_wait_s"] > 0
     )
-    again = _eval(args[:-2] + ["--run-dir", str(tmp_path / "run2")], tmp_path / "cache")
+    # a new run replays the first one's answers when asked to (--response-cache)
+    again = _eval(args[:-2] + ["--run-dir", str(tmp_path / "run2"), "--response-cache"], tmp_path / "cache")
     assert again.returncode == 0 and "cache_hits=" in again.stdout
     hits = json.loads((tmp_path / "run2" / "summary.json").read_text())["run"]["response_cache"]["hits"]
     assert hits == summary["run"]["calls"]  # the same server, greedy: every answer replayed
