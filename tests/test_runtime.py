@@ -331,6 +331,21 @@ def test_response_cache_makes_reruns_free(tmp_path, fixtures_dir):
     assert summary["run"]["response_cache"]["hits"] == 4 and summary["n"] == 4
 
 
+def test_a_new_run_in_the_same_second_does_not_replay_the_old_one(tmp_path, fixtures_dir, monkeypatch):
+    """A run's own cache scope is its identity, not its creation second: `--overwrite` right after a run (as
+    fast as an in-process call or a script makes it) asks the model again."""
+    import matbench.run.plan as plan_mod
+
+    monkeypatch.setattr(plan_mod, "utc_stamp", lambda: "20261207T120000Z")  # both runs in one second
+    args = ["--model", "openai:fake", "--task", "bamboogle", "--data-dir", str(fixtures_dir / "multihop"),
+            "--limit", "2", "--protocol", "direct", "--run-dir", str(tmp_path / "run")]
+    with FakeOpenAIServer("<answer> x </answer>") as srv:
+        assert run_eval(["--base-url", srv.base_url, *args], cache_dir=tmp_path / "cache").returncode == 0
+        fresh = run_eval(["--base-url", srv.base_url, *args, "--overwrite"], cache_dir=tmp_path / "cache")
+        assert fresh.returncode == 0, fresh.stderr
+        assert srv.calls == 4  # nothing replayed from the run it replaced
+
+
 def test_no_endpoint_says_what_it_needs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     out = run_cli(["eval", "--no-progress", "--model", "qwen2.5-vl-7b", "--task", "mat-coding"], env=env)

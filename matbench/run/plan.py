@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,8 @@ def _run_config(
         "matbench_version": __version__,
         "git_commit": _git_commit(),
         "created": utc_stamp(),
+        # which run this is (not fingerprinted): two runs made in one place within a second still differ
+        "run_id": uuid.uuid4().hex,
         "task": {
             "name": spec.name,
             "version": spec.version,
