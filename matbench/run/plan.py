@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,7 @@ def _run_config(
         "matbench_version": __version__,
         "git_commit": _git_commit(),
         "created": utc_stamp(),
+        "run_id": uuid.uuid4().hex[:16],  # this run's own identity (its response-cache scope), kept on resume
         "task": {
             "name": spec.name,
             "version": spec.version,

@@ -129,7 +129,7 @@ def check_resume(run: RunDir, old: dict, config: dict, samples_all: list[Sample]
             f"{run.path} was run on a larger selection (changed: {', '.join(keys)}; "
             f"{len(before - now)} of its samples would be left out); {hint}"
         )
-    kept = {k: old[k] for k in ("created",) if k in old}
+    kept = {k: old[k] for k in ("created", "run_id") if k in old}
     run.write_config({**config, **kept})  # an extended run: the same run, more samples
 
 
