@@ -292,9 +292,9 @@ async def _run_plan(
 
 def cache_scope(run: RunDir) -> str:
     """A run's own response-cache scope: its directory and identity, stable across resumes (a new run in the
-    same place is another run, even within the same second: ``run_id``; runs from before it have ``created``)."""
+    same place, ``--overwrite`` within the same second included, is another run)."""
     config = run.read_config()
-    return f"run:{run.path.resolve()}:{config.get('run_id') or config.get('created')}"
+    return f"run:{run.path.resolve()}:{config.get('created')}:{config.get('run_id')}"
 
 
 def _nothing_to_do(plan: TaskPlan) -> dict | None:

@@ -113,6 +113,8 @@ def test_running_totals_equal_a_rescore_of_the_file(tmp_path):
         assert c == {
             "errors": 0,
             "input_errors": 1,
+            "no_tool_calls": 1,  # one ok sample ran no tool (the input error is not counted)
+            "no_answer": 0,
             "calls": 3 + 1 + 1 + 0,
             "tool_calls": {"code": 3, "problem": 1},
             "tool_errors": 0,

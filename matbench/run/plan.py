@@ -191,8 +191,7 @@ def _run_config(
         "matbench_version": __version__,
         "git_commit": _git_commit(),
         "created": utc_stamp(),
-        # which run this is (not fingerprinted): two runs made in one place within a second still differ
-        "run_id": uuid.uuid4().hex,
+        "run_id": uuid.uuid4().hex[:16],  # this run's own identity (its response-cache scope), kept on resume
         "task": {
             "name": spec.name,
             "version": spec.version,
