@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matbench.predictions import read_predictions
-from matbench.report.bootstrap import bootstrap_means, confidence_interval
 from matbench.scoring.base import make_scorer
+from matbench.scoring.bootstrap import bootstrap_means, confidence_interval
+from matbench.scoring.predictions import read_predictions
 
 N_RESAMPLES = 10_000
 DEFAULT_DIR = (

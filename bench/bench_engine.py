@@ -2,7 +2,7 @@
 
 The tiny random Qwen2.5-VL (tests/engine/tiny_qwen.py) on the CPU build of vLLM, the six MAT-Coding demo
 rows repeated to N samples (default 200), lock-step rounds; prints the run's ``time_split`` from
-summary.json (definitions in matbench/timesplit.py). Run it with the engine venv's python:
+summary.json (definitions in matbench/run/timesplit.py). Run it with the engine venv's python:
 
     ~/.cache/matbench/engine-venv/bin/python bench/bench_engine.py [--samples 200] [--max-new-tokens 64]
 

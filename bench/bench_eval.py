@@ -30,7 +30,7 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
 
 
 def _settings(tmp: Path, base_url: str, **kw):
-    from matbench.runner import EvalSettings
+    from matbench.run.scheduler import EvalSettings
 
     return EvalSettings(
         model="openai:bench",

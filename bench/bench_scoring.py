@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from matbench.predictions import check_ids, read_predictions, score_rows
+from matbench.scoring.predictions import check_ids, read_predictions, score_rows
 from matbench.tasks import get_task
 
 FILE = (

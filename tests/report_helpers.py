@@ -14,13 +14,13 @@ from pathlib import Path
 
 from fixture_paths import FIXTURES
 
-from matbench.cost import add_usage
-from matbench.predictions import read_predictions
+from matbench.models.cost import add_usage
 from matbench.protocols.replay import request_digests
 from matbench.protocols.resolve import resolve_protocol
-from matbench.records import RunDir, SampleRecord
-from matbench.runconfig import config_fingerprint, file_sha256
+from matbench.records.run_dir import RunDir, SampleRecord
+from matbench.run.config import config_fingerprint, file_sha256
 from matbench.scoring.base import make_scorer
+from matbench.scoring.predictions import read_predictions
 from matbench.scoring.table import Scored, aggregate
 from matbench.tasks import get_task
 

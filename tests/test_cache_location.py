@@ -60,7 +60,7 @@ def test_search_cache_and_corpus_index_in_an_unwritable_cache(blocked, fixtures_
     with pytest.raises(ConfigError) as err:
         ensure_corpus_index(corpus, cache_dir=blocked)
     assert str(blocked) in str(err.value) and "MATBENCH_CACHE_DIR" in str(err.value)
-    from matbench.cache_db import CacheDB
+    from matbench.caches.db import CacheDB
 
     with pytest.raises(ConfigError) as err:
         CacheDB.open(blocked / "search.sqlite", "CREATE TABLE IF NOT EXISTS t (k TEXT)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from runtime_helpers import run_cli as in_process_cli
 
-from matbench.cache_db import CacheDB
+from matbench.caches.db import CacheDB
 from matbench.tools.search import CachedSearch, SearchBackend, SearchHit
 
 ROOT = Path(__file__).resolve().parents[1]

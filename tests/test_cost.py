@@ -8,8 +8,8 @@ import pytest
 from fake_openai_server import FakeOpenAIServer, Reply
 from runtime_helpers import read_jsonl, run_eval
 
-from matbench.cost import PRICES_FILE, Price, cost_text, find_price, load_prices, run_cost
 from matbench.errors import ConfigError
+from matbench.models.cost import PRICES_FILE, Price, cost_text, find_price, load_prices, run_cost
 
 
 def test_shipped_table_has_dated_rows_only():

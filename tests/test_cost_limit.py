@@ -10,9 +10,9 @@ import pytest
 from fake_openai_server import FakeOpenAIServer, Reply
 from runtime_helpers import main_eval
 
-from matbench.cost import usage_of
 from matbench.models.base import ModelOutput
-from matbench.records import RunDir
+from matbench.models.cost import usage_of
+from matbench.records.run_dir import RunDir
 
 # gpt-4o's row of the shipped price table: $2.50 per 1M input tokens, so 100k input tokens = $0.25 a call
 CALL = {"prompt_tokens": 100_000, "completion_tokens": 0, "total_tokens": 100_000}

@@ -10,7 +10,7 @@ from runtime_helpers import run_cli
 
 from matbench.data.loaders import load_samples
 from matbench.errors import InputError, MatbenchError
-from matbench.predictions import score_file
+from matbench.scoring.predictions import score_file
 from matbench.tasks import all_tasks, get_task
 
 

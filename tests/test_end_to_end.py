@@ -240,7 +240,7 @@ def test_search_run_replays_offline_from_the_cache(tmp_path, fixtures_dir):
 @pytest.mark.parametrize("n", [5])
 def test_lockstep_scheduler_batches_rounds(tmp_path, fixtures_dir, n):
     """The in-process-engine scheduler, driven through a real HTTP adapter: one generate() per round."""
-    from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
+    from matbench.run.scheduler import EvalSettings, _evaluate, build_model, plan_task
 
     def policy(req):
         text = request_text(req)

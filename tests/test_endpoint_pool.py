@@ -11,7 +11,7 @@ from fake_openai_server import FakeOpenAIServer, Reply
 from fixture_paths import FIXTURES
 
 from matbench.cli import main
-from matbench.records import RunDir
+from matbench.records.run_dir import RunDir
 
 DATA = FIXTURES / "multihop"
 

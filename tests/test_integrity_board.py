@@ -14,11 +14,11 @@ import pytest
 from report_helpers import edit_json, edit_records, make_coding_data, make_coding_run
 
 from matbench.cli import main
-from matbench.cost import load_prices
+from matbench.models.cost import load_prices
 from matbench.report import leaderboard_dir, submissions_dir
 from matbench.report.board_write import made_by_matbench, png_with_marker
 from matbench.report.entries import load_entries
-from matbench.runconfig import config_fingerprint
+from matbench.run.config import config_fingerprint
 
 SHIPPED = submissions_dir(leaderboard_dir(Path(__file__).resolve().parents[1] / "leaderboard"))
 SEVEN = "reference-visual-arft-7b-mat-search.json"

@@ -123,7 +123,7 @@ def test_a_full_disk_at_the_predictions_line_is_disk_full_and_leaves_whole_lines
     snippet = tmp_path / "append.py"
     snippet.write_text(
         "import sys\n"
-        "from matbench.records import DiskFull, RunDir, SampleRecord\n"
+        "from matbench.records.run_dir import DiskFull, RunDir, SampleRecord\n"
         "run = RunDir(sys.argv[1]); run.path.mkdir(); run.predictions_path.touch()\n"
         "rec = SampleRecord(id='1', split=None, question='q' * 6000, gold=['a'], prediction='a', f1=1.0, em=1.0)\n"
         "try:\n"

@@ -23,10 +23,10 @@ from report_helpers import (
 from matbench.cli import main
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
-from matbench.records import RunDir, SampleRecord
+from matbench.records.run_dir import RunDir, SampleRecord
 from matbench.report.entries import load_entries
 from matbench.report.official import gold_digest
-from matbench.runconfig import config_fingerprint
+from matbench.run.config import config_fingerprint
 from matbench.scoring.base import make_scorer
 from matbench.scoring.table import Scored
 from matbench.tasks import get_task

@@ -14,7 +14,7 @@ from fake_openai_server import FakeOpenAIServer, Reply, request_text
 from runtime_helpers import RetrievalServer, fake_eval, read_jsonl, run_dir_of
 
 from matbench.cli import main
-from matbench.runconfig import config_fingerprint
+from matbench.run.config import config_fingerprint
 
 USAGE = {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105}
 

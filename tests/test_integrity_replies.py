@@ -8,7 +8,7 @@ import json
 from fake_openai_server import FakeOpenAIServer, Reply, request_text
 from runtime_helpers import read_jsonl, run_eval
 
-from matbench.records import MAX_TEXT_BYTES
+from matbench.records.run_dir import MAX_TEXT_BYTES
 
 
 def _args(fixtures_dir, run, *extra: str) -> list[str]:

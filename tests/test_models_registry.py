@@ -208,9 +208,9 @@ def test_cli_models_lists_aliases(capsys: pytest.CaptureFixture[str]) -> None:
 def test_decoding_record_is_what_each_backend_applies() -> None:
     """config.json's decoding: an endpoint's sent fields, or an in-process engine's effective SamplingParams;
     each backend module computes its own (no branching on backend names elsewhere)."""
-    from matbench.episode import EpisodeOptions
     from matbench.models.openai_api import sent_fields
     from matbench.models.vllm_local import sampling_kwargs
+    from matbench.run.episode import EpisodeOptions
 
     ckpt = {"temperature": 0.1, "top_p": 0.001, "top_k": 1, "repetition_penalty": 1.05, "min_p": 0.0}
     options = EpisodeOptions(max_new_tokens=1024)

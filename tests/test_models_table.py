@@ -10,10 +10,10 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from matbench.cli import main as cli_main
-from matbench.cost import load_prices
 from matbench.errors import ConfigError
 from matbench.models import get_model
 from matbench.models.capabilities import MODELS_FILE, parse_table, table
+from matbench.models.cost import load_prices
 from matbench.models.registry import backend_class
 
 

@@ -18,7 +18,7 @@ from runtime_helpers import LoopbackServer, main_eval
 from matbench.errors import ConfigError
 from matbench.models import get_model
 from matbench.models.base import ChatRequest
-from matbench.records import RunDir
+from matbench.records.run_dir import RunDir
 from matbench.tools.search import RetryPolicy, SearchError
 from matbench.tools.search.serper import SerperSearch
 
@@ -323,7 +323,7 @@ def test_the_progress_bar_shows_the_wait():
     from types import SimpleNamespace
 
     from matbench.net.transport import Notice
-    from matbench.runner import _Progress
+    from matbench.run.scheduler import _Progress
 
     progress = _Progress(SimpleNamespace(todo=[1, 2], spec=SimpleNamespace(name="t")), True)
     try:

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from matbench.display import score_table
-from matbench.predictions import score_file
-from matbench.records import RunDir, SampleRecord
+from matbench.records.run_dir import RunDir, SampleRecord
+from matbench.scoring.predictions import score_file
+from matbench.scoring.totals import RunTotals
 from matbench.tasks import get_task
-from matbench.totals import RunTotals
 
 ROOT = Path(__file__).resolve().parents[1]
 

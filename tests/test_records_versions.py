@@ -10,7 +10,7 @@ from pathlib import Path
 from runtime_helpers import ROOT, main_eval, read_jsonl, run_dir_of
 
 from matbench.cli import main
-from matbench.records import SCHEMA_VERSION
+from matbench.records.run_dir import SCHEMA_VERSION
 from matbench.report.entries import load_entries
 
 DEMO = ROOT / "matbench" / "data" / "demo"

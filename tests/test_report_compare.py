@@ -10,9 +10,9 @@ import pytest
 from report_helpers import PRED, make_coding_data, make_coding_run
 
 from matbench.cli import main
-from matbench.records import RunDir, SampleRecord
-from matbench.report.bootstrap import bootstrap_means
+from matbench.records.run_dir import RunDir, SampleRecord
 from matbench.report.compare import compare, load_side
+from matbench.scoring.bootstrap import bootstrap_means
 
 
 def tiny_run(path: Path, preds: dict[str, str | None]) -> Path:

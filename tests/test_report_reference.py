@@ -12,10 +12,10 @@ import pytest
 from report_helpers import PRED, _link, optional_fixture
 
 from matbench.cli import main
-from matbench.predictions import score_file
 from matbench.report import leaderboard_dir, submissions_dir
 from matbench.report.entries import load_entries, sha256_file
 from matbench.report.reference import AUTHORS_FILES, authors_file_path
+from matbench.scoring.predictions import score_file
 from matbench.tasks import get_task
 
 SHIPPED = submissions_dir(leaderboard_dir(Path(__file__).resolve().parents[1] / "leaderboard"))

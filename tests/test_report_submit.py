@@ -10,9 +10,9 @@ import pytest
 from report_helpers import PRED, edit_json, edit_records, make_coding_data, make_coding_run
 
 from matbench.cli import main
-from matbench.predictions import score_file
 from matbench.report.entries import load_entries
 from matbench.report.submit import Refused, validate_run
+from matbench.scoring.predictions import score_file
 from matbench.tasks import get_task
 
 
@@ -152,7 +152,7 @@ def test_refused_is_a_matbench_error(run):
 
 def _consistent_edit(run: Path, fn) -> None:
     """An edit a forger would make: the content and, recomputed, its fingerprint."""
-    from matbench.runconfig import config_fingerprint
+    from matbench.run.config import config_fingerprint
 
     def edit(cfg: dict) -> None:
         fn(cfg)

@@ -12,7 +12,7 @@ from report_helpers import make_coding_run
 from view_helpers import read_details, read_index
 
 from matbench.cli import main
-from matbench.records import RunDir, SampleRecord
+from matbench.records.run_dir import RunDir, SampleRecord
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

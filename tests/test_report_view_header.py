@@ -12,7 +12,7 @@ import pytest
 from view_helpers import read_details, read_index
 
 from matbench.cli import main
-from matbench.records import RunDir, SampleRecord
+from matbench.records.run_dir import RunDir, SampleRecord
 
 PRICE = {"input": 0.15, "cached_input": 0.075, "output": 0.6, "checked": "2026-11-01", "source": "test"}
 

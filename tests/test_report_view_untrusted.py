@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from view_helpers import read_details, read_index
 
-from matbench.records import RunDir, SampleRecord
+from matbench.records.run_dir import RunDir, SampleRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from runtime_helpers import (
     run_eval,
 )
 
-from matbench.records import RunDir
+from matbench.records.run_dir import RunDir
 
 SNIPPETS = [
     ("LEGO", "The name LEGO is an abbreviation of the two Danish words leg godt, meaning play well."),

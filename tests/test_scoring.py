@@ -7,7 +7,7 @@ import json
 import pytest
 from runtime_helpers import run_cli
 
-from matbench.predictions import score_file
+from matbench.scoring.predictions import score_file
 from matbench.scoring.rules import normalize_answer, score_squad, score_visual_arft
 from matbench.tasks import get_task
 

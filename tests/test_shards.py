@@ -11,9 +11,9 @@ from fixture_paths import FIXTURES
 
 from matbench.cli import main
 from matbench.errors import ConfigError
-from matbench.merge import merge_runs
-from matbench.records import RunDir
-from matbench.shards import parse_shard, shard_of
+from matbench.records.run_dir import RunDir
+from matbench.run.merge import merge_runs
+from matbench.run.shards import parse_shard, shard_of
 
 
 def test_shards_partition_ids_stably():
@@ -37,7 +37,7 @@ def _policy(req):
 
 
 def _eval(srv, tmp: Path, *extra: str) -> int:
-    prices = tmp / "prices.yaml"  # a price for the fake model, so that cost is a number (matbench.cost)
+    prices = tmp / "prices.yaml"  # a price for the fake model, so that cost is a number (matbench.models.cost)
     prices.write_text("models:\n  fake: {input: 1, cached_input: 0.5, output: 2, checked: '2026-12-03'}\n")
     return main(
         [
@@ -152,7 +152,7 @@ def test_a_shard_directory_is_not_resumed_as_another_shard(shard_runs):
     tmp, runs = shard_runs
     with FakeOpenAIServer(_policy) as srv:
         with pytest.raises(ConfigError, match="holds shard 0/3, not 1/3"):
-            from matbench.runner import EvalSettings, evaluate
+            from matbench.run.scheduler import EvalSettings, evaluate
 
             evaluate(
                 EvalSettings(

@@ -8,12 +8,12 @@ import json
 import pytest
 
 from matbench.errors import InputError
-from matbench.predictions import read_predictions, score_rows
-from matbench.records import RunDir, SampleRecord
-from matbench.runner import run_concurrent
+from matbench.records.run_dir import RunDir, SampleRecord
+from matbench.run.scheduler import run_concurrent
+from matbench.scoring.predictions import read_predictions, score_rows
 from matbench.scoring.reader import PredRow
+from matbench.scoring.totals import RunTotals
 from matbench.tasks import get_task
-from matbench.totals import RunTotals
 
 
 def _rec(rid: str, pred: str | None, gold: list[str], status: str = "ok", **kw) -> SampleRecord:
@@ -172,7 +172,7 @@ def test_scheduler_makes_episodes_lazily_at_most_limit_at_once():
 
 
 def test_image_store_keeps_one_file_per_content(tmp_path):
-    from matbench.imagestore import ImageStore
+    from matbench.records.images import ImageStore
 
     a = tmp_path / "a.PNG"
     a.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 100)
@@ -224,7 +224,7 @@ def test_compare_streams_runs_and_pairs_by_row(tmp_path):
 
 
 def test_score_file_streams_jsonl_latest_line_per_id(tmp_path, fixtures_dir):
-    from matbench.predictions import score_file
+    from matbench.scoring.predictions import score_file
 
     spec = get_task("bamboogle")
     with (fixtures_dir / "multihop/bamboogle/test.jsonl").open() as fh:  # real ids and golds (the task's)

@@ -9,7 +9,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer, request_text
 from runtime_helpers import fake_args, run_dir_of, run_eval
 
-from matbench.timesplit import TimeSplit
+from matbench.run.timesplit import TimeSplit
 
 
 def test_round_split_tool_until_first_ready_then_idle() -> None:
@@ -50,7 +50,7 @@ def _search_then_answer(req) -> str:  # turn 1 searches, turn 2 answers
 
 def _lockstep_bamboogle(srv: FakeOpenAIServer, tmp_path, fixtures_dir, **settings) -> dict:
     """One bamboogle run through the lock-step scheduler, driving a real HTTP adapter; its summary."""
-    from matbench.runner import EvalSettings, _evaluate, build_model, plan_task
+    from matbench.run.scheduler import EvalSettings, _evaluate, build_model, plan_task
 
     config = EvalSettings(
         model="openai:fake",

@@ -8,7 +8,7 @@ import json
 from runtime_helpers import RetrievalServer
 
 from matbench.cli import main
-from matbench.records import MAX_TEXT_BYTES
+from matbench.records.run_dir import MAX_TEXT_BYTES
 
 HUGE = MAX_TEXT_BYTES + 50_000
 

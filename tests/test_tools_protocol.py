@@ -272,7 +272,7 @@ def test_in_process_engine_is_refused(tmp_path, coding_dir):
     """vLLM in-process has no tool calls: one clear line instead of a run that sends empty prompts."""
     from matbench.errors import ConfigError
     from matbench.models.vllm_local import VLLMModel
-    from matbench.runner import EvalSettings, plan_task
+    from matbench.run.scheduler import EvalSettings, plan_task
 
     settings = EvalSettings(
         model="qwen2.5-vl-7b",

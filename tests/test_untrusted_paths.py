@@ -20,8 +20,8 @@ import pytest
 from fixture_paths import FIXTURES
 
 from matbench.cli import main
-from matbench.records import RunDir, SampleRecord
-from matbench.run.outputs import MARKER_NAME, check_dir, check_file, file_marker, write_file
+from matbench.records.outputs import MARKER_NAME, check_dir, check_file, file_marker, write_file
+from matbench.records.run_dir import RunDir, SampleRecord
 
 CORPUS = FIXTURES / "corpora" / "hotpotqa-dev-first100-paragraphs.jsonl"
 

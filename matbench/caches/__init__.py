@@ -1,1 +1,1 @@
-"""Cache stores and where they live."""
+"""Cache stores (one SQLite connection per process and file), their admin (info, prune) and where they live."""

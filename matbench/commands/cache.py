@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from matbench.cache_admin import default_dir, human_age, human_size, info
+    from matbench.caches.admin import default_dir, human_age, human_size, info
 
     directory = default_dir(args.cache_dir)
     caches = info(directory)
@@ -53,7 +53,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from matbench.cache_admin import default_dir, parse_age, parse_size, prune
+    from matbench.caches.admin import default_dir, parse_age, parse_size, prune
     from matbench.errors import ConfigError
 
     if args.older_than is None and args.max_size is None:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     result = compare(a, b, resamples=args.resamples, seed=args.seed)
     import sys
 
-    from matbench.predictions import size_warning
+    from matbench.scoring.predictions import size_warning
     from matbench.tasks import get_task
 
     warning = size_warning(get_task(result.task), result.paired, "the pairing")

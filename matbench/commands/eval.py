@@ -22,11 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matbench.cost import cost_text
     from matbench.display import score_table
     from matbench.errors import ConfigError, Interrupted
+    from matbench.models.cost import cost_text
     from matbench.run.options import settings_from_args
-    from matbench.runner import evaluate
+    from matbench.run.scheduler import evaluate
 
     if args.max_pixels is not None and args.base_url:
         raise ConfigError(

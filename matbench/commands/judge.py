@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def read_run(run_dir: str) -> tuple[object, list[dict]]:
     """The run and its latest records, or one line: not a directory, not a run, no predictions."""
     from matbench.errors import ConfigError
-    from matbench.records import RunDir
+    from matbench.records.run_dir import RunDir
 
     path = Path(run_dir)
     if not path.is_dir():
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from matbench.judge.loop import Judge, JudgeSettings
-    from matbench.runlock import RunLock
+    from matbench.run.lock import RunLock
 
     run_dir, records = read_run(args.run_dir)
     judge = Judge(JudgeSettings.of(args, max_cost=args.max_cost))  # preflight and strings before anything

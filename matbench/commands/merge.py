@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from matbench.display import pct
-    from matbench.merge import merge_runs
+    from matbench.run.merge import merge_runs
 
     path, summary = merge_runs(args.runs, args.out, data_dir=args.data_dir, data_file=args.data_file)
     r = summary["run"]

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from matbench.display import score_table
-    from matbench.predictions import score_file, size_warning, task_of
+    from matbench.scoring.predictions import score_file, size_warning, task_of
     from matbench.scoring.reader import RunScorer
 
     spec, config = task_of(args.predictions, args.task)

@@ -29,10 +29,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from matbench.errors import ConfigError
-    from matbench.predictions import run_config_of, task_of
-    from matbench.records import CONFIG_FILE, PREDICTIONS_FILE
-    from matbench.report.run_files import check_not_special
+    from matbench.records.files import check_not_special
+    from matbench.records.run_dir import CONFIG_FILE, PREDICTIONS_FILE
     from matbench.report.viewer import write_predictions_report, write_report
+    from matbench.scoring.predictions import run_config_of, task_of
 
     path = Path(args.run_dir)
     if path.is_dir() or path.name == PREDICTIONS_FILE:

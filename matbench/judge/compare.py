@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from matbench.judge.records import JUDGED
-from matbench.report.bootstrap import bootstrap_means, confidence_interval
+from matbench.scoring.bootstrap import bootstrap_means, confidence_interval
 
 
 @dataclass
@@ -41,7 +41,7 @@ class JudgeGroup:
 def judge_side(run_dir: str | Path) -> JudgeSide | None:
     """The run's judge verdicts, or None when it was not judged (or is not a run directory)."""
     from matbench.judge.summary import current_judgments
-    from matbench.records import RunDir
+    from matbench.records.run_dir import RunDir
 
     path = Path(run_dir)
     run = RunDir(path if path.is_dir() else path.parent)

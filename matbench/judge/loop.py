@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matbench.cost import Price, SpendMeter, add_usage, find_price, load_prices, usage_of
 from matbench.errors import ConfigError
 from matbench.judge.prompts import DEFAULT_PROMPT, MAX_NEW_TOKENS, TEMPERATURE, JudgeItem, make_prompt
 from matbench.judge.records import Judgment, JudgmentsFile
 from matbench.models.base import ChatRequest, ModelOutput
-from matbench.records import cap_text, fingerprint
-from matbench.report.run_files import resolve_run_file
+from matbench.models.cost import Price, SpendMeter, add_usage, find_price, load_prices, usage_of
+from matbench.records.files import resolve_run_file
+from matbench.records.run_dir import cap_text, fingerprint
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError
-from matbench.records import (
+from matbench.records.run_dir import (
     SCHEMA_VERSION,
     append_line,
     check_schema_version,

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matbench.cost import UNKNOWN, Price, add_usage
 from matbench.judge.records import JUDGED, JudgmentsFile
-from matbench.records import cap_text
+from matbench.models.cost import UNKNOWN, Price, add_usage
+from matbench.records.run_dir import cap_text
 
 RESAMPLES = 10_000
 SEED = 0
@@ -73,7 +73,7 @@ def current_judgments(
 def accuracy_ci(values: list[float]) -> list[float] | None:
     if not values:
         return None
-    from matbench.report.bootstrap import bootstrap_means, confidence_interval
+    from matbench.scoring.bootstrap import bootstrap_means, confidence_interval
 
     means = bootstrap_means(np.array(values, dtype=np.float64), RESAMPLES, np.random.default_rng(SEED))
     lo, hi = confidence_interval(means, 0.95)
@@ -159,7 +159,7 @@ def judge_block(
 
 def run_judge_block(run_dir: str | Path) -> dict | None:
     """The block for a run directory from its files, or None when it has no judgments."""
-    from matbench.records import RunDir
+    from matbench.records.run_dir import RunDir
 
     run = RunDir(run_dir)
     if not JudgmentsFile(run.path).exists():
@@ -177,7 +177,7 @@ def _slim(records: Iterable[dict]) -> Iterable[dict]:
 
 def write_judge_block(run_dir: str | Path, block: dict) -> bool:
     """Put the block into summary.json (a run that never finished has none yet: False)."""
-    from matbench.records import RunDir
+    from matbench.records.run_dir import RunDir
 
     run = RunDir(run_dir)
     summary = run.read_summary()

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from matbench.judge.records import JUDGED, JudgmentsFile
-from matbench.records import cap_text
-from matbench.report.run_files import check_not_special
+from matbench.records.files import check_not_special
+from matbench.records.run_dir import cap_text
 
 
 def _text(x: object) -> str | None:

@@ -16,7 +16,7 @@ Reuse across runs is opt-in (``eval --response-cache``): by default the runner s
 the run's own identity while its episodes run, so a resumed or interrupted run replays its own calls but a
 new run never silently replays an earlier one.
 
-SQLite in WAL mode (:mod:`matbench.cache_db`: one connection per process, batched writes off the event loop):
+SQLite in WAL mode (:mod:`matbench.caches.db`: one connection per process, batched writes off the event loop):
 several processes (parallel runs) can share one cache file.
 """
 
@@ -33,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from matbench.cache_db import CacheDB
+from matbench.caches.db import CacheDB
 from matbench.models.base import ChatRequest, Model, ModelOutput, split_config
 from matbench.models.images import image_digest
 

@@ -3,7 +3,7 @@
 Backends take their choices (API shape, reasoning parameters, the provider an alias goes to) from a model's
 row, never from its name: ``openai:gpt-6-sol`` gets exactly what the table says, and a model the table does
 not know runs with Chat Completions defaults and says so once. The same rows carry the prices that
-:mod:`matbench.cost` charges.
+:mod:`matbench.models.cost` charges.
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from matbench.cost import CostTally, price_of_run
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
 from matbench.judge.compare import compare_judges, judge_text
-from matbench.predictions import check_ids, read_predictions, task_of
-from matbench.records import RunDir
-from matbench.report.bootstrap import bootstrap_means, confidence_interval
+from matbench.models.cost import CostTally, price_of_run
+from matbench.records.run_dir import RunDir
+from matbench.scoring.bootstrap import bootstrap_means, confidence_interval
+from matbench.scoring.predictions import check_ids, read_predictions, task_of
 from matbench.scoring.reader import PredRow, RunScorer
 
 TIE = 1e-12
@@ -44,7 +44,7 @@ class Side:
         self.split: list[str | None] = []  # shared strings
         self.types: list[tuple[str, ...]] = []  # shared tuples
         self._shared: dict = {}
-        self.cost: dict | None = None  # run directories: matbench.cost's block for the whole run
+        self.cost: dict | None = None  # run directories: matbench.models.cost's block for the whole run
         self.judge = None  # run directories with judgments.jsonl: a matbench.judge.compare.JudgeSide
 
     def _share(self, value):
@@ -302,7 +302,7 @@ def to_text(c: Comparison) -> str:
         note = "\n(type groups overlap: a sample with several degradation types counts toward each of them)"
     cost = ""
     if c.cost_a is not None or c.cost_b is not None:
-        from matbench.cost import cost_text
+        from matbench.models.cost import cost_text
 
         def side(x: dict | None) -> str:
             return cost_text(x) if x is not None else "n/a (not a run directory)"

@@ -24,7 +24,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from matbench.errors import InputError
-from matbench.records import SCHEMA_VERSION, check_schema_version, write_json_atomic
+from matbench.records.run_dir import SCHEMA_VERSION, check_schema_version, write_json_atomic
 
 KINDS = ("run", "reference", "reported")
 # An entry's file name is its key: built only from sanitised parts, never a path.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from matbench.report.bootstrap import bootstrap_means, confidence_interval
+from matbench.scoring.bootstrap import bootstrap_means, confidence_interval
 from matbench.scoring.table import Scored
 
 RESAMPLES = 10_000

@@ -185,7 +185,7 @@ def resolve_sort(board: Board, column: str | None) -> str:
 
 def entry_cost(entry: Entry, prices: dict) -> dict | None:
     """A run's cost from its recorded tokens and matbench's price table (never a price from the entry)."""
-    from matbench.cost import cost_block, find_price
+    from matbench.models.cost import cost_block, find_price
 
     if entry.kind != "run":
         return None
@@ -199,7 +199,7 @@ def entry_cost(entry: Entry, prices: dict) -> dict | None:
 
 
 def build_board(entries: list[Entry], tasks: list[str] | None = None, sort: str | None = None) -> Board:
-    from matbench.cost import load_prices
+    from matbench.models.cost import load_prices
 
     chosen_tasks = task_order(entries, tasks)
     literature = sorted(
@@ -435,7 +435,7 @@ def unofficial_markdown(board: Board) -> list[str]:
 
 def _cost(entry: Entry, board: Board) -> str:
     """A run's cost in $ (and per sample), priced by matbench, or ``unknown price``; references: n/a."""
-    from matbench.cost import cost_text
+    from matbench.models.cost import cost_text
 
     return cost_text(board.costs.get(entry.key)) if entry.kind == "run" else "n/a"
 

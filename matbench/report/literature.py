@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matbench
 from matbench.errors import ConfigError
-from matbench.records import safe_name
+from matbench.records.run_dir import safe_name
 from matbench.report.entries import Entry, now_utc, save_entry
 from matbench.tasks import get_task
 

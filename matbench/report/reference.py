@@ -13,11 +13,11 @@ from pathlib import Path
 
 import matbench
 from matbench.errors import InputError
-from matbench.predictions import check_ids, read_predictions
 from matbench.protocols.authors_source import AUTHORS_COMMIT, TOP
-from matbench.records import safe_name
+from matbench.records.run_dir import safe_name
 from matbench.report.entries import Entry, now_utc, save_entry, scores_from_result, sha256_file
 from matbench.report.intervals import with_intervals
+from matbench.scoring.predictions import check_ids, read_predictions
 from matbench.scoring.reader import RunScorer
 from matbench.tasks import get_task
 

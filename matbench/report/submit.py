@@ -18,21 +18,21 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from matbench.cost import CostTally, add_usage
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, MatbenchError
 from matbench.judge.summary import entry_field, run_judge_block
+from matbench.models.cost import CostTally, add_usage
 from matbench.protocols.authors_source import AUTHORS_COMMIT
 from matbench.protocols.authors_strings import EXPECTED, pinned_run_problem
 from matbench.protocols.authors_strings import sha256 as strings_sha256
 from matbench.protocols.replay import request_digests
 from matbench.protocols.templates import Templates, load_templates
-from matbench.records import PREDICTIONS_FILE, RunDir, check_schema_version
+from matbench.records.run_dir import PREDICTIONS_FILE, RunDir, check_schema_version
 from matbench.registry import SCORERS
 from matbench.report.entries import Entry, key_part, now_utc, save_entry, scores_from_result, sha256_file
 from matbench.report.intervals import with_intervals
 from matbench.report.official import unofficial_reason
-from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
+from matbench.run.config import config_fingerprint, file_sha256, spec_limits
 from matbench.scoring.reader import RunScorer
 from matbench.scoring.table import Scored
 from matbench.tasks import TaskSpec, get_task

@@ -1,7 +1,7 @@
 """Downscaled JPEG thumbnails for a run's images, made once into ``RUN/thumbs/`` so that a report opens
 instantly (the report links the full-size files by relative path; nothing is inlined).
 
-Sources come only from :func:`matbench.report.run_files.resolve_run_file` and are opened without following
+Sources come only from :func:`matbench.records.files.resolve_run_file` and are opened without following
 links; thumbnails are written through a temporary file and renamed, so a planted symlink in ``thumbs/`` is
 replaced, never written through."""
 
@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from matbench.report.run_files import open_regular, real_dir
+from matbench.records.files import open_regular, real_dir
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from matbench.report.run_files import resolve_run_file
+from matbench.records.files import resolve_run_file
 from matbench.report.thumbs import Thumbnailer
 from matbench.scoring.table import Scored
 from matbench.tools.base import turn_calls

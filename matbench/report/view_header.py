@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from matbench.cost import UNKNOWN
+from matbench.models.cost import UNKNOWN
 
 # summary.json's run keys that are identity, not numbers to read (the config line says model and task)
 _SKIP = frozenset({"model", "run_dir", "fingerprint", "no_tool_hint"})  # the hint: with no_tool_calls

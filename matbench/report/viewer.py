@@ -7,9 +7,9 @@ are written beside it in ``<report>_data/cNNNNN.js`` chunks and rendered only wh
 12,576-sample run no longer builds a 44 MB DOM at load.
 
 The run directory is treated as untrusted: image references are resolved by
-:mod:`matbench.report.run_files` (nothing outside the run, no links, no FIFOs or devices), all text is
+:mod:`matbench.records.files` (nothing outside the run, no links, no FIFOs or devices), all text is
 rendered with ``textContent``, and every file the report writes is renamed into place. The page and its data
-folder replace only a page and a folder that matbench's marker says it made (:mod:`matbench.run.outputs`).
+folder replace only a page and a folder that matbench's marker says it made (:mod:`matbench.records.outputs`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ from pathlib import Path
 
 from matbench.errors import ConfigError
 from matbench.judge.view import JudgeViews
-from matbench.records import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
-from matbench.report.run_files import check_not_special
+from matbench.records.files import check_not_special
+from matbench.records.outputs import (
+    check_dir,
+    check_file,
+    file_marker,
+    install_dir,
+    new_dir_beside,
+    write_file,
+)
+from matbench.records.run_dir import CONFIG_FILE, PREDICTIONS_FILE, SUMMARY_FILE, RunDir
 from matbench.report.view_data import ImageLinker, detail, id_order, index_row
 from matbench.report.view_header import config_text, stats_text
 from matbench.report.view_page import page
-from matbench.run.outputs import check_dir, check_file, file_marker, install_dir, new_dir_beside, write_file
 from matbench.scoring.reader import RunScorer
 from matbench.scoring.table import Scored, aggregate
 from matbench.tasks import TaskSpec
@@ -38,7 +45,7 @@ log = logging.getLogger(__name__)
 CHUNK = 100
 #: rows of the list shown at once
 PAGE_SIZE = 100
-#: the outputs markers (matbench.run.outputs) of the page and of its data folder
+#: the outputs markers (matbench.records.outputs) of the page and of its data folder
 PAGE_KIND = "view"
 DATA_KIND = "view-data"
 OPTION = "--out"
@@ -177,7 +184,7 @@ def write_predictions_report(
     pred_answer}``, or JSON Lines): question, gold, prediction and scores, read and checked as ``matbench
     score`` reads them (ids and answers must belong to the task). Default ``<file stem>_report.html`` beside
     the file."""
-    from matbench.predictions import check_ids, read_predictions, size_warning
+    from matbench.scoring.predictions import check_ids, read_predictions, size_warning
 
     path = Path(path)
     target = Path(out) if out else path.parent / f"{path.stem}_report.html"

@@ -1,1 +1,2 @@
-"""Resolving a run before it starts: the eval option declarations and the run plan (config, fingerprint)."""
+"""A run from plan to finish: the option declarations, the plan (config, fingerprint, run directory),
+the scheduler and episodes, the run lock, shards and merge, and where the time went."""

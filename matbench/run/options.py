@@ -52,7 +52,7 @@ class Option:
     @property
     def fingerprinted(self) -> bool:
         """Whether a different value makes a different run (its config key is in the fingerprint)."""
-        from matbench.runconfig import FINGERPRINT_KEYS
+        from matbench.run.config import FINGERPRINT_KEYS
 
         return self.recorded is not None and self.recorded.split(".")[0] in FINGERPRINT_KEYS
 

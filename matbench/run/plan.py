@@ -19,25 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from matbench import __version__
-from matbench.cost import Price
 from matbench.data.hub import is_commit, resolve_commit
 from matbench.data.loaders import load_samples
 from matbench.data.sample import Sample
-from matbench.episode import Episode, EpisodeOptions, Tools
 from matbench.errors import ConfigError
+from matbench.models.cost import Price
 from matbench.protocols.resolve import ResolvedProtocol, exec_scope_for, resolve_protocol
 from matbench.protocols.templates import Templates
-from matbench.records import RunDir, utc_stamp
+from matbench.records.run_dir import RunDir, utc_stamp
+from matbench.run.config import config_fingerprint, file_sha256, spec_limits
+from matbench.run.episode import Episode, EpisodeOptions, Tools
+from matbench.run.lock import RunLock
 from matbench.run.options import EvalSettings
 from matbench.run.rundir import check_resume, overwrite_run, resolve_run_dir, select_samples
-from matbench.runconfig import config_fingerprint, file_sha256, spec_limits
-from matbench.runlock import RunLock
+from matbench.run.shards import Shard, parse_shard
+from matbench.run.timesplit import TimeSplit
 from matbench.scoring.reader import RunScorer
-from matbench.shards import Shard, parse_shard
+from matbench.scoring.totals import RunTotals
 from matbench.tasks import REPO_ROOT, TaskSpec, get_task
-from matbench.timesplit import TimeSplit
 from matbench.tools.base import ToolContext, open_tools
-from matbench.totals import RunTotals
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def plan_task(settings: EvalSettings, name: str, model: Any, shared: dict) -> Ta
         getattr(search, "cache", None),
     )
     if native:
-        from matbench.episode_tools import ToolsEpisode
+        from matbench.run.episode_tools import ToolsEpisode
 
         plan.episode_cls = ToolsEpisode
     if not run.exists():

@@ -14,10 +14,10 @@ from typing import Any
 
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
-from matbench.records import RunDir, fingerprint, safe_name
-from matbench.runconfig import changed_keys, result_part
-from matbench.runlock import RunLock
-from matbench.shards import parse_shard
+from matbench.records.run_dir import RunDir, fingerprint, safe_name
+from matbench.run.config import changed_keys, result_part
+from matbench.run.lock import RunLock
+from matbench.run.shards import parse_shard
 from matbench.tasks import TaskSpec
 
 EvalSettings = Any  # matbench.run.options.EvalSettings (generated)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from matbench.errors import InputError
-from matbench.records import check_schema_version
+from matbench.records.run_dir import check_schema_version
 from matbench.scoring.base import Score, Scorer, make_scorer
 from matbench.scoring.table import Scored, aggregate
 

@@ -10,7 +10,7 @@ in ``matbench.registry.TOOLS`` (or an entry point ``matbench.tools``), plus its 
 
 Every call is recorded in one shape, in the turn's ``tool_calls`` list: ``name``, ``input``, the tool's own
 fields and ``error``; a native call adds ``call_id``, ``function``, ``arguments`` and ``result`` (the text
-sent back). Stored texts are capped (:func:`matbench.records.cap_text`).
+sent back). Stored texts are capped (:func:`matbench.records.run_dir.cap_text`).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Tool(ABC):
 
     def blank(self, value: str | None, error: str | None = None) -> dict[str, Any]:
         """The record of a call before it runs (subclasses add their own fields)."""
-        from matbench.records import cap_text
+        from matbench.records.run_dir import cap_text
 
         return {"name": self.name, "input": cap_text(value), "error": error}
 

@@ -30,8 +30,8 @@ def free_port() -> int:
 def first_request(task: str, sample, run_dir: Path, max_new_tokens: int = 32):
     """The first model request of a real episode of ``task``: the task's default protocol, resolved the way
     `matbench eval` resolves it (the authors' strings by default), so no test depends on prompt wording."""
-    from matbench.episode import Episode, EpisodeOptions, Tools
     from matbench.protocols.resolve import resolve_protocol
+    from matbench.run.episode import Episode, EpisodeOptions, Tools
     from matbench.tasks import get_task
 
     spec = get_task(task)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from matbench.cache_db import CacheDB
+from matbench.caches.db import CacheDB
 from matbench.errors import ConfigError
 from matbench.tools.search.base import (
     SearchBackend,

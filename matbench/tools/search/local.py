@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from matbench import __version__
 from matbench.errors import ConfigError, InputError
-from matbench.run.outputs import check_dir, install_dir, mark_dir, new_dir_beside
+from matbench.records.outputs import check_dir, install_dir, mark_dir, new_dir_beside
 from matbench.tools.search.base import SearchBackend, SearchHit, check_k, default_cache_dir, split_contents
 from matbench.tools.search.bm25_shards import DEFAULT_SHARD_SIZE, Shard, ShardBuilder, merged_top_k
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from matbench.protocols import native_tools as nt
 from matbench.protocols import visual_arft as va
-from matbench.records import cap_text
+from matbench.records.run_dir import cap_text
 from matbench.tools.base import Tool, ToolContext, ToolResult, ToolState
 
 

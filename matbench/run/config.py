@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from matbench.records import fingerprint
+from matbench.records.run_dir import fingerprint
 from matbench.tasks import TaskSpec
 
 # Fields of config.json that change results; a resumed run must match them all.

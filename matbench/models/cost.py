@@ -22,7 +22,7 @@ from typing import Any
 from matbench.errors import ConfigError, InputError
 from matbench.models.base import ModelOutput
 
-PRICES_FILE = Path(__file__).resolve().parent / "data" / "models.yaml"  # the model table carries the prices
+PRICES_FILE = Path(__file__).resolve().parents[1] / "data" / "models.yaml"  # the model table carries the prices
 UNKNOWN = "unknown price"
 _FIELDS = ("input", "cached_input", "output")
 

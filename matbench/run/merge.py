@@ -17,14 +17,14 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from matbench.cost import price_of_run
 from matbench.errors import ConfigError, InputError
-from matbench.records import RunDir, safe_name, utc_stamp
-from matbench.report.run_files import open_input
-from matbench.run.outputs import check_dir, install_dir, new_dir_beside
-from matbench.shards import Shard, parse_shard, shard_of
+from matbench.models.cost import price_of_run
+from matbench.records.files import open_input
+from matbench.records.outputs import check_dir, install_dir, new_dir_beside
+from matbench.records.run_dir import RunDir, safe_name, utc_stamp
+from matbench.run.shards import Shard, parse_shard, shard_of
+from matbench.scoring.totals import RunTotals
 from matbench.tasks import get_task
-from matbench.totals import RunTotals
 
 LIST_AT_MOST = 10
 MERGE_KIND = "merge"  # the outputs marker of a merged run directory
@@ -61,7 +61,7 @@ def _load(path: str | Path) -> _Part:
 
 
 def _check_parts(parts: list[_Part]) -> None:
-    from matbench.runner import FINGERPRINT_KEYS
+    from matbench.run.scheduler import FINGERPRINT_KEYS
 
     first = parts[0]
     counts = {p.shard.count for p in parts}

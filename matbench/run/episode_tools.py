@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matbench.cost import add_usage, usage_of
-from matbench.episode import Episode
 from matbench.models.base import ChatRequest, Message, ModelOutput, ToolCall
+from matbench.models.cost import add_usage, usage_of
 from matbench.protocols import native_tools as nt
 from matbench.protocols.replay import messages_sha256
 from matbench.protocols.templates import fill
-from matbench.records import cap_text, put_text
+from matbench.records.run_dir import cap_text, put_text
+from matbench.run.episode import Episode
 from matbench.tools.base import Tool
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from array import array
 
-from matbench.cost import Price, billed_usage, cost_block
-from matbench.records import RunDir
+from matbench.models.cost import Price, billed_usage, cost_block
+from matbench.records.run_dir import RunDir
 from matbench.scoring.reader import PredRow, RunScorer
 from matbench.scoring.table import ScoreTable
 from matbench.tasks import TaskSpec
 from matbench.tools.base import turn_calls
 
 _INTS = ("turns", "tool_errors", "tokens_in", "tokens_out")
-# Token counts beyond input/output (matbench.cost): every call's, and only the calls the API billed.
+# Token counts beyond input/output (matbench.models.cost): every call's, and only the calls the API billed.
 _USAGE = ("cached_input", "reasoning", "unreported")
 _BILLED = ("input", "cached_input", "output")
 # per-row flags of how a sample ended (a byte each)
@@ -209,7 +209,7 @@ class RunTotals:
         return {k: sum(self._ints[f"billed_{k}"]) for k in _BILLED}
 
     def cost(self, price: Price | None) -> dict:
-        """summary.json's ``cost`` block (matbench.cost) over the latest record of every id."""
+        """summary.json's ``cost`` block (matbench.models.cost) over the latest record of every id."""
         return cost_block(self._usage(), self._billed(), len(self._index), price)
 
     def spent(self, price: Price) -> float:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import ConfigError, InputError, MatbenchError
-from matbench.report.run_files import open_input
+from matbench.records.files import open_input
 
 STATUSES = ("ok", "error", "input_error")
 #: the layout of config.json, summary.json, predictions.jsonl lines and leaderboard entries; absent = round 2

@@ -10,8 +10,8 @@ from pathlib import Path
 from matbench.data.gold_index import GoldCheck
 from matbench.data.sample import Sample
 from matbench.errors import ConfigError, InputError
-from matbench.records import PREDICTIONS_FILE, RunDir, decode_utf8
-from matbench.report.run_files import open_input
+from matbench.records.files import open_input
+from matbench.records.run_dir import PREDICTIONS_FILE, RunDir, decode_utf8
 from matbench.scoring.reader import PredRow, RunScorer
 from matbench.tasks import TaskSpec, get_task
 

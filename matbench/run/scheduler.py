@@ -15,22 +15,22 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from matbench.caches.location import usable_cache_dir
-from matbench.cost import Price, SpendMeter, find_price, load_prices
 from matbench.data.sample import Sample
-from matbench.episode import Episode
 from matbench.errors import ConfigError, Interrupted
 from matbench.models.cache import CACHE_SCOPE
+from matbench.models.cost import Price, SpendMeter, find_price, load_prices
 from matbench.net.transport import Notice, listening
-from matbench.records import DiskFull, RunDir, SampleRecord
+from matbench.records.run_dir import DiskFull, RunDir, SampleRecord
+from matbench.run.config import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
+from matbench.run.episode import Episode
 from matbench.run.options import EvalSettings as EvalSettings  # tests and bench import it here
 from matbench.run.plan import TaskPlan as TaskPlan
 from matbench.run.plan import default_cache_dir
 from matbench.run.plan import plan_task as plan_task
 from matbench.run.rundir import open_run
-from matbench.runconfig import FINGERPRINT_KEYS as FINGERPRINT_KEYS  # merge.py imports it from here
+from matbench.run.timesplit import TimeSplit
 from matbench.scoring.reader import RunScorer
-from matbench.timesplit import TimeSplit
-from matbench.totals import RunTotals
+from matbench.scoring.totals import RunTotals
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matbench.cost import add_usage, usage_of
 from matbench.data.sample import Sample
-from matbench.imagestore import ImageStore
 from matbench.models.base import ChatRequest, ModelOutput
+from matbench.models.cost import add_usage, usage_of
 from matbench.protocols import visual_arft as va
 from matbench.protocols.replay import text_sha256
 from matbench.protocols.templates import Templates, fill
-from matbench.records import SampleRecord, as_disk_full, cap_text
+from matbench.records.images import ImageStore
+from matbench.records.run_dir import SampleRecord, as_disk_full, cap_text
 from matbench.scoring.base import ScoreFn
 from matbench.tools.base import Tool, ToolResult, ToolState
 
