@@ -191,3 +191,11 @@ def test_a_new_run_never_replays_another_runs_answers_unless_asked(tmp_path, cap
     assert main([*argv, "--run-dir", str(tmp_path / "d"), "--no-response-cache", "--json"]) == 0
     (d,) = json.loads(capsys.readouterr().out)
     assert "response_cache" not in d["run"]  # still accepted: no cache at all
+
+
+def test_the_summary_line_reads_as_text(tmp_path, capsys):
+    from matbench.cli import main
+
+    assert main(_quickstart(tmp_path, "--run-dir", str(tmp_path / "run"))) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("errors="))
+    assert "tool_calls=search:8 " in line and "{" not in line  # no Python dict in what a person reads

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"errors={run['errors']} input_errors={run['input_errors']} calls={run['calls']} "
             f"cache_hits={(run.get('response_cache') or {}).get('hits', 0)} "
-            f"tool_calls={run['tool_calls']} tool_errors={run['tool_errors']} "
+            f"tool_calls={','.join(f'{k}:{v}' for k, v in run['tool_calls'].items()) or 0} "
+            f"tool_errors={run['tool_errors']} "
             + (f"no_tool_calls={run['no_tool_calls']} " if "no_tool_calls" in run else "")
             + f"no_answer={run.get('no_answer', 0)} "
             f"finished={run['finished']} time={run['duration_s']}s"
