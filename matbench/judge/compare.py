@@ -1,7 +1,7 @@
 """`matbench compare` of judge accuracy: B - A over the samples both runs had judged, by the same judge.
 
 Judge accuracies of two judges (or two prompts) are never differenced: the comparison says so instead. The
-interval is the same paired bootstrap as F1/EM's (``report/bootstrap.py``, seeded per group).
+interval is the same paired bootstrap as F1/EM's (``scoring/bootstrap.py``, seeded per group).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One sample's multi-turn episode: the only place that knows protocol, model requests and tools together.
 
 An Episode is a small state machine: ``request()`` gives the next model call, ``advance(output)`` parses it,
-runs the tool it asks for and builds the next text. Schedulers (``runner.py``) decide how episodes share
+runs the tool it asks for and builds the next text. Schedulers (``run/scheduler.py``) decide how episodes share
 the model: concurrently over HTTP, or in lock-step batches for an in-process engine.
 """
 
