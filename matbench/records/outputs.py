@@ -72,19 +72,27 @@ def _refuse(path: Path, what: str, option: str) -> ConfigError:
     )
 
 
+def _existing(path: Path, option: str) -> os.stat_result | None:
+    """What is at ``path`` (never followed: a symbolic link is refused), or None when nothing is."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot inspect it ({exc.strerror})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, "a symbolic link", option)
+    return info
+
+
 def check_dir(path: str | Path, kind: str, option: str = "--out") -> bool:
     """Raise unless ``path`` is absent, an empty folder or a folder matbench made for ``kind``.
 
     Returns whether something is there to replace."""
     path = Path(path)
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+    info = _existing(path, option)
+    if info is None:
         return False
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot inspect it ({exc.strerror})") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "a symbolic link", option)
     if not stat.S_ISDIR(info.st_mode):
         raise _refuse(path, "an existing file", option)
     if _dir_marked(path, kind):
@@ -101,14 +109,9 @@ def check_dir(path: str | Path, kind: str, option: str = "--out") -> bool:
 def check_file(path: str | Path, kind: str, option: str = "--out") -> bool:
     """Raise unless ``path`` is absent or a plain file matbench made for ``kind``; returns whether it exists."""
     path = Path(path)
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+    info = _existing(path, option)
+    if info is None:
         return False
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot inspect it ({exc.strerror})") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "a symbolic link", option)
     if not stat.S_ISREG(info.st_mode):
         raise _refuse(path, "not a plain file", option)
     if not _file_marked(path, kind):
