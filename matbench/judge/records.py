@@ -18,9 +18,8 @@ from matbench.errors import ConfigError
 from matbench.records.run_dir import (
     SCHEMA_VERSION,
     append_line,
-    check_schema_version,
     iter_lines,
-    read_text_utf8,
+    read_record,
     repair_tail,
     versioned,
     write_json_atomic,
@@ -89,12 +88,7 @@ class JudgmentsFile:
     def read_config(self) -> dict | None:
         if not self.config_path.is_file():
             return None
-        try:
-            config = json.loads(read_text_utf8(self.config_path))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{self.config_path}: not valid JSON ({exc})") from None
-        check_schema_version(config, file=str(self.config_path))
-        return config
+        return read_record(self.config_path)
 
     def start(self, config: dict, *, overwrite: bool) -> None:
         """Before the first new line: the same judge continues its judgments; another is refused (or, with

@@ -170,12 +170,7 @@ class RunDir:
     def read_config(self) -> dict:
         if not self.config_path.is_file():
             raise ConfigError(f"{self.path} is not a matbench run directory (no {CONFIG_FILE})")
-        try:
-            config = json.loads(read_text_utf8(self.config_path))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc}", file=str(self.config_path)) from exc
-        check_schema_version(config, file=str(self.config_path))
-        return config
+        return read_record(self.config_path)
 
     # --- predictions -----------------------------------------------------------------------------------
     def append(self, record: SampleRecord) -> None:
@@ -280,12 +275,7 @@ class RunDir:
     def read_summary(self) -> dict | None:
         if not self.summary_path.is_file():
             return None
-        try:
-            summary = json.loads(read_text_utf8(self.summary_path))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc}", file=str(self.summary_path)) from exc
-        check_schema_version(summary, file=str(self.summary_path))
-        return summary
+        return read_record(self.summary_path)
 
 
 # --- reading and repairing JSON Lines ---------------------------------------------------------------------------
@@ -429,6 +419,16 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} bytes"
+
+
+def read_record(path: Path) -> dict:
+    """A record file (config.json, summary.json, judge.json): JSON, of a schema version this matbench reads (else one line naming it)."""
+    try:
+        record = json.loads(read_text_utf8(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc}", file=str(path)) from exc
+    check_schema_version(record, file=str(path))
+    return record
 
 
 def append_line(path: Path, data: bytes) -> None:
